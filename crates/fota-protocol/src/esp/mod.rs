@@ -1,0 +1,1 @@
+//! ESP-IDF on-flash formats.

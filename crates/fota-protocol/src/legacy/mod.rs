@@ -1,0 +1,1 @@
+//! Legacy (seed) protocol records.
