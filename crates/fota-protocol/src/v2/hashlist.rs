@@ -91,7 +91,7 @@ impl HashListLayout {
             .get(..HEADER_LEN)
             .ok_or(crate::CodecError::Truncated {
                 offset: header.len(),
-                needed: HEADER_LEN - header.len(),
+                needed: HEADER_LEN.saturating_sub(header.len()),
             })?;
         const FIELDS: [&str; 4] = ["magic", "chunk_count", "hashes_per_page", "page_count"];
         for (i, field) in FIELDS.iter().enumerate() {
