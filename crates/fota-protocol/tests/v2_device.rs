@@ -467,4 +467,33 @@ proptest! {
         let bytes = e.to_vec().unwrap();
         prop_assert_eq!(Event::decode(&bytes).unwrap(), e);
     }
+
+    #[test]
+    fn answer_round_trips(
+        poll in any::<u32>(),
+        status in prop::collection::vec(any::<u8>(), 1..=689),
+        manifest in prop::option::of(prop::collection::vec(any::<u8>(), 1..=841)),
+        image_url in "[!-~]{1,255}",
+        hashlist_url in "[!-~]{1,255}",
+        order in any::<u64>(),
+        reason in "\\PC{0,30}",
+        roots in prop::collection::vec(prop::collection::vec(any::<u8>(), 1..=1395), 0..=4),
+    ) {
+        prop_assume!(reason.len() <= 128);
+        let has = manifest.is_some();
+        let root_refs: Vec<&[u8]> = roots.iter().map(Vec::as_slice).collect();
+        let answer = CheckInAnswer {
+            poll_hint_s: poll,
+            status: &status,
+            manifest: manifest.as_deref(),
+            image_url: if has { &image_url } else { "" },
+            hashlist_url: if has { &hashlist_url } else { "" },
+            rollback_order_id: order,
+            reason: &reason,
+            roots: RootList::new(&root_refs).unwrap(),
+        };
+        let bytes = answer.to_vec().unwrap();
+        prop_assert!(bytes.len() <= answer::MAX_LEN);
+        prop_assert_eq!(CheckInAnswer::decode(&bytes).unwrap(), answer);
+    }
 }

@@ -735,4 +735,69 @@ proptest! {
         let m = Manifest::verify(&root(), &bytes).unwrap();
         prop_assert_eq!(m.body(), &body);
     }
+
+    #[test]
+    fn root_round_trips(
+        version in 1u32..,
+        vendor in any::<[u8; 16]>(),
+        issued in any::<u64>(),
+        expires in any::<u64>(),
+        counts in (1usize..=8, 1usize..=8, 1usize..=8),
+        thresholds in (any::<prop::sample::Index>(), any::<prop::sample::Index>(), any::<prop::sample::Index>()),
+    ) {
+        // Distinct seeds per role: root 100.., release 120.., status 140..
+        let seeds = |base: u8, n: usize| (0..n as u8).map(|i| base + i).collect::<Vec<_>>();
+        let (rs, ls, ss) = (seeds(100, counts.0), seeds(120, counts.1), seeds(140, counts.2));
+        let t = |i: prop::sample::Index, n: usize| (i.index(n) + 1) as u8;
+        let body = fota_protocol::v2::RootBody {
+            version,
+            vendor_id: vendor,
+            issued_at: issued,
+            expires_at: expires,
+            root: key_set(Role::Root, t(thresholds.0, counts.0), &rs),
+            release: key_set(Role::Release, t(thresholds.1, counts.1), &ls),
+            status: key_set(Role::Status, t(thresholds.2, counts.2), &ss),
+        };
+        let signers = &rs[..body.root.threshold() as usize];
+        let bytes = sign_with(signers, |k| body.sign(k).unwrap());
+        let root = RootRecord::verify_initial(&bytes).unwrap();
+        prop_assert_eq!(root.body(), &body);
+        prop_assert_eq!(root.as_bytes(), &bytes[..]);
+        if body.root.threshold() > 1 {
+            let short = sign_with(&signers[1..], |k| body.sign(k).unwrap());
+            prop_assert!(RootRecord::verify_initial(&short).is_err());
+        }
+    }
+
+    #[test]
+    fn status_round_trips(
+        device in any::<[u8; 16]>(),
+        nonce in any::<[u8; 16]>(),
+        server_time in 0u64..u64::MAX,
+        ttl in 1u64..1_000_000,
+        kind in 0u8..3,
+        digest in any::<[u8; 32]>(),
+        order in 1u64..,
+        poll in any::<u32>(),
+        root_version in 1u32..,
+    ) {
+        prop_assume!(digest != [0; 32]);
+        let action = match kind {
+            0 => Action::None,
+            1 => Action::Install { manifest_digest: digest },
+            _ => Action::Rollback { order_id: order },
+        };
+        let body = StatusBody {
+            device_id: device,
+            nonce,
+            server_time,
+            expires_at: server_time.saturating_add(ttl),
+            action,
+            poll_interval_s: poll,
+            root_version,
+        };
+        let st = StatusStatement::verify_for_device(&root(), &status_bytes(&body), &device, &nonce)
+            .unwrap();
+        prop_assert_eq!(st.body(), &body);
+    }
 }
