@@ -658,7 +658,9 @@ impl PartitionTable {
                             flash_size,
                         });
                     }
-                    table.push(p)?;
+                    // Only a 96th entry row can overflow, and then no row is left for
+                    // the end marker.
+                    table.push(p).map_err(|_| TableError::NoEndMarker)?;
                     md5.update(row);
                 }
                 Row::Md5 => {
