@@ -1082,7 +1082,9 @@ impl ImageVerifier {
                     self.complete()?;
                 }
                 if stored != self.checksum {
-                    return Err(ImageError::Checksum {
+                    // Recorded, not returned: the hash is still read so both verdicts
+                    // are known, as esptool prints them.
+                    self.fail(ImageError::Checksum {
                         offset,
                         stored,
                         computed: self.checksum,
@@ -1108,7 +1110,7 @@ impl ImageVerifier {
                     };
                     self.complete()?;
                     if self.stored_hash != self.digest {
-                        return Err(ImageError::Hash {
+                        self.fail(ImageError::Hash {
                             offset: self.padded_len,
                             stored: self.stored_hash,
                             computed: self.digest,
