@@ -119,6 +119,147 @@ pub fn is_encrypted(path: &Path) -> Result<bool, KeyError> {
     Ok(text.contains(ENCRYPTED_LABEL))
 }
 
+/// File names inside a key folder.
+pub mod files {
+    /// Root keys (threshold [`super::ROOT_THRESHOLD`] of 3).
+    pub const ROOT: [&str; 3] = ["root-1.key", "root-2.key", "root-3.key"];
+    /// The release key (signs manifests, offline).
+    pub const RELEASE: &str = "release.key";
+    /// The status key (signs status statements, on the server).
+    pub const STATUS: &str = "status.key";
+    /// The signed root record.
+    pub const ROOT_RECORD: &str = "root.bin";
+    /// Public summary (vendor id, public keys, key ids), for people and tools.
+    pub const PUBLIC: &str = "keys.json";
+}
+
+/// Root signatures a root record needs.
+pub const ROOT_THRESHOLD: u8 = 2;
+
+/// The keys of one fleet, as `fota keys init` makes them.
+pub struct KeySet {
+    /// Vendor UUID.
+    pub vendor_id: uuid::Uuid,
+    /// Root keys.
+    pub root: [SigningKey; 3],
+    /// Release key.
+    pub release: SigningKey,
+    /// Status key.
+    pub status: SigningKey,
+}
+
+impl std::fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeySet")
+            .field("vendor_id", &self.vendor_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeySet {
+    /// Fresh keys for `vendor_id`.
+    pub fn generate(vendor_id: uuid::Uuid) -> Self {
+        Self {
+            vendor_id,
+            root: [
+                generate_signing_key(),
+                generate_signing_key(),
+                generate_signing_key(),
+            ],
+            release: generate_signing_key(),
+            status: generate_signing_key(),
+        }
+    }
+
+    /// Writes the private keys, `root.bin` and `keys.json` into `dir` (created if needed).
+    /// Refuses to start if any of the files exists. Returns the paths written.
+    pub fn write(&self, dir: &Path, passphrase: Option<&str>) -> Result<Vec<PathBuf>, KeyError> {
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| KeyError::Io { path, source }
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let mut names: Vec<&str> = files::ROOT.to_vec();
+        names.extend([
+            files::RELEASE,
+            files::STATUS,
+            files::ROOT_RECORD,
+            files::PUBLIC,
+        ]);
+        for name in &names {
+            let path = dir.join(name);
+            if path.exists() {
+                return Err(KeyError::Io {
+                    path,
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::AlreadyExists,
+                        "exists; key folders are never overwritten",
+                    ),
+                });
+            }
+        }
+        let root_record = self.root_record()?;
+        let mut written = Vec::new();
+        for (key, name) in self.root.iter().zip(files::ROOT) {
+            let path = dir.join(name);
+            write_signing_key(&path, key, passphrase)?;
+            written.push(path);
+        }
+        for (key, name) in [
+            (&self.release, files::RELEASE),
+            (&self.status, files::STATUS),
+        ] {
+            let path = dir.join(name);
+            write_signing_key(&path, key, passphrase)?;
+            written.push(path);
+        }
+        let path = dir.join(files::ROOT_RECORD);
+        write_new(&path, &root_record)?;
+        written.push(path);
+        let public = |k: &SigningKey| {
+            let pk = k.verifying_key().to_bytes();
+            serde_json::json!({
+                "public_key": hex::encode(pk),
+                "key_id": hex::encode(crate::v2::key_id(&pk)),
+            })
+        };
+        let summary = serde_json::json!({
+            "vendor_id": self.vendor_id.to_string(),
+            "root": { "threshold": ROOT_THRESHOLD, "keys": self.root.iter().map(public).collect::<Vec<_>>() },
+            "release": { "threshold": 1, "keys": [public(&self.release)] },
+            "status": { "threshold": 1, "keys": [public(&self.status)] },
+            "encrypted": passphrase.is_some(),
+        });
+        let path = dir.join(files::PUBLIC);
+        let text = serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n";
+        write_new(&path, text.as_bytes())?;
+        written.push(path);
+        Ok(written)
+    }
+
+    /// The version-1 root record signed by all three root keys.
+    pub fn root_record(&self) -> Result<Vec<u8>, KeyError> {
+        crate::v2::make_root_record(self).map_err(|detail| KeyError::Invalid {
+            path: PathBuf::from(files::ROOT_RECORD),
+            detail,
+        })
+    }
+}
+
+fn write_new(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
+    let io = |source| KeyError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(io)?;
+    file.write_all(bytes).map_err(io)?;
+    file.sync_all().map_err(io)
+}
+
 /// A fresh Ed25519 key from the operating system's random source.
 pub fn generate_signing_key() -> SigningKey {
     let mut seed = [0u8; 32];

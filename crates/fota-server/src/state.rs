@@ -132,6 +132,34 @@ impl AppState {
         self.0.legacy.is_some()
     }
 
+    /// Sets up the bootstrap admin token. With `from_env` (`FOTA_ADMIN_TOKEN`, taken verbatim)
+    /// that token becomes the `bootstrap` admin token. Without it, a token is generated when the
+    /// store has none at all, and returned so the caller can show it once; `None` otherwise.
+    pub async fn bootstrap_admin(
+        &self,
+        from_env: Option<&str>,
+    ) -> Result<Option<crate::tokens::Secret>, crate::store::StoreError> {
+        match from_env {
+            Some(token) => {
+                let secret = crate::tokens::Secret::new(token);
+                self.0
+                    .store
+                    .ensure_bootstrap_token(&secret.digest().0, true)
+                    .await?;
+                Ok(None)
+            }
+            None => {
+                let secret = crate::tokens::generate(crate::tokens::TokenKind::Operator);
+                let created = self
+                    .0
+                    .store
+                    .ensure_bootstrap_token(&secret.digest().0, false)
+                    .await?;
+                Ok(created.then_some(secret))
+            }
+        }
+    }
+
     /// Writes batched last-seen times now (also done periodically and at shutdown).
     pub async fn flush_seen(&self) -> Result<(), crate::store::StoreError> {
         self.0.seen.flush(self.0.store.as_ref()).await
