@@ -32,6 +32,11 @@ enum Command {
     /// Build and show ESP-IDF partition tables.
     #[command(subcommand)]
     Partitions(cmd::partitions::PartitionsCommand),
+    /// Run the update server, or back up its database.
+    Server(cmd::server::ServerArgs),
+    /// Make and manage signing keys.
+    #[command(subcommand)]
+    Keys(cmd::keys::KeysCommand),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +51,8 @@ fn main() -> ExitCode {
         Command::Image(c) => cmd::image::run(c),
         Command::Flash(c) => cmd::flash::run(c),
         Command::Partitions(c) => cmd::partitions::run(c),
+        Command::Server(c) => cmd::server::run(c),
+        Command::Keys(c) => cmd::keys::run(c),
     };
     match result {
         Ok(code) => code,

@@ -2,4 +2,6 @@
 
 pub(crate) mod flash;
 pub(crate) mod image;
+pub(crate) mod keys;
 pub(crate) mod partitions;
+pub(crate) mod server;

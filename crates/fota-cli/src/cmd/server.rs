@@ -1,0 +1,170 @@
+//! `fota server`: run the update server; `fota server backup`: copy its database online.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use fota_server::config::{Config, Overrides};
+
+/// Run the update server (or back up its database).
+///
+/// Settings come from flags, then the environment, then the config file (`--config`, or
+/// `DATA/fota.toml` when present), then defaults. The first line on stdout is
+/// `listening on http://ADDR`; on the very first start without `FOTA_ADMIN_TOKEN` a second line
+/// shows the generated admin token, once.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub(crate) struct ServerArgs {
+    #[command(subcommand)]
+    action: Option<ServerAction>,
+    /// Data folder (database `fota.db`, `blobs/`).
+    #[arg(long, env = "FOTA_DATA", value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Address to listen on (port 0 picks a free port) [default: 127.0.0.1:8080].
+    #[arg(long, env = "FOTA_LISTEN", value_name = "ADDR")]
+    listen: Option<String>,
+    /// Trusted root record (v2), as `fota keys init` writes it.
+    #[arg(long, value_name = "root.bin", requires = "status_key")]
+    root: Option<PathBuf>,
+    /// The status key (v2); decrypted with FOTA_KEY_PASSPHRASE when encrypted.
+    #[arg(long, value_name = "FILE", requires = "root")]
+    status_key: Option<PathBuf>,
+    /// File holding the legacy PSK (raw bytes, one trailing newline dropped; `hex:` prefix for
+    /// binary keys). Turns the legacy (seed) API on.
+    #[arg(long, value_name = "FILE")]
+    legacy_psk_file: Option<PathBuf>,
+    /// The legacy PSK itself (its UTF-8 bytes; `hex:` prefix for binary keys).
+    #[arg(
+        long,
+        env = "FOTA_LEGACY_PSK",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    legacy_psk: Option<String>,
+    /// Config file (TOML) [default: DATA/fota.toml if present].
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum ServerAction {
+    /// Write a consistent copy of the database while the server runs (SQLite `VACUUM INTO`).
+    ///
+    /// Blobs are immutable and content-addressed: copy `DATA/blobs/` after the backup to get a
+    /// matching set. Restore: stop the server, put the file at `DATA/fota.db` (removing
+    /// `fota.db-wal` and `fota.db-shm`), start it.
+    Backup {
+        /// Data folder of the server.
+        #[arg(long, env = "FOTA_DATA", value_name = "DIR", default_value = fota_server::config::DEFAULT_DATA)]
+        data: PathBuf,
+        /// The backup file to write (must not exist).
+        #[arg(short = 'o', long = "out", value_name = "FILE")]
+        out: PathBuf,
+    },
+}
+
+pub(crate) fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match args.action {
+        Some(ServerAction::Backup { data, out }) => runtime.block_on(backup(data, out)),
+        None => runtime.block_on(serve(args)),
+    }
+}
+
+async fn backup(data: PathBuf, out: PathBuf) -> anyhow::Result<ExitCode> {
+    let db = data.join("fota.db");
+    anyhow::ensure!(db.exists(), "{} does not exist", db.display());
+    let store = fota_server::store::SqliteStore::open(&db)
+        .await
+        .with_context(|| format!("opening {}", db.display()))?;
+    fota_server::store::Store::backup_into(&store, &out)
+        .await
+        .with_context(|| format!("writing {}", out.display()))?;
+    eprintln!("backup written to {}", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::resolve(Overrides {
+        data: args.data,
+        listen: args.listen,
+        root: args.root,
+        status_key: args.status_key,
+        legacy_psk_file: args.legacy_psk_file,
+        legacy_psk: args.legacy_psk,
+        config: args.config,
+    })?;
+    let addr = config.listen_addr()?;
+    let state = fota_server::AppState::open(config.clone())
+        .await
+        .with_context(|| format!("opening data folder {}", config.data.display()))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let local = listener.local_addr()?;
+    let admin = std::env::var("FOTA_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    let generated = state
+        .bootstrap_admin(admin.as_deref())
+        .await
+        .context("setting up the bootstrap admin token")?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "listening on http://{local}")?;
+    if let Some(token) = generated {
+        writeln!(
+            out,
+            "admin token (shown once; set FOTA_ADMIN_TOKEN to choose your own): {}",
+            token.expose()
+        )?;
+    }
+    out.flush()?;
+    drop(out);
+    tracing::info!(
+        data = %config.data.display(),
+        v2 = state.trust().is_some(),
+        legacy = state.legacy_enabled(),
+        "server started"
+    );
+    if state.legacy_enabled() {
+        tracing::warn!(
+            "legacy (seed) API enabled: one fleet-wide key authenticates every legacy device; \
+             anyone holding it can install firmware on all of them"
+        );
+    }
+    if state.trust().is_none() {
+        tracing::warn!(
+            "no --root/--status-key: the v2 device and release API answers 503 until configured"
+        );
+    }
+    fota_server::serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

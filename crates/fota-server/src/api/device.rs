@@ -1,0 +1,290 @@
+//! v2 device API: check-in, blob downloads with `Range`, events.
+//!
+//! Bodies of check-in and events are the fixed-layout binary records of `fota-protocol`;
+//! answers to those are binary too. Errors are JSON like everywhere else.
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::auth::DeviceAuth;
+use crate::blobs::is_blob_name;
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+use crate::tokens::{TokenDigest, bearer};
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v2/device/checkin", post(checkin))
+        .route("/api/v2/device/blobs/{sha256}", get(blob))
+        .route("/api/v2/device/events", post(events))
+}
+
+pub(crate) fn trust(state: &AppState) -> AppResult<&crate::trust::Trust> {
+    state.trust().ok_or_else(|| AppError::Unavailable {
+        code: "v2_not_configured",
+        message: "this server has no root record and status key".into(),
+    })
+}
+
+fn unauthorized(reason: &'static str, message: &str) -> AppError {
+    ::metrics::counter!("fota_auth_denied_total", "reason" => reason).increment(1);
+    AppError::Unauthorized(message.to_owned())
+}
+
+/// Check in: body = check-in record (`FCI1`), answer = check-in answer (`FCA1`), always 200
+/// for an authenticated device.
+#[utoipa::path(post, path = "/api/v2/device/checkin", tag = "device",
+    security(("device" = [])),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+        description = "FCI1 check-in record (fota-protocol v2)"),
+    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>,
+        description = "FCA1 check-in answer"),
+        (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)))]
+pub(crate) async fn checkin(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> AppResult<Response> {
+    let trust = trust(&state)?;
+    let token =
+        bearer(&headers).ok_or_else(|| unauthorized("missing", "missing device credential"))?;
+    let digest = TokenDigest::of(token);
+    let view = state
+        .store()
+        .checkin_view(&digest.0)
+        .await?
+        .filter(|v| digest.matches(&v.digest))
+        .ok_or_else(|| unauthorized("unknown", "unknown device credential"))?;
+    if view.revoked_at.is_some() {
+        return Err(unauthorized("revoked", "device credential revoked"));
+    }
+    let body = body?;
+    let answer = crate::v2::checkin(&state, trust, &view, &body).await?;
+    ::metrics::counter!("fota_checkins_total").increment(1);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        answer,
+    )
+        .into_response())
+}
+
+/// Report an event: body = event record (`FEV1`). Stored in the device history; progress and
+/// outcomes update the device's state.
+#[utoipa::path(post, path = "/api/v2/device/events", tag = "device",
+    security(("device" = [])),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+        description = "FEV1 event record (fota-protocol v2)"),
+    responses((status = 204), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody)))]
+pub(crate) async fn events(
+    State(state): State<AppState>,
+    device: DeviceAuth,
+    body: Result<Bytes, BytesRejection>,
+) -> AppResult<StatusCode> {
+    trust(&state)?;
+    let body = body?;
+    crate::v2::event(&state, &device.device_id, &body).await?;
+    ::metrics::counter!("fota_device_events_total").increment(1);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A parsed single `Range: bytes=...` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ByteRange {
+    /// `a-b` (inclusive) or `a-`.
+    From(u64, Option<u64>),
+    /// `-n`: the last n bytes.
+    Suffix(u64),
+}
+
+/// Parses a `Range` header. `None` = malformed, multiple ranges or another unit (all answered
+/// with 416: devices only ever send one range).
+pub(crate) fn parse_range(value: &str) -> Option<ByteRange> {
+    let spec = value.trim().strip_prefix("bytes=")?.trim();
+    if spec.contains(',') {
+        return None;
+    }
+    let (a, b) = spec.split_once('-')?;
+    let num = |s: &str| -> Option<u64> {
+        if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+            None
+        } else {
+            s.parse().ok()
+        }
+    };
+    match (a.trim(), b.trim()) {
+        ("", n) => Some(ByteRange::Suffix(num(n)?)),
+        (a, "") => Some(ByteRange::From(num(a)?, None)),
+        (a, b) => {
+            let (a, b) = (num(a)?, num(b)?);
+            (a <= b).then_some(ByteRange::From(a, Some(b)))
+        }
+    }
+}
+
+/// Resolves a range against a size: (offset, length), or `None` if unsatisfiable.
+pub(crate) fn resolve_range(range: ByteRange, size: u64) -> Option<(u64, u64)> {
+    if size == 0 {
+        return None;
+    }
+    match range {
+        ByteRange::From(a, _) if a >= size => None,
+        ByteRange::From(a, b) => {
+            let end = b.map_or(size - 1, |b| b.min(size - 1));
+            Some((a, end - a + 1))
+        }
+        ByteRange::Suffix(0) => None,
+        ByteRange::Suffix(n) => {
+            let n = n.min(size);
+            Some((size - n, n))
+        }
+    }
+}
+
+/// Download a blob (image or hash list) of the release offered to this device. Supports one
+/// `Range` (206 + `Content-Range`; 416 for malformed, multiple or unsatisfiable ranges),
+/// `If-Range`, `If-None-Match`; `ETag` is the SHA-256; the content is immutable.
+#[utoipa::path(get, path = "/api/v2/device/blobs/{sha256}", tag = "device",
+    security(("device" = [])), params(("sha256" = String, Path, description = "lowercase hex SHA-256"),
+        ("Range" = Option<String>, Header, description = "bytes=a-b | bytes=a- | bytes=-n")),
+    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 206, content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 304), (status = 401, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
+        (status = 416, body = crate::error::ErrorBody)))]
+pub(crate) async fn blob(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(sha256): Path<String>,
+) -> AppResult<Response> {
+    trust(&state)?;
+    let token =
+        bearer(&headers).ok_or_else(|| unauthorized("missing", "missing device credential"))?;
+    if !is_blob_name(&sha256) {
+        return Err(AppError::NotFound("no such blob".into()));
+    }
+    let digest = TokenDigest::of(token);
+    let (device_id, stored, revoked, offered) = state
+        .store()
+        .blob_access(&digest.0, &sha256)
+        .await?
+        .filter(|a| digest.matches(&a.1))
+        .ok_or_else(|| unauthorized("unknown", "unknown device credential"))?;
+    let _ = stored;
+    if revoked.is_some() {
+        return Err(unauthorized("revoked", "device credential revoked"));
+    }
+    if !offered {
+        ::metrics::counter!("fota_auth_denied_total", "reason" => "blob_not_offered").increment(1);
+        return Err(AppError::Forbidden(
+            "this blob is not part of a release offered to this device".into(),
+        ));
+    }
+    let size = state
+        .blobs()
+        .size(&sha256)
+        .await
+        .map_err(AppError::internal)?
+        .ok_or_else(|| {
+            AppError::internal(format!("blob {sha256} of an offered release missing"))
+        })?;
+    state.0.seen.note(crate::store::Seen {
+        device_id,
+        at: crate::store::now_ms(),
+        protocol: "v2",
+        progress: None,
+    });
+    let etag = format!("\"{sha256}\"");
+    let etag_value = HeaderValue::from_str(&etag).map_err(AppError::internal)?;
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|v| v.as_bytes() == etag.as_bytes() || v.as_bytes() == b"*")
+    {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value)]).into_response());
+    }
+    // If-Range with another validator: the client's partial copy is stale, send it whole.
+    let range_applies = headers
+        .get(header::IF_RANGE)
+        .is_none_or(|v| v.as_bytes() == etag.as_bytes());
+    let range = match headers.get(header::RANGE) {
+        Some(v) if range_applies => {
+            let parsed = v.to_str().ok().and_then(parse_range);
+            match parsed.and_then(|r| resolve_range(r, size)) {
+                Some(r) => Some(r),
+                None => return Err(AppError::RangeNotSatisfiable { size }),
+            }
+        }
+        _ => None,
+    };
+    let (status, offset, len) = match range {
+        Some((offset, len)) => (StatusCode::PARTIAL_CONTENT, offset, len),
+        None => (StatusCode::OK, 0, size),
+    };
+    let stream = state
+        .blobs()
+        .read_range(&sha256, offset, len)
+        .await
+        .map_err(AppError::internal)?;
+    ::metrics::counter!("fota_blob_bytes_total").increment(len);
+    let mut response = Response::new(Body::from_stream(stream));
+    *response.status_mut() = status;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::ETAG, etag_value);
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=31536000, immutable"),
+    );
+    if status == StatusCode::PARTIAL_CONTENT {
+        let cr = format!("bytes {}-{}/{}", offset, offset + len - 1, size);
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&cr).map_err(AppError::internal)?,
+        );
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9"), Some(ByteRange::From(0, Some(9))));
+        assert_eq!(parse_range("bytes=10-"), Some(ByteRange::From(10, None)));
+        assert_eq!(parse_range("bytes=-5"), Some(ByteRange::Suffix(5)));
+        for bad in [
+            "bytes=9-0",
+            "bytes=a-b",
+            "bytes=0-1,2-3",
+            "items=0-1",
+            "bytes=-",
+            "bytes=+1-2",
+            "bytes=99999999999999999999999-",
+            "0-1",
+            "bytes= - ",
+        ] {
+            assert_eq!(parse_range(bad), None, "{bad}");
+        }
+        assert_eq!(resolve_range(ByteRange::From(0, Some(9)), 5), Some((0, 5)));
+        assert_eq!(resolve_range(ByteRange::From(5, None), 5), None);
+        assert_eq!(resolve_range(ByteRange::From(4, None), 5), Some((4, 1)));
+        assert_eq!(resolve_range(ByteRange::Suffix(10), 5), Some((0, 5)));
+        assert_eq!(resolve_range(ByteRange::Suffix(0), 5), None);
+        assert_eq!(resolve_range(ByteRange::From(0, None), 0), None);
+    }
+}

@@ -1,0 +1,387 @@
+//! The seed's Flask API, wire-compatible (DESIGN §4.1), on when a legacy PSK is configured.
+//!
+//! | method | path | auth | body / query | answer |
+//! |---|---|---|---|---|
+//! | POST | `/api/cloud/fota/upload` | operator bearer | `{version, size, hash, chunk_size, firmware_data}` | `{success, total_chunks}` |
+//! | GET | `/api/inverter/fota/manifest` | – | `device_id`? | `{version, size, hash, chunk_size, total_chunks, nonce, mac}` |
+//! | GET | `/api/inverter/fota/chunk` | – | `chunk_number`, `device_id`? | `{chunk_number, data, mac}` |
+//! | POST | `/api/inverter/fota/status` | – | any JSON object with `device_id` | `{success}` |
+//! | POST | `/api/cloud/fota/rollback` | operator bearer | `{device_id, reason}` | `{success, order_id}` |
+//! | GET | `/api/inverter/fota/rollback-status` | – | `device_id` (required) | `{rollback_required, reason, nonce, mac}` |
+//!
+//! Legacy mode is insecure by construction (one fleet-wide key); see the README.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use crate::api::operator::{check_reason, new_order};
+use crate::auth::Operator;
+use crate::error::{AppError, AppJson, AppQuery, AppResult, parse_json};
+use crate::state::AppState;
+use crate::store::{AuditEntry, LegacyRelease, Report, Role, Seen, now_ms};
+use crate::trust::LegacyKey;
+
+/// Path of the manifest endpoint (part of the replay MAC input).
+pub const MANIFEST_PATH: &str = "/api/inverter/fota/manifest";
+/// Path of the rollback-status endpoint (part of the replay MAC input).
+pub const ROLLBACK_STATUS_PATH: &str = "/api/inverter/fota/rollback-status";
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route(MANIFEST_PATH, get(manifest))
+        .route("/api/inverter/fota/chunk", get(chunk))
+        .route("/api/inverter/fota/status", post(status))
+        .route("/api/cloud/fota/rollback", post(rollback))
+        .route(ROLLBACK_STATUS_PATH, get(rollback_status))
+}
+
+pub(crate) fn upload_routes() -> Router<AppState> {
+    Router::new().route("/api/cloud/fota/upload", post(upload))
+}
+
+fn legacy(state: &AppState) -> AppResult<&LegacyKey> {
+    state
+        .0
+        .legacy
+        .as_ref()
+        .ok_or_else(|| AppError::Unavailable {
+            code: "legacy_disabled",
+            message: "the legacy (seed) API is off; configure FOTA_LEGACY_PSK or --legacy-psk-file"
+                .into(),
+        })
+}
+
+fn check_device_id(id: &str) -> AppResult<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(AppError::bad_request(
+            "invalid_device_id",
+            "device_id must be 1-64 characters of A-Z a-z 0-9 . _ -",
+        ))
+    }
+}
+
+/// The optional `device_id` every device endpoint accepts.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct DeviceQuery {
+    /// The device naming itself (recorded as a check-in).
+    pub device_id: Option<String>,
+}
+
+fn note_seen(
+    state: &AppState,
+    device_id: Option<&str>,
+    progress: Option<(i64, i64)>,
+) -> AppResult<()> {
+    if let Some(id) = device_id {
+        check_device_id(id)?;
+        state.0.seen.note(Seen {
+            device_id: id.to_owned(),
+            at: now_ms(),
+            protocol: "legacy",
+            progress,
+        });
+    }
+    Ok(())
+}
+
+async fn latest(state: &AppState) -> AppResult<LegacyRelease> {
+    state
+        .store()
+        .latest_legacy_release()
+        .await?
+        .ok_or_else(|| AppError::NotFound("no firmware available".into()))
+}
+
+/// Seed upload: JSON with the image in padded base64; operator bearer token required. Checks
+/// base64, size, hash and chunk_size >= 1 (not the ESP format). A rejected upload changes
+/// nothing: the previous one keeps being served.
+#[utoipa::path(post, path = "/api/cloud/fota/upload", tag = "legacy",
+    security(("bearer" = [])),
+    request_body(content = Object, description = "{version, size, hash, chunk_size, firmware_data}"),
+    responses((status = 200, description = "{success: true, total_chunks}"),
+        (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+        (status = 413, body = crate::error::ErrorBody)))]
+pub(crate) async fn upload(
+    State(state): State<AppState>,
+    op: Operator,
+    body: Result<Bytes, BytesRejection>,
+) -> AppResult<Json<serde_json::Value>> {
+    op.require(Role::Operator)?;
+    legacy(&state)?;
+    let body = body?;
+    let upload = crate::legacy_proto::validate_upload(&body)?;
+    drop(body);
+    let max = state.config().limits.max_release_bytes;
+    if upload.image.len() as u64 > max {
+        return Err(AppError::PayloadTooLarge(format!(
+            "firmware larger than {max} bytes"
+        )));
+    }
+    let mut writer = state.blobs().create().await.map_err(AppError::internal)?;
+    writer
+        .write(&upload.image)
+        .await
+        .map_err(AppError::internal)?;
+    let blob = writer.finish().await.map_err(AppError::internal)?;
+    if blob.sha256() != upload.sha256 {
+        return Err(AppError::internal("stored legacy image hash differs"));
+    }
+    blob.publish().await.map_err(AppError::internal)?;
+    let release = LegacyRelease {
+        id: 0,
+        version: upload.version.clone(),
+        size: upload.image.len() as i64,
+        sha256: upload.sha256.clone(),
+        chunk_size: upload.chunk_size,
+        total_chunks: upload.total_chunks,
+        created_at: now_ms(),
+        created_by: op.actor(),
+    };
+    let entry = AuditEntry {
+        actor: op.actor(),
+        action: "legacy.upload".into(),
+        target: format!("legacy:{}", release.version),
+        detail: serde_json::json!({
+            "version": release.version, "size": release.size, "sha256": release.sha256,
+            "chunk_size": release.chunk_size,
+        }),
+    };
+    state
+        .store()
+        .create_legacy_release(&release, &entry)
+        .await?;
+    Ok(Json(serde_json::json!({
+        "success": true,
+        "total_chunks": release.total_chunks,
+    })))
+}
+
+/// Seed manifest of the newest legacy upload, with `nonce` and `mac` (replay protection).
+#[utoipa::path(get, path = "/api/inverter/fota/manifest", tag = "legacy", params(DeviceQuery),
+    responses((status = 200, description = "{version, size, hash, chunk_size, total_chunks, nonce, mac}"),
+        (status = 404, body = crate::error::ErrorBody)))]
+pub(crate) async fn manifest(
+    State(state): State<AppState>,
+    AppQuery(q): AppQuery<DeviceQuery>,
+) -> AppResult<Response> {
+    let key = legacy(&state)?;
+    note_seen(&state, q.device_id.as_deref(), None)?;
+    let release = latest(&state).await?;
+    let nonce = state.store().next_counter("legacy_nonce").await?;
+    let body = crate::legacy_proto::manifest_answer(key, &release, nonce)?;
+    Ok(json_bytes(body))
+}
+
+fn json_bytes(body: impl Into<Bytes>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body.into(),
+    )
+        .into_response()
+}
+
+/// Parses `chunk_number` strictly: non-numeric, negative and huge values are 400s.
+fn chunk_number(params: &HashMap<String, String>) -> AppResult<u64> {
+    let raw = params
+        .get("chunk_number")
+        .ok_or_else(|| AppError::bad_request("missing_parameter", "chunk_number is required"))?;
+    let raw = raw.trim();
+    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(AppError::bad_request(
+            "invalid_chunk_number",
+            format!("chunk_number must be a non-negative integer, not {raw:?}"),
+        ));
+    }
+    raw.parse::<u64>()
+        .map_err(|_| AppError::bad_request("invalid_chunk_number", "chunk_number is too large"))
+}
+
+/// One chunk of the newest legacy upload: `{chunk_number, data (base64), mac (hex
+/// HMAC-SHA256(PSK, chunk))}`.
+#[utoipa::path(get, path = "/api/inverter/fota/chunk", tag = "legacy",
+    params(("chunk_number" = u64, Query), DeviceQuery),
+    responses((status = 200, description = "{chunk_number, data, mac}"),
+        (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+pub(crate) async fn chunk(
+    State(state): State<AppState>,
+    AppQuery(params): AppQuery<HashMap<String, String>>,
+) -> AppResult<Response> {
+    let key = legacy(&state)?;
+    let n = chunk_number(&params)?;
+    let release = latest(&state).await?;
+    let total = u64::try_from(release.total_chunks).unwrap_or(0);
+    if n >= total {
+        return Err(AppError::NotFound(format!(
+            "chunk {n} out of range (total_chunks {total})"
+        )));
+    }
+    let chunk_size = u64::try_from(release.chunk_size).unwrap_or(1);
+    let size = u64::try_from(release.size).unwrap_or(0);
+    let offset = n * chunk_size;
+    let len = chunk_size.min(size - offset);
+    note_seen(
+        &state,
+        params.get("device_id").map(String::as_str),
+        Some((
+            i64::try_from(offset + len).unwrap_or(i64::MAX),
+            release.size,
+        )),
+    )?;
+    ::metrics::counter!("fota_legacy_chunks_total").increment(1);
+    if let Some(body) = state.0.chunk_cache.get((release.id, n)) {
+        return Ok(json_bytes(body));
+    }
+    let data = state
+        .blobs()
+        .read_at(&release.sha256, offset, usize::try_from(len).unwrap_or(0))
+        .await
+        .map_err(AppError::internal)?;
+    let body = Bytes::from(crate::legacy_proto::chunk_answer(key, n, &data)?);
+    state.0.chunk_cache.insert((release.id, n), body.clone());
+    Ok(json_bytes(body))
+}
+
+/// Device status report: any JSON object with `device_id`; `status`, `version`, `reason` are
+/// recorded, other fields kept in the event detail. Closes a rollback order the device has read.
+#[utoipa::path(post, path = "/api/inverter/fota/status", tag = "legacy",
+    request_body(content = Object, description = "{device_id, status?, version?, reason?, ...}"),
+    responses((status = 200, description = "{success: true}"),
+        (status = 400, body = crate::error::ErrorBody)))]
+pub(crate) async fn status(
+    State(state): State<AppState>,
+    AppQuery(q): AppQuery<DeviceQuery>,
+    body: Result<Bytes, BytesRejection>,
+) -> AppResult<Json<serde_json::Value>> {
+    legacy(&state)?;
+    let body = body?;
+    let value: serde_json::Value = parse_json(&body)?;
+    let serde_json::Value::Object(obj) = &value else {
+        return Err(AppError::bad_request(
+            "invalid_json",
+            "status body must be a JSON object",
+        ));
+    };
+    let text = |k: &str| -> AppResult<Option<String>> {
+        match obj.get(k) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(s)) if s.len() <= 512 => Ok(Some(s.clone())),
+            Some(serde_json::Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(serde_json::Value::Bool(b)) => Ok(Some(b.to_string())),
+            Some(_) => Err(AppError::bad_request(
+                "invalid_field",
+                format!("{k} must be a short string"),
+            )),
+        }
+    };
+    let device_id = text("device_id")?
+        .or(q.device_id)
+        .ok_or_else(|| AppError::bad_request("missing_field", "device_id is required"))?;
+    check_device_id(&device_id)?;
+    let status = text("status")?.unwrap_or_else(|| "reported".into());
+    let report = Report {
+        fw_version: text("version")?,
+        last_result: Some(status.clone()),
+        ..Report::default()
+    };
+    let closed = state
+        .store()
+        .legacy_status(&device_id, &report, &status, &value, now_ms())
+        .await?;
+    let mut answer = serde_json::json!({ "success": true });
+    if let Some(order) = closed {
+        answer["rollback_closed"] = serde_json::Value::String(order.id);
+    }
+    Ok(Json(answer))
+}
+
+/// A seed rollback order.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct LegacyRollback {
+    /// Device.
+    pub device_id: String,
+    /// Why.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// Order a legacy device to roll back (operator bearer token).
+#[utoipa::path(post, path = "/api/cloud/fota/rollback", tag = "legacy", security(("bearer" = [])),
+    request_body = LegacyRollback,
+    responses((status = 200, description = "{success: true, order_id}"),
+        (status = 409, body = crate::error::ErrorBody)))]
+pub(crate) async fn rollback(
+    State(state): State<AppState>,
+    op: Operator,
+    AppJson(req): AppJson<LegacyRollback>,
+) -> AppResult<Json<serde_json::Value>> {
+    op.require(Role::Operator)?;
+    legacy(&state)?;
+    check_device_id(&req.device_id)?;
+    check_reason(&req.reason)?;
+    let order = new_order(&op, &req.device_id, req.reason);
+    let entry = AuditEntry {
+        actor: op.actor(),
+        action: "rollback.order".into(),
+        target: format!("device:{}", order.device_id),
+        detail: serde_json::json!({ "order": order.id, "reason": order.reason, "legacy": true }),
+    };
+    state
+        .store()
+        .create_rollback_order(&order, true, &entry)
+        .await?;
+    Ok(Json(
+        serde_json::json!({ "success": true, "order_id": order.id }),
+    ))
+}
+
+/// Whether this device has a pending rollback order; reading it marks it delivered, and the
+/// device's next status report closes it.
+#[utoipa::path(get, path = "/api/inverter/fota/rollback-status", tag = "legacy",
+    params(("device_id" = String, Query)),
+    responses((status = 200, description = "{rollback_required, reason, nonce, mac}"),
+        (status = 400, body = crate::error::ErrorBody)))]
+pub(crate) async fn rollback_status(
+    State(state): State<AppState>,
+    AppQuery(q): AppQuery<DeviceQuery>,
+) -> AppResult<Response> {
+    let key = legacy(&state)?;
+    let device_id = q
+        .device_id
+        .ok_or_else(|| AppError::bad_request("missing_parameter", "device_id is required"))?;
+    note_seen(&state, Some(&device_id), None)?;
+    let order = state.store().open_rollback_order(&device_id).await?;
+    if let Some(order) = &order
+        && order.delivered_at.is_none()
+    {
+        state
+            .store()
+            .mark_rollback_delivered(&order.id, now_ms())
+            .await?;
+    }
+    let nonce = state.store().next_counter("legacy_nonce").await?;
+    let (required, reason) = match &order {
+        Some(o) => (true, o.reason.as_str()),
+        None => (false, ""),
+    };
+    let body = crate::legacy_proto::rollback_status_answer(key, required, reason, nonce)?;
+    Ok(json_bytes(body))
+}

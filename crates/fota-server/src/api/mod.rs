@@ -1,0 +1,6 @@
+//! HTTP handlers, one module per audience.
+
+pub mod device;
+pub mod legacy;
+pub mod misc;
+pub mod operator;

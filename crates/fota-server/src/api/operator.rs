@@ -1,0 +1,805 @@
+//! Operator API under `/api/v2`: tokens, devices, releases, assignments, rollbacks, audit.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Multipart, Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Operator;
+use crate::error::{AppError, AppJson, AppQuery, AppResult, body_rejection};
+use crate::state::AppState;
+use crate::store::{
+    ApiToken, AuditEntry, AuditRecord, Device, DeviceEvent, NewDevice, Release, Role,
+    RollbackOrder, now_ms,
+};
+use crate::tokens::{self, TokenKind};
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v2/tokens", post(create_token).get(list_tokens))
+        .route("/api/v2/tokens/{id}", axum::routing::delete(revoke_token))
+        .route("/api/v2/devices", post(create_device).get(list_devices))
+        .route("/api/v2/devices/{id}", get(show_device))
+        .route("/api/v2/devices/{id}/revoke", post(revoke_device))
+        .route("/api/v2/devices/{id}/rotate", post(rotate_device))
+        .route("/api/v2/devices/{id}/events", get(device_events))
+        .route(
+            "/api/v2/devices/{id}/rollback",
+            post(order_rollback).get(list_rollbacks),
+        )
+        .route("/api/v2/releases", get(list_releases))
+        .route("/api/v2/releases/{id}", get(show_release))
+        .route("/api/v2/releases/{id}/manifest", get(release_manifest))
+        .route("/api/v2/releases/{id}/assign", post(assign_release))
+        .route("/api/v2/audit", get(list_audit))
+}
+
+pub(crate) fn upload_routes() -> Router<AppState> {
+    Router::new().route("/api/v2/releases", post(create_release))
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+fn check_name(what: &str, s: &str) -> AppResult<()> {
+    if valid_name(s) {
+        Ok(())
+    } else {
+        Err(AppError::bad_request(
+            "invalid_name",
+            format!("{what} must be 1-64 characters of A-Z a-z 0-9 . _ -, not {s:?}"),
+        ))
+    }
+}
+
+fn audit(op: &Operator, action: &str, target: String, detail: serde_json::Value) -> AuditEntry {
+    AuditEntry {
+        actor: op.actor(),
+        action: action.to_owned(),
+        target,
+        detail,
+    }
+}
+
+fn trust(state: &AppState) -> AppResult<&crate::trust::Trust> {
+    state.trust().ok_or_else(|| AppError::Unavailable {
+        code: "v2_not_configured",
+        message: "this server has no root record and status key; start it with --root \
+                  K/root.bin --status-key K/status.key (see `fota keys init`)"
+            .into(),
+    })
+}
+
+// ---------------------------------------------------------------- tokens
+
+/// A new operator token.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTokenRequest {
+    /// Human name (who or what uses it).
+    pub name: String,
+    /// Role.
+    pub role: Role,
+}
+
+/// A token just made: the only time its secret is shown.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct NewTokenResponse {
+    /// Token id (for revocation).
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// The bearer token. Store it now: the server keeps only its SHA-256.
+    pub token: String,
+}
+
+/// Create an operator token (admin).
+#[utoipa::path(post, path = "/api/v2/tokens", tag = "tokens", security(("bearer" = [])),
+    request_body = NewTokenRequest,
+    responses((status = 201, body = NewTokenResponse), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+pub(crate) async fn create_token(
+    State(state): State<AppState>,
+    op: Operator,
+    AppJson(req): AppJson<NewTokenRequest>,
+) -> AppResult<(StatusCode, Json<NewTokenResponse>)> {
+    op.require(Role::Admin)?;
+    if req.name.trim().is_empty() || req.name.len() > 128 {
+        return Err(AppError::bad_request(
+            "invalid_name",
+            "name must be 1-128 characters",
+        ));
+    }
+    let secret = tokens::generate(TokenKind::Operator);
+    let token = ApiToken {
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        name: req.name,
+        role: req.role,
+        created_at: now_ms(),
+        created_by: op.actor(),
+        revoked_at: None,
+    };
+    let entry = audit(
+        &op,
+        "token.create",
+        format!("token:{}", token.id),
+        serde_json::json!({ "name": token.name, "role": token.role }),
+    );
+    state
+        .store()
+        .create_api_token(&token, &secret.digest().0, &entry)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(NewTokenResponse {
+            id: token.id,
+            name: token.name,
+            role: token.role,
+            token: secret.expose().to_owned(),
+        }),
+    ))
+}
+
+/// List operator tokens (admin). Secrets are never listed.
+#[utoipa::path(get, path = "/api/v2/tokens", tag = "tokens", security(("bearer" = [])),
+    responses((status = 200, body = [ApiToken])))]
+pub(crate) async fn list_tokens(
+    State(state): State<AppState>,
+    op: Operator,
+) -> AppResult<Json<Vec<ApiToken>>> {
+    op.require(Role::Admin)?;
+    Ok(Json(state.store().list_api_tokens().await?))
+}
+
+/// Revoke an operator token (admin).
+#[utoipa::path(delete, path = "/api/v2/tokens/{id}", tag = "tokens", security(("bearer" = [])),
+    params(("id" = String, Path, description = "token id")),
+    responses((status = 204), (status = 404, body = crate::error::ErrorBody)))]
+pub(crate) async fn revoke_token(
+    State(state): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+) -> AppResult<StatusCode> {
+    op.require(Role::Admin)?;
+    let entry = audit(
+        &op,
+        "token.revoke",
+        format!("token:{id}"),
+        serde_json::json!({}),
+    );
+    state
+        .store()
+        .revoke_api_token(&id, now_ms(), &entry)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---------------------------------------------------------------- devices
+
+/// A device to provision.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewDeviceRequest {
+    /// The device's name, e.g. `EcoWatt001` (1-64 of `A-Za-z0-9._-`).
+    pub id: String,
+    /// Its hardware class name, e.g. `ecowatt-v1`.
+    pub class: String,
+}
+
+/// The provisioning file of a device (`fota devices add -o ID.json` writes it; the emulator
+/// and devices read it). Shown once: the server keeps only the token's SHA-256.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Provisioning {
+    /// Device name.
+    pub device_id: String,
+    /// Device bearer token.
+    pub token: String,
+    /// Vendor UUID (from the root record).
+    pub vendor_id: String,
+    /// Class UUID = UUIDv5(vendor_id, class).
+    pub class_id: String,
+    /// Root record (`root.bin`), base64.
+    pub root: String,
+    /// Class name.
+    pub class: String,
+    /// Device UUID = UUIDv5(vendor_id, "device/" + device_id).
+    pub device_uuid: String,
+}
+
+fn provisioning(
+    state: &AppState,
+    device_id: &str,
+    class: &str,
+    token: &tokens::Secret,
+) -> AppResult<Provisioning> {
+    let trust = trust(state)?;
+    let vendor = trust.vendor_id();
+    Ok(Provisioning {
+        device_id: device_id.to_owned(),
+        token: token.expose().to_owned(),
+        vendor_id: vendor.to_string(),
+        class_id: crate::v2::class_id(vendor, class).to_string(),
+        root: base64::engine::general_purpose::STANDARD.encode(trust.root_bytes()),
+        class: class.to_owned(),
+        device_uuid: crate::v2::device_uuid(vendor, device_id).to_string(),
+    })
+}
+
+/// Provision a v2 device (operator). Answers its provisioning file.
+#[utoipa::path(post, path = "/api/v2/devices", tag = "devices", security(("bearer" = [])),
+    request_body = NewDeviceRequest,
+    responses((status = 201, body = Provisioning), (status = 409, body = crate::error::ErrorBody),
+        (status = 503, body = crate::error::ErrorBody)))]
+pub(crate) async fn create_device(
+    State(state): State<AppState>,
+    op: Operator,
+    AppJson(req): AppJson<NewDeviceRequest>,
+) -> AppResult<(StatusCode, Json<Provisioning>)> {
+    op.require(Role::Operator)?;
+    check_name("device id", &req.id)?;
+    check_name("class", &req.class)?;
+    let secret = tokens::generate(TokenKind::Device);
+    let prov = provisioning(&state, &req.id, &req.class, &secret)?;
+    let device = NewDevice {
+        id: req.id.clone(),
+        uuid: prov.device_uuid.clone(),
+        class: req.class.clone(),
+        digest: secret.digest().0,
+        created_at: now_ms(),
+    };
+    let entry = audit(
+        &op,
+        "device.create",
+        format!("device:{}", req.id),
+        serde_json::json!({ "class": req.class }),
+    );
+    state.store().create_device(&device, &entry).await?;
+    Ok((StatusCode::CREATED, Json(prov)))
+}
+
+/// Filter of device and release listings.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ClassFilter {
+    /// Only this class.
+    pub class: Option<String>,
+}
+
+/// List devices with version, state, last seen and progress (viewer).
+#[utoipa::path(get, path = "/api/v2/devices", tag = "devices", security(("bearer" = [])),
+    params(ClassFilter), responses((status = 200, body = [Device])))]
+pub(crate) async fn list_devices(
+    State(state): State<AppState>,
+    op: Operator,
+    AppQuery(filter): AppQuery<ClassFilter>,
+) -> AppResult<Json<Vec<Device>>> {
+    op.require(Role::Viewer)?;
+    Ok(Json(
+        state.store().list_devices(filter.class.as_deref()).await?,
+    ))
+}
+
+async fn get_device(state: &AppState, id: &str) -> AppResult<Device> {
+    state
+        .store()
+        .device(id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no device {id:?}")))
+}
+
+/// Show one device (viewer).
+#[utoipa::path(get, path = "/api/v2/devices/{id}", tag = "devices", security(("bearer" = [])),
+    params(("id" = String, Path)), responses((status = 200, body = Device),
+        (status = 404, body = crate::error::ErrorBody)))]
+pub(crate) async fn show_device(
+    State(state): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+) -> AppResult<Json<Device>> {
+    op.require(Role::Viewer)?;
+    Ok(Json(get_device(&state, &id).await?))
+}
+
+/// Revoke a device's credential (operator); its requests then get 401.
+#[utoipa::path(post, path = "/api/v2/devices/{id}/revoke", tag = "devices",
+    security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = crate::error::ErrorBody)))]
+pub(crate) async fn revoke_device(
+    State(state): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+) -> AppResult<StatusCode> {
+    op.require(Role::Operator)?;
+    let entry = audit(
+        &op,
+        "device.revoke",
+        format!("device:{id}"),
+        serde_json::json!({}),
+    );
+    state.store().revoke_device(&id, now_ms(), &entry).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Issue a new credential for a device (operator); the old one stops working at once.
+#[utoipa::path(post, path = "/api/v2/devices/{id}/rotate", tag = "devices",
+    security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = Provisioning), (status = 404, body = crate::error::ErrorBody)))]
+pub(crate) async fn rotate_device(
+    State(state): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+) -> AppResult<Json<Provisioning>> {
+    op.require(Role::Operator)?;
+    let device = get_device(&state, &id).await?;
+    let class = device
+        .class
+        .ok_or_else(|| AppError::NotFound(format!("{id:?} is not a v2 device")))?;
+    let secret = tokens::generate(TokenKind::Device);
+    let prov = provisioning(&state, &id, &class, &secret)?;
+    let entry = audit(
+        &op,
+        "device.rotate",
+        format!("device:{id}"),
+        serde_json::json!({}),
+    );
+    state
+        .store()
+        .set_device_token(&id, &secret.digest().0, &entry)
+        .await?;
+    Ok(Json(prov))
+}
+
+/// Paging of histories: newest first, `before` = the smallest id already seen.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    /// Only records with a smaller id.
+    pub before: Option<i64>,
+    /// At most this many (1-1000, default 100).
+    pub limit: Option<i64>,
+}
+
+impl Page {
+    fn limit(&self) -> AppResult<i64> {
+        match self.limit {
+            None => Ok(100),
+            Some(n @ 1..=1000) => Ok(n),
+            Some(n) => Err(AppError::bad_request(
+                "invalid_query",
+                format!("limit must be 1-1000, not {n}"),
+            )),
+        }
+    }
+}
+
+/// A device's event history, newest first (viewer).
+#[utoipa::path(get, path = "/api/v2/devices/{id}/events", tag = "devices",
+    security(("bearer" = [])), params(("id" = String, Path), Page),
+    responses((status = 200, body = [DeviceEvent]), (status = 404, body = crate::error::ErrorBody)))]
+pub(crate) async fn device_events(
+    State(state): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+    AppQuery(page): AppQuery<Page>,
+) -> AppResult<Json<Vec<DeviceEvent>>> {
+    op.require(Role::Viewer)?;
+    get_device(&state, &id).await?;
+    Ok(Json(
+        state
+            .store()
+            .list_events(&id, page.before, page.limit()?)
+            .await?,
+    ))
+}
+
+/// A rollback order.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    /// Why (shown to the device on the legacy API, kept in the history).
+    pub reason: String,
+}
+
+pub(crate) fn check_reason(reason: &str) -> AppResult<()> {
+    if reason.len() > 512 {
+        return Err(AppError::bad_request(
+            "invalid_reason",
+            "reason must be at most 512 bytes",
+        ));
+    }
+    Ok(())
+}
+
+/// Order a device to roll back to its previous image (operator). The order is carried out
+/// once and closed by the device's report.
+#[utoipa::path(post, path = "/api/v2/devices/{id}/rollback", tag = "devices",
+    security(("bearer" = [])), params(("id" = String, Path)), request_body = RollbackRequest,
+    responses((status = 201, body = RollbackOrder), (status = 404, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody)))]
+pub(crate) async fn order_rollback(
+    State(state): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+    AppJson(req): AppJson<RollbackRequest>,
+) -> AppResult<(StatusCode, Json<RollbackOrder>)> {
+    op.require(Role::Operator)?;
+    check_reason(&req.reason)?;
+    let order = new_order(&op, &id, req.reason);
+    let entry = audit(
+        &op,
+        "rollback.order",
+        format!("device:{id}"),
+        serde_json::json!({ "order": order.id, "reason": order.reason }),
+    );
+    state
+        .store()
+        .create_rollback_order(&order, false, &entry)
+        .await?;
+    Ok((StatusCode::CREATED, Json(order)))
+}
+
+pub(crate) fn new_order(op: &Operator, device_id: &str, reason: String) -> RollbackOrder {
+    RollbackOrder {
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        device_id: device_id.to_owned(),
+        reason,
+        created_at: now_ms(),
+        created_by: op.actor(),
+        delivered_at: None,
+        closed_at: None,
+        outcome: None,
+    }
+}
+
+/// A device's rollback orders, newest first (viewer).
+#[utoipa::path(get, path = "/api/v2/devices/{id}/rollback", tag = "devices",
+    security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = [RollbackOrder])))]
+pub(crate) async fn list_rollbacks(
+    State(state): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+) -> AppResult<Json<Vec<RollbackOrder>>> {
+    op.require(Role::Viewer)?;
+    get_device(&state, &id).await?;
+    Ok(Json(state.store().list_rollback_orders(&id).await?))
+}
+
+// ---------------------------------------------------------------- releases
+
+/// Multipart body of a release upload (`multipart/form-data`, parts in this order).
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ReleaseUpload {
+    /// Optional class name; must match the manifest's class id. Without it the class is
+    /// looked up among known classes (of provisioned devices and earlier releases).
+    class: Option<String>,
+    /// The signed manifest envelope (binary).
+    #[schema(format = Binary, value_type = String)]
+    manifest: Vec<u8>,
+    /// The chunk hash list `FHL1` (binary).
+    #[schema(format = Binary, value_type = String)]
+    hashlist: Vec<u8>,
+    /// The ESP32 app image (binary), streamed to storage.
+    #[schema(format = Binary, value_type = String)]
+    image: Vec<u8>,
+}
+
+fn multipart_error(e: axum::extract::multipart::MultipartError) -> AppError {
+    body_rejection(e.status(), e.body_text())
+}
+
+async fn read_small_field(
+    field: &mut axum::extract::multipart::Field<'_>,
+    max: usize,
+    what: &str,
+) -> AppResult<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+        if out.len() + chunk.len() > max {
+            return Err(AppError::PayloadTooLarge(format!(
+                "{what} larger than {max} bytes"
+            )));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// Upload a signed release (operator): multipart parts `class` (optional, text), `manifest`,
+/// `hashlist`, `image`. The server checks the signatures against its root record (release role
+/// threshold), the vendor and class, the image's size and SHA-256, the hash list against the
+/// manifest and the image's chunks, the ESP image format and that its app descriptor's
+/// version and project equal the manifest's, and that the sequence is above the class's
+/// highest. Any mismatch is a 4xx and leaves nothing behind.
+#[utoipa::path(post, path = "/api/v2/releases", tag = "releases", security(("bearer" = [])),
+    request_body(content = ReleaseUpload, content_type = "multipart/form-data"),
+    responses((status = 201, body = Release), (status = 400, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody),
+        (status = 422, body = crate::error::ErrorBody)))]
+pub(crate) async fn create_release(
+    State(state): State<AppState>,
+    op: Operator,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> AppResult<(StatusCode, Json<Release>)> {
+    op.require(Role::Operator)?;
+    let trust = trust(&state)?;
+    let mut multipart =
+        multipart.map_err(|e| AppError::bad_request("invalid_multipart", e.body_text()))?;
+    let max = state.config().limits.max_release_bytes;
+    let mut class = None;
+    let mut manifest = None;
+    let mut hashlist = None;
+    let mut image = None;
+    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        match name.as_str() {
+            "class" => {
+                let bytes = read_small_field(&mut field, 256, "class").await?;
+                class = Some(String::from_utf8(bytes).map_err(|_| {
+                    AppError::bad_request("invalid_multipart", "class is not UTF-8")
+                })?);
+            }
+            "manifest" => manifest = Some(read_small_field(&mut field, 4096, "manifest").await?),
+            "hashlist" => {
+                let limit = usize::try_from(max).unwrap_or(usize::MAX);
+                hashlist = Some(read_small_field(&mut field, limit, "hashlist").await?);
+            }
+            "image" => {
+                let mut writer = state.blobs().create().await.map_err(AppError::internal)?;
+                while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                    if writer.written() + chunk.len() as u64 > max {
+                        return Err(AppError::PayloadTooLarge(format!(
+                            "image larger than {max} bytes"
+                        )));
+                    }
+                    writer.write(&chunk).await.map_err(AppError::internal)?;
+                }
+                image = Some(writer.finish().await.map_err(AppError::internal)?);
+            }
+            other => {
+                return Err(AppError::bad_request(
+                    "invalid_multipart",
+                    format!("unexpected part {other:?}; expected class, manifest, hashlist, image"),
+                ));
+            }
+        }
+    }
+    let missing = |what| AppError::bad_request("missing_part", format!("missing part {what:?}"));
+    let manifest = manifest.ok_or_else(|| missing("manifest"))?;
+    let hashlist = hashlist.ok_or_else(|| missing("hashlist"))?;
+    let image = image.ok_or_else(|| missing("image"))?;
+    if let Some(c) = &class {
+        check_name("class", c)?;
+    }
+    let image_bytes = image.read_all().await.map_err(AppError::internal)?;
+    let verified = crate::v2::verify_release(trust, &manifest, &hashlist, &image_bytes)?;
+    drop(image_bytes);
+    if verified.image_sha256 != image.sha256() {
+        return Err(AppError::unprocessable(
+            "image_mismatch",
+            "image SHA-256 differs from the manifest's",
+        ));
+    }
+    // Which class name the manifest's class id stands for.
+    let candidates = match class {
+        Some(c) => vec![c],
+        None => state.store().list_classes().await?,
+    };
+    let class = candidates
+        .into_iter()
+        .find(|c| crate::v2::class_id(trust.vendor_id(), c) == verified.class_id)
+        .ok_or_else(|| {
+            AppError::unprocessable(
+                "unknown_class",
+                format!(
+                    "the manifest's class id {} is not a known class (name it in the `class` part)",
+                    verified.class_id
+                ),
+            )
+        })?;
+    // Hash list blob.
+    let mut hl_writer = state.blobs().create().await.map_err(AppError::internal)?;
+    hl_writer
+        .write(&hashlist)
+        .await
+        .map_err(AppError::internal)?;
+    let hl_blob = hl_writer.finish().await.map_err(AppError::internal)?;
+    let release = Release {
+        id: verified.manifest_digest[..16].to_owned(),
+        class: class.clone(),
+        class_id: verified.class_id.to_string(),
+        sequence: verified.sequence,
+        security_counter: verified.security_counter,
+        version: verified.version.clone(),
+        project: verified.project.clone(),
+        image_sha256: image.sha256().to_owned(),
+        image_size: i64::try_from(image.size()).unwrap_or(i64::MAX),
+        chunk_size: verified.chunk_size,
+        chunk_count: verified.chunk_count,
+        hashlist_sha256: hl_blob.sha256().to_owned(),
+        hashlist_size: i64::try_from(hl_blob.size()).unwrap_or(i64::MAX),
+        manifest_digest: verified.manifest_digest.clone(),
+        created_at: now_ms(),
+        created_by: op.actor(),
+        manifest,
+    };
+    // Blobs first, then the row: a crash in between leaves only unreferenced blobs, which
+    // garbage collection removes; a release row never points at a missing blob.
+    image.publish().await.map_err(AppError::internal)?;
+    hl_blob.publish().await.map_err(AppError::internal)?;
+    let entry = audit(
+        &op,
+        "release.create",
+        format!("release:{}", release.id),
+        serde_json::json!({
+            "class": release.class, "version": release.version, "sequence": release.sequence,
+            "image_sha256": release.image_sha256, "manifest_digest": release.manifest_digest,
+        }),
+    );
+    state.store().create_release(&release, &entry).await?;
+    ::metrics::counter!("fota_releases_created_total").increment(1);
+    Ok((StatusCode::CREATED, Json(release)))
+}
+
+/// List releases, newest first per class (viewer).
+#[utoipa::path(get, path = "/api/v2/releases", tag = "releases", security(("bearer" = [])),
+    params(ClassFilter), responses((status = 200, body = [Release])))]
+pub(crate) async fn list_releases(
+    State(state): State<AppState>,
+    op: Operator,
+    AppQuery(filter): AppQuery<ClassFilter>,
+) -> AppResult<Json<Vec<Release>>> {
+    op.require(Role::Viewer)?;
+    Ok(Json(
+        state.store().list_releases(filter.class.as_deref()).await?,
+    ))
+}
+
+async fn get_release(state: &AppState, id: &str) -> AppResult<Release> {
+    state
+        .store()
+        .release(id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no release {id:?}")))
+}
+
+/// Show one release (viewer).
+#[utoipa::path(get, path = "/api/v2/releases/{id}", tag = "releases", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = Release), (status = 404, body = crate::error::ErrorBody)))]
+pub(crate) async fn show_release(
+    State(state): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+) -> AppResult<Json<Release>> {
+    op.require(Role::Viewer)?;
+    Ok(Json(get_release(&state, &id).await?))
+}
+
+/// The signed manifest envelope of a release, as uploaded (viewer).
+#[utoipa::path(get, path = "/api/v2/releases/{id}/manifest", tag = "releases",
+    security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>)))]
+pub(crate) async fn release_manifest(
+    State(state): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    op.require(Role::Viewer)?;
+    let release = get_release(&state, &id).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        release.manifest,
+    )
+        .into_response())
+}
+
+/// Whom to assign a release to: `{"devices": [...]}` or `{"class": "<the release's class>"}`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignRequest {
+    /// Device names (each gets an explicit assignment, which overrides its class's).
+    pub devices: Option<Vec<String>>,
+    /// The release's class: every device of the class follows it (explicit device
+    /// assignments of the class are cleared).
+    pub class: Option<String>,
+}
+
+/// Result of an assignment.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AssignResponse {
+    /// Release.
+    pub release_id: String,
+    /// Devices assigned explicitly.
+    pub devices: Vec<String>,
+    /// Class assigned.
+    pub class: Option<String>,
+}
+
+/// Assign a release to devices or to its class (operator).
+#[utoipa::path(post, path = "/api/v2/releases/{id}/assign", tag = "releases",
+    security(("bearer" = [])), params(("id" = String, Path)), request_body = AssignRequest,
+    responses((status = 200, body = AssignResponse), (status = 400, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+pub(crate) async fn assign_release(
+    State(state): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+    AppJson(req): AppJson<AssignRequest>,
+) -> AppResult<Json<AssignResponse>> {
+    op.require(Role::Operator)?;
+    let release = get_release(&state, &id).await?;
+    match (req.devices, req.class) {
+        (Some(devices), None) if !devices.is_empty() && devices.len() <= 10_000 => {
+            let entry = audit(
+                &op,
+                "release.assign",
+                format!("release:{id}"),
+                serde_json::json!({ "devices": devices }),
+            );
+            state.store().assign_devices(&id, &devices, &entry).await?;
+            Ok(Json(AssignResponse {
+                release_id: id,
+                devices,
+                class: None,
+            }))
+        }
+        (None, Some(class)) => {
+            if class != release.class {
+                return Err(AppError::conflict(
+                    "class_mismatch",
+                    format!(
+                        "release {id} is of class {:?}, not {class:?}",
+                        release.class
+                    ),
+                ));
+            }
+            let entry = audit(
+                &op,
+                "release.assign",
+                format!("release:{id}"),
+                serde_json::json!({ "class": class }),
+            );
+            state
+                .store()
+                .assign_class(&class, &id, now_ms(), &entry)
+                .await?;
+            Ok(Json(AssignResponse {
+                release_id: id,
+                devices: Vec::new(),
+                class: Some(class),
+            }))
+        }
+        _ => Err(AppError::bad_request(
+            "invalid_assignment",
+            "give exactly one of `devices` (1-10000 names) or `class`",
+        )),
+    }
+}
+
+// ---------------------------------------------------------------- audit
+
+/// The audit log, newest first (viewer).
+#[utoipa::path(get, path = "/api/v2/audit", tag = "audit", security(("bearer" = [])),
+    params(Page), responses((status = 200, body = [AuditRecord])))]
+pub(crate) async fn list_audit(
+    State(state): State<AppState>,
+    op: Operator,
+    AppQuery(page): AppQuery<Page>,
+) -> AppResult<Json<Vec<AuditRecord>>> {
+    op.require(Role::Viewer)?;
+    Ok(Json(
+        state.store().list_audit(page.before, page.limit()?).await?,
+    ))
+}

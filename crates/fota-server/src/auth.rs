@@ -1,0 +1,94 @@
+//! Who is calling: operator tokens (with roles) and device credentials.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+use crate::store::Role;
+use crate::tokens::{TokenDigest, bearer};
+
+/// An authenticated operator (any role). Handlers call [`Operator::require`] for more.
+#[derive(Debug, Clone)]
+pub struct Operator {
+    /// Token id.
+    pub token_id: String,
+    /// Token name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+}
+
+impl Operator {
+    /// The audit actor string.
+    pub fn actor(&self) -> String {
+        format!("token:{}", self.token_id)
+    }
+
+    /// Fails with 403 unless the role is at least `role`.
+    pub fn require(&self, role: Role) -> AppResult<()> {
+        if self.role >= role {
+            Ok(())
+        } else {
+            metrics::counter!("fota_auth_denied_total", "reason" => "role").increment(1);
+            Err(AppError::Forbidden(format!(
+                "this needs the {} role; the token has {}",
+                role.as_str(),
+                self.role.as_str()
+            )))
+        }
+    }
+}
+
+fn unauthorized(reason: &'static str, message: &str) -> AppError {
+    metrics::counter!("fota_auth_denied_total", "reason" => reason).increment(1);
+    AppError::Unauthorized(message.to_owned())
+}
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> AppResult<Self> {
+        let token = bearer(&parts.headers)
+            .ok_or_else(|| unauthorized("missing", "missing bearer token"))?;
+        let digest = TokenDigest::of(token);
+        let found = state.0.store.api_token_by_digest(&digest.0).await?;
+        let Some(found) = found.filter(|f| digest.matches(&f.digest)) else {
+            return Err(unauthorized("unknown", "unknown token"));
+        };
+        if found.token.revoked_at.is_some() {
+            return Err(unauthorized("revoked", "token revoked"));
+        }
+        Ok(Self {
+            token_id: found.token.id,
+            name: found.token.name,
+            role: found.token.role,
+        })
+    }
+}
+
+/// An authenticated v2 device.
+#[derive(Debug, Clone)]
+pub struct DeviceAuth {
+    /// The device's name.
+    pub device_id: String,
+}
+
+impl FromRequestParts<AppState> for DeviceAuth {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> AppResult<Self> {
+        let token = bearer(&parts.headers)
+            .ok_or_else(|| unauthorized("missing", "missing device credential"))?;
+        let digest = TokenDigest::of(token);
+        let found = state.0.store.device_by_digest(&digest.0).await?;
+        let Some((device_id, stored, revoked)) = found.filter(|f| digest.matches(&f.1)) else {
+            return Err(unauthorized("unknown", "unknown device credential"));
+        };
+        let _ = stored;
+        if revoked.is_some() {
+            return Err(unauthorized("revoked", "device credential revoked"));
+        }
+        Ok(Self { device_id })
+    }
+}

@@ -1,0 +1,483 @@
+//! Server settings: built-in defaults, overridden by a TOML file, overridden by the
+//! environment and command-line flags (the CLI merges those two before calling [`Config::resolve`]).
+//!
+//! Every key of the file (all optional; durations as `"30s"`, `"5m"`, `"90d"`):
+//!
+//! ```toml
+//! data = "./fota-data"           # only honoured in a file given with --config
+//! listen = "127.0.0.1:8080"
+//! root = "keys/root.bin"         # v2: trusted root record
+//! status_key = "keys/status.key" # v2: the key that signs status statements
+//! legacy_psk_file = "psk.txt"    # legacy API: raw PSK bytes (one trailing newline dropped)
+//! public_url = ""                # prefix of image URLs in check-in answers ("" = relative)
+//!
+//! [limits]
+//! max_release_bytes = 16777216   # image + hash list + manifest of one upload
+//! max_json_bytes = 65536         # any JSON body except the legacy upload
+//!
+//! [timeouts]
+//! header = "10s"                 # to receive a request's headers
+//! body = "30s"                   # between two pieces of a request body
+//! idle = "60s"                   # keep-alive connection without traffic
+//! request = "30s"                # whole request on non-streaming routes
+//!
+//! [poll]
+//! interval = "5m"                # poll hint sent to devices
+//! jitter = 0.2                   # +- fraction applied to each hint
+//!
+//! [retention]
+//! checkins = "30d"
+//! events = "90d"
+//! audit = "365d"
+//!
+//! [housekeeping]
+//! interval = "1h"                # retention and blob GC run this often
+//! blob_grace = "1h"              # unreferenced blobs and temp files younger than this stay
+//! seen_flush = "1s"              # how often batched last-seen times are written
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Default data folder.
+pub const DEFAULT_DATA: &str = "./fota-data";
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Name of the config file looked for in the data folder.
+pub const CONFIG_FILE_NAME: &str = "fota.toml";
+
+/// Why settings could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for these settings.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A duration written as `"30s"`, `"5m"`, `"2h 30m"`, `"90d"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s)
+            .map(HumanDuration)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// The config file as written: every key optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct FileConfig {
+    pub data: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub root: Option<PathBuf>,
+    pub status_key: Option<PathBuf>,
+    pub legacy_psk_file: Option<PathBuf>,
+    pub public_url: Option<String>,
+    #[serde(default)]
+    pub limits: FileLimits,
+    #[serde(default)]
+    pub timeouts: FileTimeouts,
+    #[serde(default)]
+    pub poll: FilePoll,
+    #[serde(default)]
+    pub retention: FileRetention,
+    #[serde(default)]
+    pub housekeeping: FileHousekeeping,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct FileLimits {
+    pub max_release_bytes: Option<u64>,
+    pub max_json_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct FileTimeouts {
+    pub header: Option<HumanDuration>,
+    pub body: Option<HumanDuration>,
+    pub idle: Option<HumanDuration>,
+    pub request: Option<HumanDuration>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct FilePoll {
+    pub interval: Option<HumanDuration>,
+    pub jitter: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct FileRetention {
+    pub checkins: Option<HumanDuration>,
+    pub events: Option<HumanDuration>,
+    pub audit: Option<HumanDuration>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct FileHousekeeping {
+    pub interval: Option<HumanDuration>,
+    pub blob_grace: Option<HumanDuration>,
+    pub seen_flush: Option<HumanDuration>,
+}
+
+impl FileConfig {
+    /// Reads a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// Values from flags or the environment (already merged by the CLI: flag > env).
+#[derive(Debug, Clone, Default)]
+#[allow(missing_docs)]
+pub struct Overrides {
+    pub data: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub root: Option<PathBuf>,
+    pub status_key: Option<PathBuf>,
+    pub legacy_psk_file: Option<PathBuf>,
+    /// `FOTA_LEGACY_PSK`: the PSK itself.
+    pub legacy_psk: Option<String>,
+    /// An explicit `--config` file (else `DATA/fota.toml` if present).
+    pub config: Option<PathBuf>,
+}
+
+/// Where the legacy PSK comes from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum PskSource {
+    /// The value of `FOTA_LEGACY_PSK` / `--legacy-psk` as given.
+    Value(String),
+    /// A file read raw, minus one trailing newline.
+    File(PathBuf),
+}
+
+impl std::fmt::Debug for PskSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Value(_) => f.write_str("Value(…)"),
+            Self::File(p) => f.debug_tuple("File").field(p).finish(),
+        }
+    }
+}
+
+/// Size limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest release upload (all parts), and largest legacy image.
+    pub max_release_bytes: u64,
+    /// Largest JSON body on other routes.
+    pub max_json_bytes: u64,
+}
+
+/// Connection and request timeouts.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// To receive a request's headers.
+    pub header: Duration,
+    /// Between two pieces of a request body.
+    pub body: Duration,
+    /// A connection without traffic is closed after this.
+    pub idle: Duration,
+    /// Whole request, on routes that do not stream.
+    pub request: Duration,
+}
+
+/// Retention periods.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Check-in history.
+    pub checkins: Duration,
+    /// Device events.
+    pub events: Duration,
+    /// Audit log.
+    pub audit: Duration,
+}
+
+/// The resolved settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Data folder: `fota.db`, `blobs/`.
+    pub data: PathBuf,
+    /// Listen address (port 0 = any free port).
+    pub listen: String,
+    /// v2 root record file.
+    pub root: Option<PathBuf>,
+    /// v2 status key file.
+    pub status_key: Option<PathBuf>,
+    /// Legacy PSK, which turns the legacy API on.
+    pub legacy_psk: Option<PskSource>,
+    /// Prefix for blob URLs in check-in answers; empty = relative URLs.
+    pub public_url: String,
+    /// Size limits.
+    pub limits: Limits,
+    /// Timeouts.
+    pub timeouts: Timeouts,
+    /// Poll hint.
+    pub poll_interval: Duration,
+    /// Poll hint jitter fraction (0..=0.5).
+    pub poll_jitter: f64,
+    /// Retention.
+    pub retention: Retention,
+    /// Housekeeping period.
+    pub housekeeping_interval: Duration,
+    /// Grace period before unreferenced blobs are collected.
+    pub blob_grace: Duration,
+    /// Flush period of batched last-seen times.
+    pub seen_flush: Duration,
+}
+
+const DAY: u64 = 24 * 3600;
+
+impl Config {
+    /// Defaults for a data folder.
+    pub fn with_data(data: impl Into<PathBuf>) -> Self {
+        Self {
+            data: data.into(),
+            listen: DEFAULT_LISTEN.into(),
+            root: None,
+            status_key: None,
+            legacy_psk: None,
+            public_url: String::new(),
+            limits: Limits {
+                max_release_bytes: 16 * 1024 * 1024,
+                max_json_bytes: 64 * 1024,
+            },
+            timeouts: Timeouts {
+                header: Duration::from_secs(10),
+                body: Duration::from_secs(30),
+                idle: Duration::from_secs(60),
+                request: Duration::from_secs(30),
+            },
+            poll_interval: Duration::from_secs(300),
+            poll_jitter: 0.2,
+            retention: Retention {
+                checkins: Duration::from_secs(30 * DAY),
+                events: Duration::from_secs(90 * DAY),
+                audit: Duration::from_secs(365 * DAY),
+            },
+            housekeeping_interval: Duration::from_secs(3600),
+            blob_grace: Duration::from_secs(3600),
+            seen_flush: Duration::from_secs(1),
+        }
+    }
+
+    /// Applies flag > env > file > defaults. The file is `overrides.config`, else
+    /// `DATA/fota.toml` when it exists. Relative paths in the file are relative to the file.
+    pub fn resolve(overrides: Overrides) -> Result<Self, ConfigError> {
+        let data_hint = overrides
+            .data
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA));
+        let (file, base) = match &overrides.config {
+            Some(path) => (FileConfig::load(path)?, path.parent().map(Path::to_owned)),
+            None => {
+                let path = data_hint.join(CONFIG_FILE_NAME);
+                if path.exists() {
+                    (FileConfig::load(&path)?, path.parent().map(Path::to_owned))
+                } else {
+                    (FileConfig::default(), None)
+                }
+            }
+        };
+        let rel = |p: PathBuf| match (&base, p.is_relative()) {
+            (Some(base), true) => base.join(p),
+            _ => p,
+        };
+        let data = overrides
+            .data
+            .or_else(|| {
+                // `data` in DATA/fota.toml itself would be circular; only an explicit file sets it
+                overrides.config.as_ref().and(file.data.clone().map(rel))
+            })
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA));
+        let mut c = Self::with_data(data);
+        c.listen = overrides
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.into());
+        c.root = overrides.root.or(file.root.map(rel));
+        c.status_key = overrides.status_key.or(file.status_key.map(rel));
+        c.legacy_psk = match (
+            overrides.legacy_psk_file,
+            overrides.legacy_psk,
+            file.legacy_psk_file.map(rel),
+        ) {
+            (Some(f), _, _) => Some(PskSource::File(f)),
+            (None, Some(v), _) => Some(PskSource::Value(v)),
+            (None, None, Some(f)) => Some(PskSource::File(f)),
+            (None, None, None) => None,
+        };
+        if let Some(u) = file.public_url {
+            c.public_url = u.trim_end_matches('/').to_owned();
+        }
+        let l = file.limits;
+        c.limits.max_release_bytes = l.max_release_bytes.unwrap_or(c.limits.max_release_bytes);
+        c.limits.max_json_bytes = l.max_json_bytes.unwrap_or(c.limits.max_json_bytes);
+        let t = file.timeouts;
+        c.timeouts.header = t.header.map_or(c.timeouts.header, |d| d.0);
+        c.timeouts.body = t.body.map_or(c.timeouts.body, |d| d.0);
+        c.timeouts.idle = t.idle.map_or(c.timeouts.idle, |d| d.0);
+        c.timeouts.request = t.request.map_or(c.timeouts.request, |d| d.0);
+        c.poll_interval = file.poll.interval.map_or(c.poll_interval, |d| d.0);
+        c.poll_jitter = file.poll.jitter.unwrap_or(c.poll_jitter);
+        let r = file.retention;
+        c.retention.checkins = r.checkins.map_or(c.retention.checkins, |d| d.0);
+        c.retention.events = r.events.map_or(c.retention.events, |d| d.0);
+        c.retention.audit = r.audit.map_or(c.retention.audit, |d| d.0);
+        let h = file.housekeeping;
+        c.housekeeping_interval = h.interval.map_or(c.housekeeping_interval, |d| d.0);
+        c.blob_grace = h.blob_grace.map_or(c.blob_grace, |d| d.0);
+        c.seen_flush = h.seen_flush.map_or(c.seen_flush, |d| d.0);
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks ranges.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(0.0..=0.5).contains(&self.poll_jitter) {
+            return Err(ConfigError::Invalid(format!(
+                "poll.jitter must be within 0..=0.5, not {}",
+                self.poll_jitter
+            )));
+        }
+        if self.poll_interval < Duration::from_secs(1) {
+            return Err(ConfigError::Invalid("poll.interval must be >= 1s".into()));
+        }
+        if self.limits.max_release_bytes < 1024 || self.limits.max_json_bytes < 1024 {
+            return Err(ConfigError::Invalid(
+                "limits must be at least 1024 bytes".into(),
+            ));
+        }
+        if self.seen_flush.is_zero() || self.housekeeping_interval.is_zero() {
+            return Err(ConfigError::Invalid(
+                "housekeeping periods must be > 0".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The listen address parsed.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.listen
+            .parse()
+            .map_err(|e| ConfigError::Invalid(format!("listen address {:?}: {e}", self.listen)))
+    }
+
+    /// The SQLite file.
+    pub fn db_path(&self) -> PathBuf {
+        self.data.join("fota.db")
+    }
+
+    /// The blob folder.
+    pub fn blob_dir(&self) -> PathBuf {
+        self.data.join("blobs")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precedence_flag_over_file_over_default() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE_NAME),
+            "listen = \"127.0.0.1:9\"\nroot = \"k/root.bin\"\n[poll]\ninterval = \"30s\"\n\
+             [retention]\nevents = \"7d\"\n",
+        )
+        .unwrap();
+        let c = Config::resolve(Overrides {
+            data: Some(dir.path().to_owned()),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert_eq!(c.listen, "127.0.0.1:9");
+        assert_eq!(c.root, Some(dir.path().join("k/root.bin")));
+        assert_eq!(c.poll_interval, Duration::from_secs(30));
+        assert_eq!(c.retention.events, Duration::from_secs(7 * DAY));
+        let c = Config::resolve(Overrides {
+            data: Some(dir.path().to_owned()),
+            listen: Some("127.0.0.1:0".into()),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert_eq!(c.listen, "127.0.0.1:0");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "lisen = \"x\"").unwrap();
+        assert!(matches!(
+            Config::resolve(Overrides {
+                config: Some(path.clone()),
+                ..Overrides::default()
+            }),
+            Err(ConfigError::Parse { .. })
+        ));
+        std::fs::write(&path, "[poll]\njitter = 0.9").unwrap();
+        assert!(matches!(
+            Config::resolve(Overrides {
+                config: Some(path),
+                ..Overrides::default()
+            }),
+            Err(ConfigError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn psk_file_flag_beats_env_value() {
+        let c = Config::resolve(Overrides {
+            data: Some("/nonexistent".into()),
+            legacy_psk: Some("secret".into()),
+            legacy_psk_file: Some("/k".into()),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert_eq!(c.legacy_psk, Some(PskSource::File("/k".into())));
+        assert_eq!(format!("{:?}", PskSource::Value("x".into())), "Value(…)");
+    }
+}

@@ -1,0 +1,279 @@
+//! One error type for every handler, and the extractors that make bad input use it.
+//!
+//! Every failure a client can cause maps to a 4xx with the body
+//! `{ "error": { "code": "...", "message": "..." } }`. Only faults of the server itself
+//! (storage, I/O) become a 500, and those never carry details to the client: they are logged.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::store::StoreError;
+
+/// Everything a handler can answer besides success.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppError {
+    /// `400`: the request is malformed (syntax, types, missing fields, bad parameters).
+    #[error("{message}")]
+    BadRequest {
+        /// Stable machine-readable reason.
+        code: &'static str,
+        /// Human-readable detail.
+        message: String,
+    },
+    /// `401`: no credential, an unknown one or a revoked one.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// `403`: a valid credential that may not do this (role, or another device's data).
+    #[error("{0}")]
+    Forbidden(String),
+    /// `404`: the named thing does not exist (or is not visible to this caller).
+    #[error("{0}")]
+    NotFound(String),
+    /// `409`: the request conflicts with stored state (duplicate id, sequence not increasing).
+    #[error("{message}")]
+    Conflict {
+        /// Stable machine-readable reason.
+        code: &'static str,
+        /// Human-readable detail.
+        message: String,
+    },
+    /// `413`: the body is larger than the limit for this route.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// `416`: the `Range` header cannot be satisfied for a resource of `size` bytes.
+    #[error("range not satisfiable for a resource of {size} bytes")]
+    RangeNotSatisfiable {
+        /// Size of the resource.
+        size: u64,
+    },
+    /// `422`: well-formed input that fails validation (a release whose signature, hash or image
+    /// does not check out).
+    #[error("{message}")]
+    Unprocessable {
+        /// Stable machine-readable reason.
+        code: &'static str,
+        /// Human-readable detail.
+        message: String,
+    },
+    /// `503`: the feature needs configuration this server was started without.
+    #[error("{message}")]
+    Unavailable {
+        /// Stable machine-readable reason.
+        code: &'static str,
+        /// What to configure.
+        message: String,
+    },
+    /// `500`: a fault of the server. The detail is logged, never sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl AppError {
+    /// A `400` with a code and message.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A `409` with a code and message.
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A `422` with a code and message.
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Unprocessable {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A `500` for a server-side fault; `detail` is logged only.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        Self::Internal(detail.to_string())
+    }
+
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine-readable code of the JSON body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest { code, .. }
+            | Self::Conflict { code, .. }
+            | Self::Unprocessable { code, .. }
+            | Self::Unavailable { code, .. } => code,
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound(_) => "not_found",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::RangeNotSatisfiable { .. } => "range_not_satisfiable",
+            Self::Internal(_) => "internal",
+        }
+    }
+}
+
+/// The JSON body of every error answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// Code and message of an error answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable reason, e.g. `invalid_json`, `unauthorized`.
+    pub code: String,
+    /// Human-readable detail.
+    pub message: String,
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = match &self {
+            Self::Internal(detail) => {
+                tracing::error!(%detail, "request failed");
+                "internal server error".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code().to_owned(),
+                message,
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
+        match self {
+            Self::RangeNotSatisfiable { size } => {
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                    response.headers_mut().insert(header::CONTENT_RANGE, v);
+                }
+            }
+            Self::Unauthorized(_) => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound(what) => Self::NotFound(what),
+            StoreError::Conflict(what) => Self::conflict("conflict", what),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<BytesRejection> for AppError {
+    fn from(rejection: BytesRejection) -> Self {
+        body_rejection(rejection.status(), rejection.body_text())
+    }
+}
+
+/// Maps a failure to read a body: the length limit becomes our 413, a client that stopped
+/// sending a 400; nothing here is the server's fault.
+pub(crate) fn body_rejection(status: StatusCode, text: String) -> AppError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        AppError::PayloadTooLarge(text)
+    } else {
+        AppError::bad_request("bad_body", text)
+    }
+}
+
+impl From<QueryRejection> for AppError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::bad_request("invalid_query", rejection.body_text())
+    }
+}
+
+/// A JSON body parsed with our error shape. Unlike `axum::Json` it does not insist on a
+/// `Content-Type` header: the seed's devices and scripts are not consistent about sending one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AppJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for AppJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await?;
+        parse_json(&bytes).map(AppJson)
+    }
+}
+
+/// Parses JSON bytes, turning every serde failure into a `400 invalid_json` whose message names
+/// the field and position.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        let code = match e.classify() {
+            serde_json::error::Category::Data => "invalid_field",
+            _ => "invalid_json",
+        };
+        AppError::bad_request(code, e.to_string())
+    })
+}
+
+impl<T: Serialize> IntoResponse for AppJson<T> {
+    fn into_response(self) -> Response {
+        Json(self.0).into_response()
+    }
+}
+
+/// Query parameters parsed with our error shape.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AppQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for AppQuery<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Query(v) =
+            axum::extract::Query::<T>::from_request_parts(parts, state).await?;
+        Ok(Self(v))
+    }
+}
+
+/// Result alias for handlers.
+pub type AppResult<T> = Result<T, AppError>;

@@ -1,0 +1,204 @@
+//! The state every handler shares: store, blobs, keys, settings and small caches.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::blobs::{BlobStore, LocalBlobStore};
+use crate::config::Config;
+use crate::housekeeping::SeenBatcher;
+use crate::store::{SqliteStore, Store};
+use crate::trust::{LegacyKey, Trust};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The data folder could not be created.
+    #[error("data folder {path}: {source}")]
+    DataDir {
+        /// The folder.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Store(#[from] crate::store::StoreError),
+    /// The key material could not be loaded.
+    #[error("{0}")]
+    Trust(#[from] crate::trust::TrustError),
+    /// A setting is invalid.
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+}
+
+/// Shared handler state. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(pub(crate) Arc<Inner>);
+
+pub(crate) struct Inner {
+    pub(crate) config: Config,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) blobs: Arc<dyn BlobStore>,
+    pub(crate) trust: Option<Trust>,
+    pub(crate) legacy: Option<LegacyKey>,
+    pub(crate) seen: SeenBatcher,
+    pub(crate) chunk_cache: ChunkCache,
+    pub(crate) metrics: PrometheusHandle,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("data", &self.0.config.data)
+            .field("v2", &self.0.trust.is_some())
+            .field("legacy", &self.0.legacy.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Opens the data folder (database with migrations, blob folder) and loads the keys the
+    /// settings name. The status key is decrypted with `FOTA_KEY_PASSPHRASE` when encrypted.
+    pub async fn open(config: Config) -> Result<Self, StartError> {
+        config.validate()?;
+        std::fs::create_dir_all(&config.data).map_err(|source| StartError::DataDir {
+            path: config.data.clone(),
+            source,
+        })?;
+        let blobs =
+            LocalBlobStore::open(config.blob_dir()).map_err(|source| StartError::DataDir {
+                path: config.blob_dir(),
+                source,
+            })?;
+        let store = SqliteStore::open(&config.db_path()).await?;
+        let passphrase = std::env::var(crate::keys::PASSPHRASE_ENV).ok();
+        let trust = Trust::load(&config, passphrase.as_deref())?;
+        let legacy = LegacyKey::load(&config)?;
+        Ok(Self::from_parts(
+            config,
+            Arc::new(store),
+            Arc::new(blobs),
+            trust,
+            legacy,
+        ))
+    }
+
+    /// Assembles a state from parts (tests, other stores).
+    pub fn from_parts(
+        config: Config,
+        store: Arc<dyn Store>,
+        blobs: Arc<dyn BlobStore>,
+        trust: Option<Trust>,
+        legacy: Option<LegacyKey>,
+    ) -> Self {
+        Self(Arc::new(Inner {
+            seen: SeenBatcher::default(),
+            chunk_cache: ChunkCache::new(64 * 1024 * 1024),
+            metrics: crate::metrics::handle(),
+            config,
+            store,
+            blobs,
+            trust,
+            legacy,
+        }))
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.0.store
+    }
+
+    /// The blob store.
+    pub fn blobs(&self) -> &Arc<dyn BlobStore> {
+        &self.0.blobs
+    }
+
+    /// The v2 key material, if configured.
+    pub fn trust(&self) -> Option<&Trust> {
+        self.0.trust.as_ref()
+    }
+
+    /// Whether the legacy API is on.
+    pub fn legacy_enabled(&self) -> bool {
+        self.0.legacy.is_some()
+    }
+
+    /// Sets up the bootstrap admin token. With `from_env` (`FOTA_ADMIN_TOKEN`, taken verbatim)
+    /// that token becomes the `bootstrap` admin token. Without it, a token is generated when the
+    /// store has none at all, and returned so the caller can show it once; `None` otherwise.
+    pub async fn bootstrap_admin(
+        &self,
+        from_env: Option<&str>,
+    ) -> Result<Option<crate::tokens::Secret>, crate::store::StoreError> {
+        match from_env {
+            Some(token) => {
+                let secret = crate::tokens::Secret::new(token);
+                self.0
+                    .store
+                    .ensure_bootstrap_token(&secret.digest().0, true)
+                    .await?;
+                Ok(None)
+            }
+            None => {
+                let secret = crate::tokens::generate(crate::tokens::TokenKind::Operator);
+                let created = self
+                    .0
+                    .store
+                    .ensure_bootstrap_token(&secret.digest().0, false)
+                    .await?;
+                Ok(created.then_some(secret))
+            }
+        }
+    }
+
+    /// Writes batched last-seen times now (also done periodically and at shutdown).
+    pub async fn flush_seen(&self) -> Result<(), crate::store::StoreError> {
+        self.0.seen.flush(self.0.store.as_ref()).await
+    }
+}
+
+/// Built legacy chunk answers, keyed by (legacy release id, chunk number).
+///
+/// Legacy releases never change once stored, so a cached body is valid for as long as the
+/// release exists; the cache holds no state of its own.
+pub(crate) struct ChunkCache {
+    max_bytes: usize,
+    inner: Mutex<(HashMap<(i64, u64), Bytes>, usize)>,
+}
+
+impl ChunkCache {
+    fn new(max_bytes: usize) -> Self {
+        Self {
+            max_bytes,
+            inner: Mutex::new((HashMap::new(), 0)),
+        }
+    }
+
+    pub(crate) fn get(&self, key: (i64, u64)) -> Option<Bytes> {
+        let guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        guard.0.get(&key).cloned()
+    }
+
+    pub(crate) fn insert(&self, key: (i64, u64), body: Bytes) {
+        let mut guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.1 + body.len() > self.max_bytes {
+            // Only the newest release is served, so dropping everything at once costs one
+            // rebuild per chunk of that release; no LRU bookkeeping on the hot path.
+            guard.0.clear();
+            guard.1 = 0;
+        }
+        guard.1 += body.len();
+        if let Some(old) = guard.0.insert(key, body) {
+            guard.1 -= old.len();
+        }
+    }
+}

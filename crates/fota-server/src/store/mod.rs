@@ -1,0 +1,576 @@
+//! The storage port: everything the server knows lives behind [`Store`].
+//!
+//! Nothing that matters is kept only in process memory, so any number of server processes over
+//! the same store answer identically. The one exception is by design: devices' `last_seen_at`
+//! and legacy download progress are collected in memory and flushed in batches (see
+//! [`crate::housekeeping::SeenBatcher`]), so a poll costs one indexed read and no write.
+//!
+//! Every method that changes operator-visible state takes the [`AuditEntry`] describing the
+//! change and writes it in the same transaction: there is no change without its audit record.
+
+use serde::{Deserialize, Serialize};
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+/// Unix time in milliseconds, the only timestamp type in the store.
+pub type Millis = i64;
+
+/// The current time as [`Millis`].
+pub fn now_ms() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The named record does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// A uniqueness rule or a precondition on stored state was violated.
+    #[error("{0}")]
+    Conflict(String),
+    /// The database failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations could not be applied.
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value could not be interpreted (a bug or a tampered database).
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
+}
+
+/// Result alias for store operations.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Operator roles, ordered by power: each role may do everything the lower ones may.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads everything, changes nothing.
+    Viewer,
+    /// Uploads releases, assigns them, orders rollbacks, provisions devices.
+    Operator,
+    /// Everything, including API tokens.
+    Admin,
+}
+
+impl Role {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Operator => "operator",
+            Self::Admin => "admin",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "viewer" => Some(Self::Viewer),
+            "operator" => Some(Self::Operator),
+            "admin" => Some(Self::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// Who did what to which thing, with details as JSON.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AuditEntry {
+    /// Acting principal: `token:<id>` (operator) or `device:<id>`, or `server`.
+    pub actor: String,
+    /// What happened, e.g. `release.create`.
+    pub action: String,
+    /// What it happened to, e.g. `release:<id>`.
+    pub target: String,
+    /// Details (never secrets).
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+}
+
+/// A stored audit record.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AuditRecord {
+    /// Increasing id (use as `before` cursor).
+    pub id: i64,
+    /// When, unix ms.
+    pub at: Millis,
+    /// The entry.
+    #[serde(flatten)]
+    pub entry: AuditEntry,
+}
+
+/// An operator API token (never its secret or digest).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ApiToken {
+    /// Token id.
+    pub id: String,
+    /// Human name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// When it was made, unix ms.
+    pub created_at: Millis,
+    /// Who made it.
+    pub created_by: String,
+    /// When it was revoked, unix ms.
+    pub revoked_at: Option<Millis>,
+}
+
+/// A token found by its digest, with the stored digest for the constant-time check.
+#[derive(Debug, Clone)]
+pub struct ApiTokenAuth {
+    /// The token.
+    pub token: ApiToken,
+    /// Stored SHA-256.
+    pub digest: Vec<u8>,
+}
+
+/// A device as the operator API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Device {
+    /// The device's name, e.g. `EcoWatt001`.
+    pub id: String,
+    /// UUIDv5(vendor id, "device/" + id), for v2 devices.
+    pub uuid: Option<String>,
+    /// Hardware class name, for v2 devices.
+    pub class: Option<String>,
+    /// `v2` (provisioned) or `legacy` (seen on the seed API).
+    pub protocol: String,
+    /// When it was provisioned or first seen, unix ms.
+    pub created_at: Millis,
+    /// When its credential was revoked, unix ms.
+    pub revoked_at: Option<Millis>,
+    /// Last contact, unix ms (flushed in batches).
+    pub last_seen_at: Option<Millis>,
+    /// Running firmware version as last reported.
+    pub fw_version: Option<String>,
+    /// Running release sequence as last reported.
+    pub fw_sequence: Option<i64>,
+    /// Running image SHA-256 (hex) as last reported.
+    pub fw_sha256: Option<String>,
+    /// Running slot as last reported.
+    pub slot: Option<i64>,
+    /// otadata state of the running slot as last reported.
+    pub ota_state: Option<String>,
+    /// Outcome of the last update as last reported.
+    pub last_result: Option<String>,
+    /// Update state: `idle`, `downloading`, `verified`, `installing`, `trial`, `confirmed`,
+    /// `rolled_back`, `failed`, ...
+    pub state: String,
+    /// Release the progress refers to.
+    pub progress_release_id: Option<String>,
+    /// Bytes downloaded of that release.
+    pub progress_bytes: i64,
+    /// Size of that release.
+    pub progress_total: i64,
+    /// When `state` last changed, unix ms.
+    pub state_changed_at: Option<Millis>,
+    /// Explicit assignment of this device.
+    pub assigned_release_id: Option<String>,
+    /// What the device is offered: the explicit assignment, else its class's.
+    pub effective_release_id: Option<String>,
+    /// A release this device is not offered again until a new explicit assignment.
+    pub suppressed_release_id: Option<String>,
+    /// The open rollback order, if any.
+    pub rollback_order: Option<RollbackOrder>,
+}
+
+/// A new v2 device.
+#[derive(Debug, Clone)]
+pub struct NewDevice {
+    /// Name.
+    pub id: String,
+    /// Derived UUID.
+    pub uuid: String,
+    /// Class name.
+    pub class: String,
+    /// SHA-256 of its token.
+    pub digest: [u8; 32],
+    /// Now.
+    pub created_at: Millis,
+}
+
+/// What a device reports running (v2 check-in or legacy status).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Firmware version.
+    pub fw_version: Option<String>,
+    /// Release sequence.
+    pub fw_sequence: Option<i64>,
+    /// Image SHA-256, hex.
+    pub fw_sha256: Option<String>,
+    /// Running slot.
+    pub slot: Option<i64>,
+    /// otadata state.
+    pub ota_state: Option<String>,
+    /// Last update outcome.
+    pub last_result: Option<String>,
+}
+
+/// The release a device is offered at check-in.
+#[derive(Debug, Clone)]
+pub struct Offer {
+    /// Release id.
+    pub release_id: String,
+    /// Sequence.
+    pub sequence: i64,
+    /// Signed manifest envelope.
+    pub manifest: Vec<u8>,
+    /// Image blob.
+    pub image_sha256: String,
+    /// Image size.
+    pub image_size: i64,
+    /// Hash-list blob.
+    pub hashlist_sha256: String,
+}
+
+/// Everything a v2 check-in needs, read in one query by token digest.
+#[derive(Debug, Clone)]
+pub struct CheckinView {
+    /// Device name.
+    pub device_id: String,
+    /// Stored token digest, for the constant-time check.
+    pub digest: Vec<u8>,
+    /// Revoked?
+    pub revoked_at: Option<Millis>,
+    /// Class.
+    pub class: Option<String>,
+    /// Last report.
+    pub report: Report,
+    /// Release not to offer.
+    pub suppressed_release_id: Option<String>,
+    /// Effective assignment.
+    pub offer: Option<Offer>,
+    /// Open rollback order.
+    pub rollback: Option<RollbackOrder>,
+}
+
+/// A release as stored.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Release {
+    /// Release id.
+    pub id: String,
+    /// Class name.
+    pub class: String,
+    /// Class UUID.
+    pub class_id: String,
+    /// Sequence, unique and increasing per class.
+    pub sequence: i64,
+    /// Anti-rollback counter.
+    pub security_counter: i64,
+    /// Firmware version (= the image's app descriptor).
+    pub version: String,
+    /// Project name (= the image's app descriptor).
+    pub project: String,
+    /// Image SHA-256, hex: also its blob name.
+    pub image_sha256: String,
+    /// Image size in bytes.
+    pub image_size: i64,
+    /// Chunk size.
+    pub chunk_size: i64,
+    /// Chunk count.
+    pub chunk_count: i64,
+    /// Hash-list blob SHA-256, hex.
+    pub hashlist_sha256: String,
+    /// Hash-list size.
+    pub hashlist_size: i64,
+    /// SHA-256 of the signed manifest envelope, hex.
+    pub manifest_digest: String,
+    /// Upload time, unix ms.
+    pub created_at: Millis,
+    /// Uploader.
+    pub created_by: String,
+    /// The signed envelope.
+    #[serde(skip)]
+    pub manifest: Vec<u8>,
+}
+
+/// An order to roll a device back to its previous image.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RollbackOrder {
+    /// Order id.
+    pub id: String,
+    /// Device.
+    pub device_id: String,
+    /// Why.
+    pub reason: String,
+    /// Ordered at, unix ms.
+    pub created_at: Millis,
+    /// Ordered by.
+    pub created_by: String,
+    /// When the device read it.
+    pub delivered_at: Option<Millis>,
+    /// When the device's report closed it.
+    pub closed_at: Option<Millis>,
+    /// The device's report.
+    pub outcome: Option<String>,
+}
+
+/// A device event as stored.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DeviceEvent {
+    /// Increasing id (use as `before` cursor).
+    pub id: i64,
+    /// Device.
+    pub device_id: String,
+    /// When received, unix ms.
+    pub at: Millis,
+    /// Event kind, e.g. `progress`, `verified`, `confirmed`, `rolled_back`, `failed`,
+    /// `legacy_status`, `checkin`.
+    pub kind: String,
+    /// Typed reason, if any.
+    pub reason: Option<String>,
+    /// Release concerned.
+    pub release_id: Option<String>,
+    /// Progress.
+    pub bytes_done: Option<i64>,
+    /// Progress total.
+    pub bytes_total: Option<i64>,
+    /// Extra JSON.
+    #[schema(value_type = Option<Object>)]
+    pub detail: Option<serde_json::Value>,
+}
+
+/// A new event and the device state it implies.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// Device.
+    pub device_id: String,
+    /// Now.
+    pub at: Millis,
+    /// Kind.
+    pub kind: String,
+    /// Reason.
+    pub reason: Option<String>,
+    /// Release.
+    pub release_id: Option<String>,
+    /// Progress.
+    pub bytes_done: Option<i64>,
+    /// Progress total.
+    pub bytes_total: Option<i64>,
+    /// Extra JSON.
+    pub detail: Option<serde_json::Value>,
+    /// New device state, if the event changes it.
+    pub new_state: Option<String>,
+    /// Suppress this release for the device (it rolled back from it or failed it).
+    pub suppress_release: Option<String>,
+    /// Close the device's open rollback order with this outcome (only if it was delivered).
+    pub close_rollback: Option<String>,
+}
+
+/// A legacy (seed) upload.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct LegacyRelease {
+    /// Increasing id; the newest is served.
+    pub id: i64,
+    /// Version string as uploaded.
+    pub version: String,
+    /// Image size.
+    pub size: i64,
+    /// SHA-256, lowercase hex: also the blob name.
+    pub sha256: String,
+    /// Chunk size.
+    pub chunk_size: i64,
+    /// ceil(size / chunk_size).
+    pub total_chunks: i64,
+    /// Upload time.
+    pub created_at: Millis,
+    /// Uploader.
+    pub created_by: String,
+}
+
+/// Progress or contact noted in memory and flushed in a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    /// Device.
+    pub device_id: String,
+    /// Last contact.
+    pub at: Millis,
+    /// `legacy` creates unknown devices as legacy devices; `v2` only touches existing ones.
+    pub protocol: &'static str,
+    /// Legacy download progress: (bytes done, total).
+    pub progress: Option<(i64, i64)>,
+}
+
+/// Retention cut-offs: records older than these are deleted.
+#[derive(Debug, Clone, Copy)]
+pub struct PruneBefore {
+    /// Check-in history.
+    pub checkins: Millis,
+    /// Device events.
+    pub events: Millis,
+    /// Audit records.
+    pub audit: Millis,
+}
+
+/// How many records a prune removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Check-ins.
+    pub checkins: u64,
+    /// Events.
+    pub events: u64,
+    /// Audit records.
+    pub audit: u64,
+}
+
+/// The storage port. See the module docs.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    // -- operator tokens --
+    /// Stores a new token.
+    async fn create_api_token(
+        &self,
+        token: &ApiToken,
+        digest: &[u8; 32],
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
+    /// Makes the bootstrap admin token: with `replace`, the digest of the `bootstrap` token is
+    /// set to `digest` (FOTA_ADMIN_TOKEN); without, it is only created when no token exists.
+    /// Returns whether a token was created or changed.
+    async fn ensure_bootstrap_token(&self, digest: &[u8; 32], replace: bool) -> StoreResult<bool>;
+    /// Finds a token by digest.
+    async fn api_token_by_digest(&self, digest: &[u8; 32]) -> StoreResult<Option<ApiTokenAuth>>;
+    /// All tokens.
+    async fn list_api_tokens(&self) -> StoreResult<Vec<ApiToken>>;
+    /// Revokes a token.
+    async fn revoke_api_token(&self, id: &str, at: Millis, audit: &AuditEntry) -> StoreResult<()>;
+
+    // -- devices --
+    /// Provisions a v2 device. Conflict if the id exists.
+    async fn create_device(&self, device: &NewDevice, audit: &AuditEntry) -> StoreResult<()>;
+    /// One device.
+    async fn device(&self, id: &str) -> StoreResult<Option<Device>>;
+    /// Devices, optionally of one class.
+    async fn list_devices(&self, class: Option<&str>) -> StoreResult<Vec<Device>>;
+    /// Replaces a device's token digest (and clears a revocation).
+    async fn set_device_token(
+        &self,
+        id: &str,
+        digest: &[u8; 32],
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
+    /// Revokes a device's credential.
+    async fn revoke_device(&self, id: &str, at: Millis, audit: &AuditEntry) -> StoreResult<()>;
+    /// The check-in view of the device holding `digest`.
+    async fn checkin_view(&self, digest: &[u8; 32]) -> StoreResult<Option<CheckinView>>;
+    /// The device holding `digest`: (id, stored digest, revoked_at, class).
+    async fn device_by_digest(
+        &self,
+        digest: &[u8; 32],
+    ) -> StoreResult<Option<(String, Vec<u8>, Option<Millis>)>>;
+    /// For a blob download in one read: the device holding `digest` as (id, stored digest,
+    /// revoked_at) and whether `sha256` is the image or hash list of the release offered to it.
+    async fn blob_access(
+        &self,
+        digest: &[u8; 32],
+        sha256: &str,
+    ) -> StoreResult<Option<(String, Vec<u8>, Option<Millis>, bool)>>;
+    /// Records a changed report and its check-in history row.
+    async fn record_report(
+        &self,
+        device_id: &str,
+        protocol: &str,
+        report: &Report,
+        at: Millis,
+    ) -> StoreResult<()>;
+    /// Marks a rollback order delivered (first time only).
+    async fn mark_rollback_delivered(&self, order_id: &str, at: Millis) -> StoreResult<()>;
+    /// Stores an event and applies its effect on the device, in one transaction.
+    async fn add_event(&self, event: &NewEvent) -> StoreResult<()>;
+    /// A device's events, newest first.
+    async fn list_events(
+        &self,
+        device_id: &str,
+        before: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<DeviceEvent>>;
+    /// Applies a batch of contacts (see [`Seen`]).
+    async fn apply_seen(&self, batch: &[Seen]) -> StoreResult<()>;
+
+    // -- releases --
+    /// Stores a verified release. Conflict if its sequence is not above the class's highest,
+    /// or its version exists in the class.
+    async fn create_release(&self, release: &Release, audit: &AuditEntry) -> StoreResult<()>;
+    /// One release by id.
+    async fn release(&self, id: &str) -> StoreResult<Option<Release>>;
+    /// One release by class and version.
+    async fn release_by_version(&self, class: &str, version: &str) -> StoreResult<Option<Release>>;
+    /// Releases, optionally of one class, newest first.
+    async fn list_releases(&self, class: Option<&str>) -> StoreResult<Vec<Release>>;
+    /// Class names in use (by provisioned devices or releases).
+    async fn list_classes(&self) -> StoreResult<Vec<String>>;
+    /// Assigns a release to devices (all must exist and be of the release's class).
+    async fn assign_devices(
+        &self,
+        release_id: &str,
+        device_ids: &[String],
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
+    /// Assigns a release to its class.
+    async fn assign_class(
+        &self,
+        class: &str,
+        release_id: &str,
+        at: Millis,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
+
+    // -- rollback orders --
+    /// Opens an order; creates the device as a legacy device when `create_legacy` and it is
+    /// unknown. Conflict if an order is already open.
+    async fn create_rollback_order(
+        &self,
+        order: &RollbackOrder,
+        create_legacy: bool,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
+    /// A device's open order.
+    async fn open_rollback_order(&self, device_id: &str) -> StoreResult<Option<RollbackOrder>>;
+    /// A device's orders, newest first.
+    async fn list_rollback_orders(&self, device_id: &str) -> StoreResult<Vec<RollbackOrder>>;
+
+    // -- legacy --
+    /// Stores a legacy upload; returns its id.
+    async fn create_legacy_release(
+        &self,
+        release: &LegacyRelease,
+        audit: &AuditEntry,
+    ) -> StoreResult<i64>;
+    /// The newest legacy upload.
+    async fn latest_legacy_release(&self) -> StoreResult<Option<LegacyRelease>>;
+    /// Next value of the persisted, strictly increasing counter `name` (starts at 1).
+    async fn next_counter(&self, name: &str) -> StoreResult<u64>;
+    /// Records a legacy status report: the report, an event, and closes the delivered order.
+    async fn legacy_status(
+        &self,
+        device_id: &str,
+        report: &Report,
+        status: &str,
+        detail: &serde_json::Value,
+        at: Millis,
+    ) -> StoreResult<Option<RollbackOrder>>;
+
+    // -- audit and housekeeping --
+    /// Audit records, newest first.
+    async fn list_audit(&self, before: Option<i64>, limit: i64) -> StoreResult<Vec<AuditRecord>>;
+    /// Writes one audit record on its own (for actions without another store change).
+    async fn audit(&self, entry: &AuditEntry) -> StoreResult<()>;
+    /// Deletes history older than the cut-offs.
+    async fn prune(&self, before: PruneBefore) -> StoreResult<Pruned>;
+    /// SHA-256 names of all blobs any release references.
+    async fn referenced_blobs(&self) -> StoreResult<Vec<String>>;
+    /// Writes a consistent copy of the database to `path` while serving (`VACUUM INTO`).
+    async fn backup_into(&self, path: &std::path::Path) -> StoreResult<()>;
+}

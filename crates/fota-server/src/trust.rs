@@ -1,0 +1,145 @@
+//! Key material the server holds: the trusted root record and the status key (v2), and the
+//! legacy PSK. Never a release signing key: releases are signed offline and only verified here.
+
+use std::path::PathBuf;
+
+use ed25519_dalek::SigningKey;
+use zeroize::Zeroizing;
+
+use crate::config::{Config, PskSource};
+
+/// Why key material could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrustError {
+    /// Only one of root record and status key was given.
+    #[error("v2 needs both --root and --status-key (run `fota keys init --dir K` to make them)")]
+    Incomplete,
+    /// The root record file could not be read.
+    #[error("root record {path}: {message}")]
+    Root {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// The status key could not be loaded.
+    #[error("status key: {0}")]
+    StatusKey(#[from] crate::keys::KeyError),
+    /// The status key is not one the root record trusts for the status role.
+    #[error("status key {path} is not a status key of the root record")]
+    StatusKeyNotTrusted {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The legacy PSK could not be read or is empty/malformed.
+    #[error("legacy PSK: {0}")]
+    Psk(String),
+}
+
+/// The v2 trust anchor and the status key.
+pub struct Trust {
+    /// The root record file, as devices receive it.
+    pub(crate) root_bytes: Vec<u8>,
+    /// The vendor id from the root record.
+    pub(crate) vendor_id: uuid::Uuid,
+    /// Signs status statements.
+    pub(crate) status_key: SigningKey,
+}
+
+impl std::fmt::Debug for Trust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trust")
+            .field("vendor_id", &self.vendor_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Trust {
+    /// Loads the root record and status key named by the settings; `None` when neither is set.
+    pub fn load(config: &Config, passphrase: Option<&str>) -> Result<Option<Self>, TrustError> {
+        match (&config.root, &config.status_key) {
+            (None, None) => Ok(None),
+            (Some(root), Some(key)) => {
+                let root_bytes = std::fs::read(root).map_err(|e| TrustError::Root {
+                    path: root.clone(),
+                    message: e.to_string(),
+                })?;
+                let status_key = crate::keys::read_signing_key(key, passphrase)?;
+                Self::new(root_bytes, status_key)
+                    .map_err(|e| match e {
+                        TrustError::Root { message, .. } => TrustError::Root {
+                            path: root.clone(),
+                            message,
+                        },
+                        TrustError::StatusKeyNotTrusted { .. } => {
+                            TrustError::StatusKeyNotTrusted { path: key.clone() }
+                        }
+                        other => other,
+                    })
+                    .map(Some)
+            }
+            _ => Err(TrustError::Incomplete),
+        }
+    }
+
+    /// Checks that `root_bytes` is a valid, self-signed root record and that `status_key` is
+    /// one of its status keys.
+    pub fn new(root_bytes: Vec<u8>, status_key: SigningKey) -> Result<Self, TrustError> {
+        let vendor_id = crate::v2::verify_root(&root_bytes, &status_key)?;
+        Ok(Self {
+            root_bytes,
+            vendor_id,
+            status_key,
+        })
+    }
+
+    /// The vendor id of the root record.
+    pub fn vendor_id(&self) -> uuid::Uuid {
+        self.vendor_id
+    }
+
+    /// The root record bytes.
+    pub fn root_bytes(&self) -> &[u8] {
+        &self.root_bytes
+    }
+}
+
+/// The legacy (seed) pre-shared key.
+pub struct LegacyKey {
+    pub(crate) psk: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for LegacyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LegacyKey(…)")
+    }
+}
+
+impl LegacyKey {
+    /// Loads the PSK the settings name; `None` turns the legacy API off.
+    pub fn load(config: &Config) -> Result<Option<Self>, TrustError> {
+        let Some(source) = &config.legacy_psk else {
+            return Ok(None);
+        };
+        let psk = match source {
+            PskSource::Value(v) => crate::legacy_proto::psk_from_value(v),
+            PskSource::File(path) => {
+                let raw = Zeroizing::new(
+                    std::fs::read(path)
+                        .map_err(|e| TrustError::Psk(format!("{}: {e}", path.display())))?,
+                );
+                crate::legacy_proto::psk_from_file(&raw)
+            }
+        }
+        .map_err(TrustError::Psk)?;
+        Ok(Some(Self { psk }))
+    }
+
+    /// A key from bytes (tests).
+    pub fn from_bytes(psk: &[u8]) -> Self {
+        Self {
+            psk: Zeroizing::new(psk.to_vec()),
+        }
+    }
+}
