@@ -1,0 +1,595 @@
+//! A small HTTP/1.1 client for devices: one keep-alive connection per origin, bodies read
+//! straight into the caller's buffer with a hard byte cap, a timeout on every read, and exact
+//! wire-byte counters.
+//!
+//! Plain `http://` only: the emulator talks to servers on this machine. Anything the server
+//! sends that does not fit the device's rules (a body longer than the buffer, a range other
+//! than the one asked for, a stall) ends the request with a typed [`HttpError`] and drops the
+//! connection, so a half-read response can never be mistaken for the next one.
+
+use core::pin::Pin;
+use core::sync::atomic::{AtomicU64, Ordering};
+use core::task::{Context, Poll};
+use core::time::Duration;
+use std::io;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Method, Request, StatusCode, Uri};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, timeout, timeout_at};
+
+/// Timeouts of one client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Opening a TCP connection.
+    pub connect: Duration,
+    /// Waiting for the response head, and for each piece of the body.
+    pub read: Duration,
+    /// A whole request, head to last body byte (bounds a server that drips bytes).
+    pub request: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(5),
+            read: Duration::from_secs(10),
+            request: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Why a request failed. Every failure drops the connection.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HttpError {
+    /// The URL is not a plain `http://` URL or absolute path.
+    #[error("unusable URL {0:?}")]
+    Url(String),
+    /// The connection could not be made, or broke before the response head.
+    #[error("connection: {0}")]
+    Connect(String),
+    /// The head or a body piece did not arrive in time, or the request took too long.
+    #[error("timed out")]
+    Timeout,
+    /// The body is longer than the caller's buffer (or than its declared length).
+    #[error("body longer than {cap} bytes")]
+    TooLarge {
+        /// The cap.
+        cap: usize,
+    },
+    /// The body ended before its declared length, or the connection broke mid-body.
+    #[error("body truncated after {got} bytes")]
+    Truncated {
+        /// Bytes received.
+        got: usize,
+    },
+    /// A ranged GET was not answered with the asked range.
+    #[error("bad range answer: {0}")]
+    BadRange(String),
+    /// The server answered with an unexpected status.
+    #[error("HTTP status {0}")]
+    Status(u16),
+}
+
+/// Bytes moved on the wire (request and response heads and bodies, as TCP carried them).
+#[derive(Debug, Default)]
+pub struct WireCounters {
+    /// Bytes sent.
+    pub tx: AtomicU64,
+    /// Bytes received.
+    pub rx: AtomicU64,
+    /// TCP connections opened.
+    pub connections: AtomicU64,
+    /// Requests sent.
+    pub requests: AtomicU64,
+}
+
+impl WireCounters {
+    /// Bytes received so far.
+    pub fn rx(&self) -> u64 {
+        self.rx.load(Ordering::Relaxed)
+    }
+
+    /// Bytes sent so far.
+    pub fn tx(&self) -> u64 {
+        self.tx.load(Ordering::Relaxed)
+    }
+}
+
+/// A TCP stream that counts the bytes through it.
+struct Counted {
+    stream: TcpStream,
+    counters: Arc<WireCounters>,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.stream).poll_read(cx, buf);
+        let n = buf.filled().len().saturating_sub(before);
+        self.counters.rx.fetch_add(n as u64, Ordering::Relaxed);
+        poll
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.stream).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = poll {
+            self.counters.tx.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        poll
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// Scheme-less origin of a URL: `host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Origin {
+    host: String,
+    port: u16,
+}
+
+impl Origin {
+    fn authority(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+fn parse_base(url: &str) -> Result<(Origin, String), HttpError> {
+    let uri: Uri = url.parse().map_err(|_| HttpError::Url(url.into()))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(HttpError::Url(url.into()));
+    }
+    let host = uri.host().ok_or_else(|| HttpError::Url(url.into()))?;
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let origin = Origin {
+        host,
+        port: uri.port_u16().unwrap_or(80),
+    };
+    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    Ok((origin, path))
+}
+
+/// The head of a response.
+#[derive(Debug, Clone)]
+pub struct Head {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+}
+
+struct Conn {
+    origin: Origin,
+    sender: SendRequest<Full<Bytes>>,
+}
+
+/// One device's HTTP client. See the module documentation.
+pub struct HttpClient {
+    base: Origin,
+    base_path: String,
+    bearer: Option<HeaderValue>,
+    timeouts: Timeouts,
+    conns: Vec<Conn>,
+    counters: Arc<WireCounters>,
+}
+
+impl core::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("HttpClient")
+            .field("base", &self.base.authority())
+            .field("bearer", &self.bearer.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a request goes and what it carries.
+struct Outgoing<'a> {
+    method: Method,
+    target: &'a str,
+    headers: Vec<(header::HeaderName, HeaderValue)>,
+    body: Bytes,
+}
+
+impl HttpClient {
+    /// A client for the server at `base_url` (`http://host:port[/prefix]`). `bearer` is sent
+    /// as `Authorization: Bearer …` to that origin only, never to another host a download
+    /// URL may name.
+    pub fn new(
+        base_url: &str,
+        bearer: Option<&str>,
+        timeouts: Timeouts,
+        counters: Arc<WireCounters>,
+    ) -> Result<Self, HttpError> {
+        let (base, base_path) = parse_base(base_url)?;
+        let bearer = bearer
+            .map(|t| HeaderValue::from_str(&format!("Bearer {t}")))
+            .transpose()
+            .map_err(|_| HttpError::Url("token is not a valid header value".into()))?;
+        Ok(Self {
+            base,
+            base_path: base_path.trim_end_matches('/').to_owned(),
+            bearer,
+            timeouts,
+            conns: Vec::new(),
+            counters,
+        })
+    }
+
+    /// The wire counters.
+    pub fn counters(&self) -> &Arc<WireCounters> {
+        &self.counters
+    }
+
+    /// Resolves a URL or absolute path to (origin, path and query).
+    fn resolve(&self, target: &str) -> Result<(Origin, String), HttpError> {
+        if target.starts_with('/') {
+            Ok((self.base.clone(), format!("{}{}", self.base_path, target)))
+        } else {
+            parse_base(target)
+        }
+    }
+
+    async fn connection(&mut self, origin: &Origin) -> Result<usize, HttpError> {
+        if let Some(i) = self.conns.iter().position(|c| &c.origin == origin) {
+            let alive = {
+                let c = &mut self.conns[i];
+                !c.sender.is_closed() && c.sender.ready().await.is_ok()
+            };
+            if alive {
+                return Ok(i);
+            }
+            self.conns.swap_remove(i);
+        }
+        let stream = timeout(
+            self.timeouts.connect,
+            TcpStream::connect((origin.host.as_str(), origin.port)),
+        )
+        .await
+        .map_err(|_| HttpError::Timeout)?
+        .map_err(|e| HttpError::Connect(e.to_string()))?;
+        let _ = stream.set_nodelay(true);
+        self.counters.connections.fetch_add(1, Ordering::Relaxed);
+        let io = TokioIo::new(Counted {
+            stream,
+            counters: Arc::clone(&self.counters),
+        });
+        let (sender, conn) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|e| HttpError::Connect(e.to_string()))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        self.conns.push(Conn {
+            origin: origin.clone(),
+            sender,
+        });
+        Ok(self.conns.len() - 1)
+    }
+
+    fn drop_conn(&mut self, origin: &Origin) {
+        self.conns.retain(|c| &c.origin != origin);
+    }
+
+    /// Sends a request; returns the head and the body, still to be read.
+    async fn send(
+        &mut self,
+        out: Outgoing<'_>,
+        deadline: Instant,
+    ) -> Result<(Origin, Head, hyper::body::Incoming), HttpError> {
+        let (origin, path) = self.resolve(out.target)?;
+        let i = self.connection(&origin).await?;
+        let mut req = Request::builder()
+            .method(out.method)
+            .uri(path.as_str())
+            .header(header::HOST, origin.authority())
+            .header(header::USER_AGENT, "fota-emulator");
+        if origin == self.base
+            && let Some(b) = &self.bearer
+        {
+            req = req.header(header::AUTHORIZATION, b.clone());
+        }
+        for (k, v) in out.headers {
+            req = req.header(k, v);
+        }
+        let req = req
+            .body(Full::new(out.body))
+            .map_err(|e| HttpError::Url(e.to_string()))?;
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        let wait = deadline.min(Instant::now() + self.timeouts.read);
+        let sent = timeout_at(wait, self.conns[i].sender.send_request(req)).await;
+        let response = match sent {
+            Err(_) => {
+                self.drop_conn(&origin);
+                return Err(HttpError::Timeout);
+            }
+            Ok(Err(e)) => {
+                self.drop_conn(&origin);
+                return Err(HttpError::Connect(e.to_string()));
+            }
+            Ok(Ok(r)) => r,
+        };
+        let (parts, body) = response.into_parts();
+        Ok((
+            origin,
+            Head {
+                status: parts.status,
+                headers: parts.headers,
+            },
+            body,
+        ))
+    }
+
+    /// Reads `body` into `buf`; more than `buf.len()` bytes is [`HttpError::TooLarge`].
+    /// `stop_at_cap` instead stops reading once `buf` is full (and drops the connection).
+    async fn read_body(
+        &mut self,
+        origin: &Origin,
+        mut body: hyper::body::Incoming,
+        buf: &mut [u8],
+        deadline: Instant,
+        stop_at_cap: bool,
+    ) -> Result<usize, HttpError> {
+        let mut got = 0usize;
+        loop {
+            let wait = deadline.min(Instant::now() + self.timeouts.read);
+            let frame = match timeout_at(wait, body.frame()).await {
+                Err(_) => {
+                    self.drop_conn(origin);
+                    return Err(HttpError::Timeout);
+                }
+                Ok(None) => return Ok(got),
+                Ok(Some(Err(_))) => {
+                    self.drop_conn(origin);
+                    return Err(HttpError::Truncated { got });
+                }
+                Ok(Some(Ok(frame))) => frame,
+            };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            let room = buf.len() - got;
+            if data.len() > room {
+                self.drop_conn(origin);
+                if stop_at_cap {
+                    buf[got..].copy_from_slice(&data[..room]);
+                    return Ok(buf.len());
+                }
+                return Err(HttpError::TooLarge { cap: buf.len() });
+            }
+            buf[got..got + data.len()].copy_from_slice(&data);
+            got += data.len();
+        }
+    }
+
+    /// Drains a small error body so the connection stays usable, or drops it.
+    async fn discard(&mut self, origin: &Origin, body: hyper::body::Incoming, deadline: Instant) {
+        let mut sink = [0u8; 4096];
+        if self
+            .read_body(origin, body, &mut sink, deadline, false)
+            .await
+            .is_err()
+        {
+            self.drop_conn(origin);
+        }
+    }
+
+    fn declared_len(head: &Head) -> Option<u64> {
+        head.headers
+            .get(header::CONTENT_LENGTH)?
+            .to_str()
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// A request whose 2xx body is read into `resp`; other statuses are [`HttpError::Status`].
+    pub async fn fetch(
+        &mut self,
+        method: Method,
+        target: &str,
+        content_type: Option<&'static str>,
+        body: &[u8],
+        resp: &mut [u8],
+    ) -> Result<usize, HttpError> {
+        let deadline = Instant::now() + self.timeouts.request;
+        let mut headers = Vec::new();
+        if let Some(ct) = content_type {
+            headers.push((header::CONTENT_TYPE, HeaderValue::from_static(ct)));
+        }
+        let out = Outgoing {
+            method,
+            target,
+            headers,
+            body: Bytes::copy_from_slice(body),
+        };
+        let (origin, head, incoming) = self.send(out, deadline).await?;
+        if !head.status.is_success() {
+            self.discard(&origin, incoming, deadline).await;
+            return Err(HttpError::Status(head.status.as_u16()));
+        }
+        if Self::declared_len(&head).is_some_and(|n| n > resp.len() as u64) {
+            self.drop_conn(&origin);
+            return Err(HttpError::TooLarge { cap: resp.len() });
+        }
+        let n = self
+            .read_body(&origin, incoming, resp, deadline, false)
+            .await?;
+        if let Some(declared) = Self::declared_len(&head)
+            && declared != n as u64
+        {
+            self.drop_conn(&origin);
+            return Err(HttpError::Truncated { got: n });
+        }
+        Ok(n)
+    }
+
+    /// Bytes `[offset, offset + buf.len())` of `target` with `Range`. Accepted answers: 206
+    /// whose `Content-Range` starts at `offset` and ends at the asked end (or earlier, only
+    /// at the end of the resource), with a body of exactly that length; or 200 for
+    /// `offset == 0`, of which at most `buf.len()` bytes are read. Anything else is
+    /// [`HttpError::BadRange`] (or the status). Returns the bytes read.
+    pub async fn get_range(
+        &mut self,
+        target: &str,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<usize, HttpError> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let deadline = Instant::now() + self.timeouts.request;
+        let last = offset + buf.len() as u64 - 1;
+        let range = HeaderValue::from_str(&format!("bytes={offset}-{last}"))
+            .map_err(|e| HttpError::Url(e.to_string()))?;
+        let out = Outgoing {
+            method: Method::GET,
+            target,
+            headers: vec![(header::RANGE, range)],
+            body: Bytes::new(),
+        };
+        let (origin, head, incoming) = self.send(out, deadline).await?;
+        match head.status {
+            StatusCode::PARTIAL_CONTENT => {
+                let (start, end, _total) = match content_range(&head.headers) {
+                    Some(r) => r,
+                    None => {
+                        self.drop_conn(&origin);
+                        return Err(HttpError::BadRange(
+                            "206 without a valid Content-Range".into(),
+                        ));
+                    }
+                };
+                let end_ok = end == last || (end < last && end + 1 == _total);
+                if start != offset || !end_ok {
+                    self.drop_conn(&origin);
+                    return Err(HttpError::BadRange(format!(
+                        "asked {offset}-{last}, got {start}-{end}"
+                    )));
+                }
+                let want = (end - start + 1) as usize;
+                if Self::declared_len(&head).is_some_and(|n| n != want as u64) {
+                    self.drop_conn(&origin);
+                    return Err(HttpError::BadRange(
+                        "Content-Length differs from Content-Range".into(),
+                    ));
+                }
+                let n = self
+                    .read_body(&origin, incoming, &mut buf[..want], deadline, false)
+                    .await?;
+                if n != want {
+                    self.drop_conn(&origin);
+                    return Err(HttpError::Truncated { got: n });
+                }
+                Ok(n)
+            }
+            StatusCode::OK if offset == 0 => {
+                let declared = Self::declared_len(&head);
+                let n = self
+                    .read_body(&origin, incoming, buf, deadline, true)
+                    .await?;
+                let complete = n == buf.len() || declared.is_none_or(|d| d == n as u64);
+                if !complete {
+                    self.drop_conn(&origin);
+                    return Err(HttpError::Truncated { got: n });
+                }
+                Ok(n)
+            }
+            StatusCode::OK => {
+                self.drop_conn(&origin);
+                Err(HttpError::BadRange(format!(
+                    "200 (whole resource) for a range at offset {offset}"
+                )))
+            }
+            status => {
+                self.discard(&origin, incoming, deadline).await;
+                Err(HttpError::Status(status.as_u16()))
+            }
+        }
+    }
+}
+
+/// Parses `Content-Range: bytes a-b/total` (total may be `*`, read as unknown = u64::MAX).
+fn content_range(headers: &HeaderMap) -> Option<(u64, u64, u64)> {
+    let v = headers.get(header::CONTENT_RANGE)?.to_str().ok()?;
+    let rest = v.trim().strip_prefix("bytes ")?;
+    let (range, total) = rest.split_once('/')?;
+    let (a, b) = range.split_once('-')?;
+    let a: u64 = a.trim().parse().ok()?;
+    let b: u64 = b.trim().parse().ok()?;
+    let total = match total.trim() {
+        "*" => u64::MAX,
+        t => t.parse().ok()?,
+    };
+    (a <= b && b < total).then_some((a, b, total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_ranges() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_static("bytes 0-9/100"),
+        );
+        assert_eq!(content_range(&h), Some((0, 9, 100)));
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_static("bytes 9-0/100"),
+        );
+        assert_eq!(content_range(&h), None);
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_static("bytes 0-100/100"),
+        );
+        assert_eq!(content_range(&h), None);
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_static("bytes */100"),
+        );
+        assert_eq!(content_range(&h), None);
+    }
+
+    #[test]
+    fn base_urls() {
+        let (o, p) = parse_base("http://127.0.0.1:8080").unwrap();
+        assert_eq!(
+            (o.host.as_str(), o.port, p.as_str()),
+            ("127.0.0.1", 8080, "/")
+        );
+        let (o, p) = parse_base("http://[::1]:9/x?y=1").unwrap();
+        assert_eq!((o.host.as_str(), o.port, p.as_str()), ("::1", 9, "/x?y=1"));
+        assert!(parse_base("https://example.com").is_err());
+        assert!(parse_base("/relative").is_err());
+    }
+}

@@ -1,0 +1,3 @@
+//! The emulator's integration tests, one binary (see the README for the long runs).
+
+mod bootloader;
