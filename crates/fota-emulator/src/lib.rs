@@ -27,3 +27,5 @@
 pub mod bootloader;
 pub mod flash_file;
 pub mod http;
+pub mod netfault;
+pub mod proxy;
