@@ -146,6 +146,9 @@ pub struct Agent<'a, F, T, P> {
     pub(crate) event_seq: u32,
     pub(crate) stale_statements: u8,
     pub(crate) persisted_floor: u64,
+    /// Highest authenticated server time seen this boot (persisted with the next commit, or
+    /// by itself once a poll ends well).
+    pub(crate) seen_time: u64,
     pub(crate) last_refused: Option<[u8; 32]>,
 }
 
@@ -206,6 +209,7 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
                     event_seq: 0,
                     stale_statements: 0,
                     persisted_floor,
+                    seen_time: 0,
                     last_refused: None,
                 })
             }
@@ -323,7 +327,10 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
     ) -> Result<(), AgentError> {
         let mut next = next.clone();
         // Counters and the time floor ride along with every commit.
-        next.time_floor = next.time_floor.max(self.journal.state().time_floor);
+        next.time_floor = next
+            .time_floor
+            .max(self.journal.state().time_floor)
+            .max(self.seen_time);
         self.journal
             .commit(&mut self.storage, &next, manifest, Blob::Keep)?;
         self.persisted_floor = self.journal.state().time_floor;
@@ -684,6 +691,7 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
                 secure_version: self.me.secure_version,
                 fw_version: self.me.version,
                 image_sha256: self.me.sha256,
+                generation: p.generation,
             },
             None => Release {
                 secure_version: self.me.secure_version,
@@ -755,7 +763,7 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
         if left_id != [0; 32] && left.image_sha256 != self.me.sha256 {
             next.reject(Rejected {
                 id: left_id,
-                generation: 0,
+                generation: left.generation,
                 reason: ReasonCode::OperatorOrder.code(),
             });
         }
@@ -1290,11 +1298,12 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
 
     /// Persists the highest authenticated server time when it moved on by an hour or more (a
     /// log entry, not a commit, so polling does not wear the journal).
-    pub(crate) fn advance_time_floor(&mut self, server_time: u64) -> Result<(), AgentError> {
-        if server_time >= self.persisted_floor.saturating_add(3600) {
+    pub(crate) fn persist_time_floor(&mut self) -> Result<(), AgentError> {
+        let t = self.seen_time;
+        if t >= self.persisted_floor.saturating_add(3600) {
             self.journal
-                .append(&mut self.storage, Entry::TimeFloor(server_time))?;
-            self.persisted_floor = server_time;
+                .append(&mut self.storage, Entry::TimeFloor(t))?;
+            self.persisted_floor = t;
         }
         Ok(())
     }

@@ -77,7 +77,7 @@ pub const MAX_MANIFEST_LEN: usize = fota_protocol::v2::manifest::MAX_LEN;
 pub const MAX_ROOT_LEN: usize = fota_protocol::v2::root::MAX_LEN;
 
 const BODY_VERSION: u8 = 1;
-const RELEASE_LEN: usize = 32 + 8 + 4 + 4 + 32 + 32;
+const RELEASE_LEN: usize = 32 + 8 + 4 + 4 + 32 + 32 + 4;
 const PENDING_LEN: usize = 1 + 32 + 1 + 1 + 8 + 4 + 4 + 32 + 32 + 8 + 4 + 32 + 32 + 4 + 4 + 8;
 const REPORT_LEN: usize = 1 + 1 + 32 + 32 + 8;
 const REJECTED_LEN: usize = 32 + 4 + 1;
@@ -248,6 +248,9 @@ pub struct Release {
     pub fw_version: FixedStr,
     /// SHA-256 of the image (zero = unknown).
     pub image_sha256: [u8; 32],
+    /// Assignment generation it was installed under (v2): a rollback from it rejects it at
+    /// this generation, so only a new assignment brings it back.
+    pub generation: u32,
 }
 
 /// Which protocol a pending release came from.
@@ -367,7 +370,8 @@ fn put_release(w: &mut Writer<'_>, r: &Release) -> Result<(), fota_protocol::Cod
     w.u32(r.security_counter)?;
     w.u32(r.secure_version)?;
     w.bytes(r.fw_version.as_bytes())?;
-    w.bytes(&r.image_sha256)
+    w.bytes(&r.image_sha256)?;
+    w.u32(r.generation)
 }
 
 fn get_release(r: &mut Reader<'_>) -> Option<Release> {
@@ -378,6 +382,7 @@ fn get_release(r: &mut Reader<'_>) -> Option<Release> {
         secure_version: r.u32().ok()?,
         fw_version: FixedStr::from_field(&r.array().ok()?)?,
         image_sha256: r.array().ok()?,
+        generation: r.u32().ok()?,
     })
 }
 

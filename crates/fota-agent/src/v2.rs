@@ -247,7 +247,7 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
                 .commit(&mut self.storage, &state, Blob::Keep, Blob::New(bytes))?;
             self.root_version = root_version;
         }
-        self.advance_time_floor(body.server_time)?;
+        self.seen_time = self.seen_time.max(body.server_time);
         Ok(Checked {
             statement: body,
             manifest,
@@ -284,6 +284,9 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
                         return self.flash_failure(e);
                     }
                 }
+                if let Err(e) = self.persist_time_floor() {
+                    return self.flash_failure(e);
+                }
                 PollOutcome::Idle { next_poll_ms }
             }
         }
@@ -308,7 +311,7 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
         if m.sequence < js.highest_seq_seen || m.security_counter < js.committed_security_counter {
             return refuse(ReasonCode::Downgrade);
         }
-        let floor = js.time_floor.max(checked.statement.server_time);
+        let floor = js.time_floor.max(self.seen_time);
         if manifest.is_expired(floor) {
             return refuse(ReasonCode::Expired);
         }

@@ -20,9 +20,7 @@ use fota_protocol::esp::otadata::{
     BootIndex, OtaSelectEntry, OtaState, Otadata, OtadataOp, SECTOR_SIZE, select_boot,
 };
 use fota_protocol::esp::partition::{PartitionTable, TABLE_MAX_LEN, TABLE_OFFSET};
-use fota_protocol::legacy::{
-    ChunkAnswer, ManifestAnswer, RollbackStatusAnswer, paths,
-};
+use fota_protocol::legacy::{ChunkAnswer, ManifestAnswer, RollbackStatusAnswer, paths};
 use fota_protocol::v2::hashlist::{HashList, build as build_hashlist};
 use fota_protocol::v2::keys::Role;
 use fota_protocol::v2::{
@@ -48,7 +46,10 @@ pub fn root_record() -> Vec<u8> {
 
 pub fn root_with(version: u32, release: &[u8], status: &[u8]) -> Vec<u8> {
     let set = |role, seeds: &[u8]| {
-        let keys: Vec<_> = seeds.iter().map(|&s| key(s).verifying_key().to_bytes()).collect();
+        let keys: Vec<_> = seeds
+            .iter()
+            .map(|&s| key(s).verifying_key().to_bytes())
+            .collect();
         KeySet::new(role, 1, &keys).unwrap()
     };
     let body = RootBody {
@@ -156,6 +157,8 @@ pub struct V2Server {
     pub roots: Vec<Vec<u8>>,
     /// Serve a manifest that differs from the assigned one (assignment mismatch).
     pub swap_manifest: Option<usize>,
+    /// Range requests still answered before the network dies (None = never dies).
+    pub ranges_left: Option<u32>,
 }
 
 impl Default for V2Server {
@@ -175,6 +178,7 @@ impl Default for V2Server {
             fail_requests: 0,
             roots: Vec::new(),
             swap_manifest: None,
+            ranges_left: None,
         }
     }
 }
@@ -205,8 +209,12 @@ impl V2Server {
             Assign::Install(i) => Some(self.swap_manifest.unwrap_or(i)),
             _ => None,
         };
-        let image_url = manifest_index.map(|i| format!("/blobs/{i}")).unwrap_or_default();
-        let hashlist_url = manifest_index.map(|i| format!("/hashlists/{i}")).unwrap_or_default();
+        let image_url = manifest_index
+            .map(|i| format!("/blobs/{i}"))
+            .unwrap_or_default();
+        let hashlist_url = manifest_index
+            .map(|i| format!("/hashlists/{i}"))
+            .unwrap_or_default();
         let roots: Vec<&[u8]> = self.roots.iter().map(Vec::as_slice).collect();
         let answer = CheckInAnswer {
             poll_hint_s: self.poll_s,
@@ -226,9 +234,18 @@ impl V2Server {
     }
 
     fn range(&mut self, url: &str, offset: u64, buf: &mut [u8]) -> Result<usize, TransportError> {
+        if let Some(left) = self.ranges_left.as_mut() {
+            if *left == 0 {
+                return Err(TransportError::Timeout);
+            }
+            *left -= 1;
+        }
         let (kind, index) = url.rsplit_once('/').ok_or(TransportError::Status(404))?;
         let index: usize = index.parse().map_err(|_| TransportError::Status(404))?;
-        let release = self.releases.get(index).ok_or(TransportError::Status(404))?;
+        let release = self
+            .releases
+            .get(index)
+            .ok_or(TransportError::Status(404))?;
         let blob = match kind {
             "/blobs" => &release.image,
             "/hashlists" => &release.hashlist.blob,
@@ -291,7 +308,9 @@ impl Default for LegacyServer {
 impl LegacyServer {
     fn get(&mut self, path_and_query: &str) -> Result<Vec<u8>, TransportError> {
         use sha2::Digest;
-        let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
         let param = |k: &str| {
             query
                 .split('&')
@@ -306,7 +325,8 @@ impl LegacyServer {
                 {
                     return Ok(old.clone());
                 }
-                let (version, image, chunk) = self.release.clone().ok_or(TransportError::Status(404))?;
+                let (version, image, chunk) =
+                    self.release.clone().ok_or(TransportError::Status(404))?;
                 self.nonce += 1;
                 let mut answer = ManifestAnswer {
                     version,
@@ -317,7 +337,9 @@ impl LegacyServer {
                     nonce: None,
                     mac: None,
                 };
-                answer.seal(PSK, paths::MANIFEST, &device, self.nonce).unwrap();
+                answer
+                    .seal(PSK, paths::MANIFEST, &device, self.nonce)
+                    .unwrap();
                 let body = serde_json::to_vec(&answer).unwrap();
                 self.last_manifest = Some(body.clone());
                 Ok(body)
@@ -346,7 +368,9 @@ impl LegacyServer {
                     nonce: None,
                     mac: None,
                 };
-                answer.seal(PSK, paths::ROLLBACK_STATUS, &device, self.nonce).unwrap();
+                answer
+                    .seal(PSK, paths::ROLLBACK_STATUS, &device, self.nonce)
+                    .unwrap();
                 Ok(serde_json::to_vec(&answer).unwrap())
             }
             _ => Err(TransportError::Status(404)),
@@ -395,12 +419,19 @@ impl Transport for Net {
     async fn checkin(&mut self, body: &[u8], resp: &mut [u8]) -> Result<usize, TransportError> {
         self.fail()?;
         let answer = self.with(|s| s.v2.answer(body));
-        let out = resp.get_mut(..answer.len()).ok_or(TransportError::TooLarge)?;
+        let out = resp
+            .get_mut(..answer.len())
+            .ok_or(TransportError::TooLarge)?;
         out.copy_from_slice(&answer);
         Ok(answer.len())
     }
 
-    async fn get_range(&mut self, url: &str, offset: u64, buf: &mut [u8]) -> Result<usize, TransportError> {
+    async fn get_range(
+        &mut self,
+        url: &str,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<usize, TransportError> {
         self.fail()?;
         self.with(|s| s.v2.range(url, offset, buf))
     }
@@ -412,7 +443,11 @@ impl Transport for Net {
         Ok(())
     }
 
-    async fn legacy_get(&mut self, path_and_query: &str, resp: &mut [u8]) -> Result<usize, TransportError> {
+    async fn legacy_get(
+        &mut self,
+        path_and_query: &str,
+        resp: &mut [u8],
+    ) -> Result<usize, TransportError> {
         self.fail()?;
         let body = self.with(|s| s.legacy.get(path_and_query))?;
         let out = resp.get_mut(..body.len()).ok_or(TransportError::TooLarge)?;
@@ -447,7 +482,10 @@ impl Platform for Plat {
 
     fn fill_random(&mut self, buf: &mut [u8]) {
         for b in buf {
-            self.rng = self.rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            self.rng = self
+                .rng
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             *b = (self.rng >> 33) as u8;
         }
     }
@@ -469,7 +507,8 @@ pub fn table() -> PartitionTable {
 pub fn provisioned_flash(table: &PartitionTable, image: &[u8]) -> SimFlash {
     let mut b = FlashBuilder::new(FLASH as u32, table).unwrap();
     b.write_app(BootIndex::Ota(0), image).unwrap();
-    b.set_otadata(0, &OtaSelectEntry::new(1, OtaState::Valid)).unwrap();
+    b.set_otadata(0, &OtaSelectEntry::new(1, OtaState::Valid))
+        .unwrap();
     SimFlash::from_image(Config::ESP32.with_capacity(FLASH), b.into_bytes()).unwrap()
 }
 
@@ -482,7 +521,11 @@ pub struct Booted {
     pub trial: bool,
 }
 
-fn flash_write_op(flash: &mut SimFlash, otadata: u32, op: &OtadataOp) -> Result<(), fota_flash_sim::Error> {
+fn flash_write_op(
+    flash: &mut SimFlash,
+    otadata: u32,
+    op: &OtadataOp,
+) -> Result<(), fota_flash_sim::Error> {
     let at = otadata + op.sector() as u32 * SECTOR_SIZE;
     flash.erase(at, at + SECTOR_SIZE)?;
     if let OtadataOp::Write { entry, .. } = op {
@@ -504,7 +547,9 @@ pub fn bootloader(flash: &mut SimFlash) -> Option<Booted> {
     let layout = table.boot_layout();
     let od = layout.otadata.unwrap();
     let s0: [u8; 32] = bytes[od.offset as usize..][..32].try_into().unwrap();
-    let s1: [u8; 32] = bytes[od.offset as usize + 0x1000..][..32].try_into().unwrap();
+    let s1: [u8; 32] = bytes[od.offset as usize + 0x1000..][..32]
+        .try_into()
+        .unwrap();
     let before = Otadata::decode(&s0, &s1);
     let sel = select_boot([&s0, &s1], &layout, true);
     for op in sel.rewrites.iter() {
@@ -519,7 +564,13 @@ pub fn bootloader(flash: &mut SimFlash) -> Option<Booted> {
         };
         let Some(part) = part else { continue };
         let data = &flash.contents()[part.offset as usize..(part.offset + part.size) as usize];
-        let Ok(report) = verify(data, VerifyOptions { max_len: Some(part.size), ..VerifyOptions::default() }) else {
+        let Ok(report) = verify(
+            data,
+            VerifyOptions {
+                max_len: Some(part.size),
+                ..VerifyOptions::default()
+            },
+        ) else {
             continue;
         };
         if let Some(op) = sel.after_boot(index) {
@@ -657,11 +708,24 @@ impl Device {
             io: &mut io,
             page: &mut page,
         };
-        let agent = Agent::boot(flash, self.net.clone(), plat, config(&spec), BootInfo { running: booted.running }, bufs);
+        let agent = Agent::boot(
+            flash,
+            self.net.clone(),
+            plat,
+            config(&spec),
+            BootInfo {
+                running: booted.running,
+            },
+            bufs,
+        );
         let mut agent = match agent {
             Ok(a) => a,
             Err(f) => {
-                assert!(!f.flash.is_powered(), "boot failed with power on: {:?}", f.error);
+                assert!(
+                    !f.flash.is_powered(),
+                    "boot failed with power on: {:?}",
+                    f.error
+                );
                 log.cut = true;
                 self.flash = Some(f.flash);
                 self.boots.push(log.clone());
@@ -676,7 +740,9 @@ impl Device {
                 log.polls.push(o);
                 match o {
                     PollOutcome::Idle { .. } | PollOutcome::RebootRequired => break,
-                    PollOutcome::Failed { error: Some(_), .. } if !agent.flash().is_powered() => break,
+                    PollOutcome::Failed { error: Some(_), .. } if !agent.flash().is_powered() => {
+                        break;
+                    }
                     _ => {}
                 }
             }
