@@ -287,6 +287,7 @@ pub struct LegacyServer {
     pub bytes_served: u64,
     pub replay_last_manifest: bool,
     last_manifest: Option<Vec<u8>>,
+    pub psk: Vec<u8>,
 }
 
 impl Default for LegacyServer {
@@ -301,6 +302,7 @@ impl Default for LegacyServer {
             bytes_served: 0,
             replay_last_manifest: false,
             last_manifest: None,
+            psk: PSK.to_vec(),
         }
     }
 }
@@ -338,7 +340,7 @@ impl LegacyServer {
                     mac: None,
                 };
                 answer
-                    .seal(PSK, paths::MANIFEST, &device, self.nonce)
+                    .seal(&self.psk, paths::MANIFEST, &device, self.nonce)
                     .unwrap();
                 let body = serde_json::to_vec(&answer).unwrap();
                 self.last_manifest = Some(body.clone());
@@ -354,7 +356,7 @@ impl LegacyServer {
                     data[0] ^= 0xFF;
                 }
                 self.bytes_served += data.len() as u64;
-                Ok(serde_json::to_vec(&ChunkAnswer::new_signed(PSK, n, &data)).unwrap())
+                Ok(serde_json::to_vec(&ChunkAnswer::new_signed(&self.psk, n, &data)).unwrap())
             }
             paths::ROLLBACK_STATUS => {
                 self.nonce += 1;
@@ -369,7 +371,7 @@ impl LegacyServer {
                     mac: None,
                 };
                 answer
-                    .seal(PSK, paths::ROLLBACK_STATUS, &device, self.nonce)
+                    .seal(&self.psk, paths::ROLLBACK_STATUS, &device, self.nonce)
                     .unwrap();
                 Ok(serde_json::to_vec(&answer).unwrap())
             }
