@@ -1152,6 +1152,18 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
         Ok(scan.sha256 == p.image_sha256 && scan.is_valid_exact())
     }
 
+    /// The slot may already hold this release (a confirmation cut short sent the device back,
+    /// and the server assigns the release again): then nothing needs downloading.
+    pub(crate) fn slot_already_holds(&mut self, p: &Pending) -> Result<bool, AgentError> {
+        let region = self.target_region(p)?;
+        match crate::image::prefix(&mut self.storage, region)? {
+            Some(prefix) if prefix.app_desc.version() == Some(p.fw_version.as_str()) => {
+                self.verify_staged(p)
+            }
+            _ => Ok(false),
+        }
+    }
+
     /// End of a download: read back and verify, commit Staged, switch otadata.
     pub(crate) async fn finish_download(&mut self) -> Result<PollOutcome, Stop> {
         let Some(p) = self.journal.state().pending else {

@@ -281,6 +281,9 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
         };
         self.protect_target(p.target_slot)?;
         let mut k = p.chunks_done;
+        if k == 0 && self.slot_already_holds(&p)? {
+            return self.finish_download().await;
+        }
         if k > 0 {
             let same = self
                 .last_chunk_digest(&p)?

@@ -495,18 +495,6 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
         self.finish_download().await
     }
 
-    /// The slot may already hold this release (a confirmation cut short sent the device back,
-    /// and the server assigns the release again): then nothing needs downloading.
-    fn slot_already_holds(&mut self, p: &Pending) -> Result<bool, AgentError> {
-        let region = self.target_region(p)?;
-        match crate::image::prefix(&mut self.storage, region)? {
-            Some(prefix) if prefix.app_desc.version() == Some(p.fw_version.as_str()) => {
-                self.verify_staged(p)
-            }
-            _ => Ok(false),
-        }
-    }
-
     async fn fetch_chunk(
         &mut self,
         p: &Pending,
