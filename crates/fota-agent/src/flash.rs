@@ -64,7 +64,7 @@ impl Region {
 
     /// Whether both ends are sector-aligned.
     pub const fn sector_aligned(&self) -> bool {
-        self.offset % SECTOR == 0 && self.size % SECTOR == 0
+        self.offset.is_multiple_of(SECTOR) && self.size.is_multiple_of(SECTOR)
     }
 
     /// Absolute address of `at..at+len` inside the region, or the typed error.

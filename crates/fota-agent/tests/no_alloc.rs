@@ -7,10 +7,11 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll, Waker};
+use core::alloc::{GlobalAlloc, Layout};
+use core::cell::Cell;
+use core::sync::atomic::{AtomicUsize, Ordering};
+use std::alloc::System;
+use core::task::{Context, Poll, Waker};
 
 use common::*;
 use embedded_storage::nor_flash::{ErrorType, NorFlash, ReadNorFlash};
@@ -125,7 +126,7 @@ impl NorFlash for QuietFlash {
 
 /// A busy-polling executor that allocates nothing (the test transport never pends).
 fn block_on<F: Future>(f: F) -> F::Output {
-    let mut f = std::pin::pin!(f);
+    let mut f = core::pin::pin!(f);
     let mut cx = Context::from_waker(Waker::noop());
     loop {
         if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {

@@ -779,7 +779,7 @@ impl Device {
     }
 }
 
-pub fn app_region(r: Running) -> std::ops::Range<usize> {
+pub fn app_region(r: Running) -> core::ops::Range<usize> {
     match r {
         Running::Ota(0) => 0x10000..0x150000,
         Running::Ota(1) => 0x150000..0x290000,
