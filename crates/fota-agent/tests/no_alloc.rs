@@ -10,8 +10,8 @@ mod common;
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::Cell;
 use core::sync::atomic::{AtomicUsize, Ordering};
-use std::alloc::System;
 use core::task::{Context, Poll, Waker};
+use std::alloc::System;
 
 use common::*;
 use embedded_storage::nor_flash::{ErrorType, NorFlash, ReadNorFlash};
