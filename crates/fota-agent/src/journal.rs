@@ -860,7 +860,9 @@ impl Journal {
         let mut at = 0u32;
         while at < crc_at {
             let n = (crc_at - at).min(buf.len() as u32);
-            let piece = &mut buf[..n as usize];
+            let piece = buf
+                .get_mut(..n as usize)
+                .ok_or(AgentError::BufferTooSmall("journal read"))?;
             storage.read(region, base + at, piece)?;
             digest.update(piece);
             at += n;
@@ -1044,7 +1046,9 @@ impl Journal {
                         let mut done = 0u32;
                         while done < u32::from(len) {
                             let n = (u32::from(len) - done).min(buf.len() as u32);
-                            let piece = &mut buf[..n as usize];
+                            let piece = buf
+                                .get_mut(..n as usize)
+                                .ok_or(AgentError::BufferTooSmall("journal read"))?;
                             storage.read(self.region, from + done, piece)?;
                             rec.push(storage, &w, piece)?;
                             done += n;
@@ -1151,7 +1155,10 @@ impl RecordWriter {
             let room = self.window.len() - self.filled;
             let n = room.min(bytes.len());
             let (now, rest) = bytes.split_at(n);
-            self.window[self.filled..self.filled + n].copy_from_slice(now);
+            self.window
+                .get_mut(self.filled..self.filled + n)
+                .ok_or(AgentError::Config("journal record window"))?
+                .copy_from_slice(now);
             self.filled += n;
             *bytes = rest;
             if self.filled == self.window.len() {
@@ -1173,7 +1180,11 @@ impl RecordWriter {
         if self.written + self.filled as u32 > SECTOR {
             return Err(AgentError::Config("journal record larger than a sector"));
         }
-        storage.program(w, at, &self.window[..self.filled])?;
+        let bytes = self
+            .window
+            .get(..self.filled)
+            .ok_or(AgentError::Config("journal record window"))?;
+        storage.program(w, at, bytes)?;
         self.written += self.filled as u32;
         self.filled = 0;
         self.window = [0xFF; PAGE as usize];
