@@ -37,6 +37,8 @@ enum Command {
     /// Make and manage signing keys.
     #[command(subcommand)]
     Keys(cmd::keys::KeysCommand),
+    /// Run an emulated ESP32 device (or a fleet) against a server.
+    Emulate(cmd::emulate::EmulateArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         Command::Partitions(c) => cmd::partitions::run(c),
         Command::Server(c) => cmd::server::run(c),
         Command::Keys(c) => cmd::keys::run(c),
+        Command::Emulate(c) => cmd::emulate::run(c),
     };
     match result {
         Ok(code) => code,

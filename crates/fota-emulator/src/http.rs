@@ -242,6 +242,19 @@ impl HttpClient {
         })
     }
 
+    /// A client with the same settings and counters and no open connection: what a device
+    /// has after a reset.
+    pub fn fresh(&self) -> Self {
+        Self {
+            base: self.base.clone(),
+            base_path: self.base_path.clone(),
+            bearer: self.bearer.clone(),
+            timeouts: self.timeouts,
+            conns: Vec::new(),
+            counters: Arc::clone(&self.counters),
+        }
+    }
+
     /// The wire counters.
     pub fn counters(&self) -> &Arc<WireCounters> {
         &self.counters

@@ -29,3 +29,8 @@ pub mod flash_file;
 pub mod http;
 pub mod netfault;
 pub mod proxy;
+pub mod device;
+pub mod platform;
+pub mod transport;
+pub mod report;
+pub mod session;

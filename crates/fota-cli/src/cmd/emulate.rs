@@ -1,0 +1,185 @@
+//! `fota emulate`: run an emulated EcoWatt device (or a fleet) against a server.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use fota_emulator::device::{DeviceOptions, Protocol, Provisioning, Until};
+use fota_emulator::flash_file::Layout;
+use fota_emulator::http::Timeouts;
+use fota_emulator::netfault::NetFaultSpec;
+use fota_emulator::session::{self, FleetSpec, SessionSpec};
+
+/// Exit status: 0 the `--until` goal was reached; 1 an argument or file was unusable; 2 a
+/// usage error; 3 the power was cut (`--power-cut-after-ops`; the flash file holds what the
+/// cut left: run again to continue); 4 no bootable image (bricked); 5 the device could not
+/// start or gave up. A fleet exits with the worst status of its devices.
+#[derive(Debug, Args)]
+#[command(after_help = "Exit status: 0 goal reached, 1 unusable argument or file, 2 usage, \
+3 power cut, 4 bricked, 5 failed.\n\
+The --net-fault grammar and the --report json keys are in crates/fota-emulator/README.md.")]
+pub(crate) struct EmulateArgs {
+    /// Server base URL.
+    #[arg(long, env = "FOTA_SERVER", default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// Device id (`EcoWatt001`); with --count, the prefix of the fleet's names.
+    #[arg(long)]
+    id: String,
+    /// The flash file: the device. Created from --initial-image when it does not exist.
+    #[arg(long, required_unless_present = "count")]
+    flash: Option<PathBuf>,
+    /// Provisioning file from `fota devices add` (v2).
+    #[arg(long, value_name = "ID.json", conflicts_with = "legacy_psk")]
+    credential: Option<PathBuf>,
+    /// Speak the seed's legacy protocol with this pre-shared key (UTF-8 bytes as given;
+    /// `hex:…` for binary keys).
+    #[arg(long, value_name = "KEY", env = "FOTA_LEGACY_PSK", hide_env_values = true)]
+    legacy_psk: Option<String>,
+    /// Image for ota_0 when the flash file is created (never cut, not counted).
+    #[arg(long, value_name = "app.bin")]
+    initial_image: Option<PathBuf>,
+    /// Cut the power in the middle of the erase/program operation after N operations of
+    /// this run, then exit with status 3.
+    #[arg(long, value_name = "N")]
+    power_cut_after_ops: Option<u64>,
+    /// Network faults (grammar in the emulator's README), e.g. `drop@chunk:3`.
+    #[arg(long, value_name = "SPEC")]
+    net_fault: Option<String>,
+    /// Pause between chunks.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
+    chunk_interval: Duration,
+    /// Poll interval when the server gives none; also the longest wait between check-ins.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
+    poll_interval: Duration,
+    /// `updated` (the offered release runs, confirmed), `idle` (a check-in found nothing to
+    /// do), or `N-checkins`.
+    #[arg(long, default_value = "updated", value_parser = parse_until)]
+    until: Until,
+    /// Print one JSON object on stdout (logs stay on stderr).
+    #[arg(long, value_name = "json", value_parser = ["json"])]
+    report: Option<String>,
+    /// Trial boots an unconfirmed image gets before the bootloader rolls it back.
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..))]
+    boot_attempts: u8,
+    /// Partition layout of a new flash file.
+    #[arg(long, default_value = "ecowatt", value_parser = ["ecowatt", "two_ota"])]
+    layout: String,
+    /// Fleet: run N devices named ID-0001… in this process.
+    #[arg(long, value_name = "N", requires = "dir")]
+    count: Option<u32>,
+    /// Fleet folder: DIR/NAME.bin flash files and, in v2, DIR/NAME.json provisioning files.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+fn parse_until(s: &str) -> Result<Until, String> {
+    Until::parse(s).ok_or_else(|| format!("{s:?}: expected updated, idle or N-checkins"))
+}
+
+pub(crate) fn run(args: EmulateArgs) -> anyhow::Result<ExitCode> {
+    let protocol = match (&args.credential, &args.legacy_psk) {
+        (Some(path), _) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            Protocol::V2(
+                Provisioning::from_json(&bytes)
+                    .with_context(|| format!("reading {}", path.display()))?,
+            )
+        }
+        (None, Some(key)) => Protocol::Legacy {
+            psk: fota_protocol::legacy::psk_from_value(key)
+                .map_err(|e| anyhow::anyhow!("--legacy-psk: {e:?}"))?,
+        },
+        (None, None) if args.count.is_some() => Protocol::V2(placeholder()),
+        (None, None) => bail!("give --credential ID.json (v2) or --legacy-psk KEY (legacy)"),
+    };
+    if let Protocol::V2(p) = &protocol
+        && args.count.is_none()
+        && p.device_id != args.id
+    {
+        bail!(
+            "--id {} does not match the credential's device_id {}",
+            args.id,
+            p.device_id
+        );
+    }
+    let initial_image = args
+        .initial_image
+        .as_ref()
+        .map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display())))
+        .transpose()?;
+    let net_fault = NetFaultSpec::parse(args.net_fault.as_deref().unwrap_or(""))?;
+    let layout = Layout::from_name(&args.layout).unwrap_or_default();
+    let mut options = DeviceOptions::new(&args.id, protocol);
+    options.boot_attempts = args.boot_attempts;
+    options.chunk_interval = args.chunk_interval;
+    options.poll_interval = args.poll_interval;
+    options.until = args.until;
+    let spec = SessionSpec {
+        server: args.server.clone(),
+        flash: args.flash.clone().unwrap_or_default(),
+        initial_image,
+        layout,
+        power_cut_after_ops: args.power_cut_after_ops,
+        net_fault,
+        options,
+        timeouts: Timeouts::default(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let json = args.report.is_some();
+    let code = if let Some(count) = args.count {
+        let fleet = FleetSpec {
+            device: spec,
+            count,
+            dir: args.dir.clone().unwrap_or_default(),
+            prefix: args.id.clone(),
+        };
+        let report = runtime.block_on(session::run_fleet(&fleet))?;
+        if json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            eprintln!(
+                "{} devices in {} ms: {:?}",
+                report.devices, report.elapsed_ms, report.outcomes
+            );
+        }
+        report.exit_code()
+    } else {
+        let report = runtime.block_on(session::run_session(&spec))?;
+        if json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            let running = report.running.as_ref();
+            eprintln!(
+                "{}: {} running {} on {} ({}); {} boots, {} check-ins, {} bytes downloaded",
+                report.device_id,
+                report.outcome,
+                running.map_or("?", |r| r.version.as_str()),
+                running.map_or("?", |r| r.slot.as_str()),
+                running.and_then(|r| r.state.as_deref()).unwrap_or("-"),
+                report.boots,
+                report.checkins,
+                report.bytes_downloaded,
+            );
+        }
+        report.exit_code
+    };
+    Ok(ExitCode::from(code))
+}
+
+/// Fleet devices read their own provisioning files; this stands in until they do.
+fn placeholder() -> Provisioning {
+    Provisioning {
+        device_id: String::new(),
+        token: String::new(),
+        vendor_id: [0; 16],
+        class_id: [0; 16],
+        device_uuid: [0; 16],
+        root: Vec::new(),
+    }
+}
