@@ -48,9 +48,9 @@ pub struct HashListLayout {
 
 impl HashListLayout {
     /// The layout for an image of `image_size` bytes cut into `chunk_size` chunks; the same
-    /// size checks as a manifest's.
+    /// size checks as a manifest's, and errors name the manifest's fields and offsets.
     pub fn new(image_size: u64, chunk_size: u32) -> Result<Self, Error> {
-        let chunk_count = manifest::check_sizes(image_size, chunk_size, 0)?;
+        let chunk_count = manifest::check_sizes(image_size, chunk_size, 144)?;
         Ok(Self {
             image_size,
             chunk_size,

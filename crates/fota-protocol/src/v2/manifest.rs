@@ -82,8 +82,8 @@ pub fn chunk_count_for(image_size: u64, chunk_size: u32) -> Option<u32> {
     u32::try_from(count).ok()
 }
 
-/// Checks a chunk size and image size pair as manifests and hash lists require it; `offset`
-/// is the offset of `image_size` in the caller's record (chunk_size follows 8 bytes later).
+/// Checks a chunk size and image size pair as manifests and hash lists require it; `base` is
+/// the offset of `image_size` in the manifest body (chunk_size follows 8 bytes later).
 pub(crate) fn check_sizes(image_size: u64, chunk_size: u32, base: usize) -> Result<u32, Error> {
     if image_size == 0 || image_size > MAX_IMAGE_SIZE {
         return Err(Error::field("image_size", base, FieldCheck::OutOfRange));
