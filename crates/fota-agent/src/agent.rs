@@ -838,6 +838,13 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
                 StartupOutcome::Error(e) => return self.flash_failure(e),
             }
         }
+        if matches!(
+            self.journal.state().state,
+            UpdateState::Staged | UpdateState::RollingBack { .. }
+        ) {
+            // otadata already says what to boot next; only a reset moves things on.
+            return PollOutcome::RebootRequired;
+        }
         if let Err(error) = self.deliver_report().await {
             return match error {
                 Stop::Net(error) => PollOutcome::Retry {
