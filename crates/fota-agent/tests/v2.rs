@@ -638,3 +638,29 @@ fn a_trial_the_journal_did_not_expect_is_health_checked_before_it_is_confirmed()
         }
     }
 }
+
+#[test]
+fn chunks_are_paced_and_retries_back_off_within_the_poll_interval() {
+    let new = image("1.0.6", 0x9000, false);
+    let (mut dev, net, _) = setup(new);
+    dev.spec.chunk_interval_ms = 2000;
+    net.with(|s| s.v2.assign = Assign::Install(1));
+    let b = dev.boot();
+    assert_eq!(b.last_poll(), Some(PollOutcome::RebootRequired));
+    // 9 chunks: 8 pauses.
+    assert_eq!(b.slept_ms, 8 * 2000);
+
+    let (mut dev, net, _) = setup(image("1.0.6", 0x9000, false));
+    dev.spec.max_polls = 1;
+    net.with(|s| {
+        s.v2.assign = Assign::Install(1);
+        s.v2.fail_requests = 100;
+    });
+    let b = dev.boot();
+    assert!(
+        matches!(b.last_poll(), Some(PollOutcome::Retry { .. })),
+        "{b:?}"
+    );
+    // max_retries = 3 attempts: two backoffs, each at most the 1 s poll interval.
+    assert!(b.slept_ms > 0 && b.slept_ms <= 2 * 1000, "{}", b.slept_ms);
+}

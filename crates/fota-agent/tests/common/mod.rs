@@ -643,6 +643,7 @@ pub struct BootLog {
     pub polls: Vec<PollOutcome>,
     pub status: Option<AgentStatus>,
     pub cut: bool,
+    pub slept_ms: u64,
 }
 
 impl BootLog {
@@ -692,6 +693,7 @@ impl Device {
             polls: Vec::new(),
             status: None,
             cut: false,
+            slept_ms: 0,
         };
         let Some(booted) = bootloader(&mut flash) else {
             log.cut = true;
@@ -757,7 +759,8 @@ impl Device {
             }
         }
         log.status = Some(agent.status());
-        let (flash, _, _) = agent.into_parts();
+        let (flash, _, plat) = agent.into_parts();
+        log.slept_ms = plat.slept;
         log.cut = !flash.is_powered();
         // The running image's bytes are never touched, whatever happened.
         assert_eq!(
