@@ -664,3 +664,32 @@ fn chunks_are_paced_and_retries_back_off_within_the_poll_interval() {
     // max_retries = 3 attempts: two backoffs, each at most the 1 s poll interval.
     assert!(b.slept_ms > 0 && b.slept_ms <= 2 * 1000, "{}", b.slept_ms);
 }
+
+#[test]
+fn a_large_hash_list_is_paged_and_its_table_streamed_again_past_eight_pages() {
+    let new = image("1.0.6", 0x12_0000, false);
+    let old = image("1.0.5", 0x8000, false);
+    let net = Net::default();
+    net.with(|s| {
+        s.v2.releases.push(release("1.0.6", new.clone(), 2, 1024));
+        s.v2.assign = Assign::Install(0);
+    });
+    let mut dev = Device::new(
+        provisioned_flash(&table(), &old),
+        net.clone(),
+        DeviceSpec::default(),
+    );
+    let b = dev.boot();
+    assert_eq!(b.last_poll(), Some(PollOutcome::RebootRequired), "{b:?}");
+    assert_eq!(dev.slot_bytes(1, new.len()), &new[..]);
+    let chunks = new.len().div_ceil(1024) as u64;
+    let pages = chunks.div_ceil(128);
+    assert!(pages > 8);
+    let table = 16 + 32 * pages;
+    // The table twice (pages 0-7, then 8-), every page once.
+    assert_eq!(
+        net.with(|s| s.v2.hashlist_bytes_served),
+        2 * table + 32 * chunks
+    );
+    assert_eq!(net.with(|s| s.v2.image_bytes_served), new.len() as u64);
+}
