@@ -471,7 +471,18 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
                             self.commit(&next, Blob::Keep)?;
                             Ok(Next::Trial { attempt })
                         }
-                        _ => Ok(Next::Ready),
+                        _ => {
+                            // Running the release, yet no entry selects it any more (both
+                            // entries lost): nothing can confirm it. Drop the trial and say so;
+                            // the next reset boots whatever otadata selects.
+                            self.fail_pending(ReasonCode::Internal, false)?;
+                            if self.journal.state().state != UpdateState::Idle {
+                                let mut next = self.journal.state().clone();
+                                next.state = UpdateState::Idle;
+                                self.commit(&next, Blob::Drop)?;
+                            }
+                            Ok(Next::Ready)
+                        }
                     }
                 } else {
                     let reason = if health_failed {
@@ -610,6 +621,10 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
             }
             let wait = self.backoff_ms(attempt).min(deadline - now);
             attempt = attempt.saturating_add(1);
+            // Also bounded by count, in case the platform's clock does not move.
+            if attempt >= HEALTH_CHECK_MAX_TRIES {
+                return Health::Fail;
+            }
             self.platform.sleep_ms(wait).await;
             if self.platform.now_ms() >= deadline {
                 return Health::Fail;
@@ -837,6 +852,13 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
                 StartupOutcome::ResetRequired(_) => return PollOutcome::RebootRequired,
                 StartupOutcome::Error(e) => return self.flash_failure(e),
             }
+        }
+        if matches!(
+            self.journal.state().state,
+            UpdateState::Staged | UpdateState::RollingBack { .. }
+        ) {
+            // otadata already says what to boot next; only a reset moves things on.
+            return PollOutcome::RebootRequired;
         }
         if let Err(error) = self.deliver_report().await {
             return match error {
@@ -1320,6 +1342,9 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
         Ok(())
     }
 }
+
+/// Most health-check attempts in one trial boot, whatever the clock says.
+const HEALTH_CHECK_MAX_TRIES: u8 = 64;
 
 /// What reconcile decided.
 enum Next {

@@ -112,3 +112,35 @@ pub(crate) fn prefix<F: NorFlash>(
     )
     .ok())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fota_flash_sim::{Config, SimFlash};
+    use fota_protocol::esp::build::{AppImageSpec, build_app_image};
+
+    #[test]
+    fn read_back_hashes_exactly_what_is_asked() {
+        let img = build_app_image(&AppImageSpec::new("1.2.3")).unwrap();
+        let mut flash = SimFlash::new(Config::ESP32.with_capacity(0x40000)).unwrap();
+        flash.preload(0x10000, &img).unwrap();
+        let mut s = Storage::new(flash).map_err(|e| e.0).unwrap();
+        let slot = Region::new(0x10000, 0x30000).unwrap();
+        let mut scratch = [0u8; 700];
+        let own = scan(&mut s, slot, None, &mut scratch).unwrap();
+        assert!(own.report.is_valid());
+        assert_eq!(own.hashed as usize, img.len());
+        assert_eq!(own.sha256, <[u8; 32]>::from(Sha256::digest(&img)));
+        let exact = scan(&mut s, slot, Some(img.len() as u64), &mut scratch).unwrap();
+        assert!(exact.is_valid_exact());
+        // One byte more than the image: trailing data is not the release.
+        let over = scan(&mut s, slot, Some(img.len() as u64 + 1), &mut scratch).unwrap();
+        assert!(!over.is_valid_exact());
+        assert_eq!(
+            prefix(&mut s, slot).unwrap().unwrap().app_desc.version(),
+            Some("1.2.3")
+        );
+        assert!(scan(&mut s, slot, Some(0x30001), &mut scratch).is_err());
+        assert!(scan(&mut s, slot, None, &mut []).is_err());
+    }
+}

@@ -3,8 +3,7 @@
 
 use embedded_storage::nor_flash::NorFlash;
 use fota_protocol::esp::partition::{
-    AppSubtype, DataSubtype, MAX_OTA_SLOTS, PartitionKind, PartitionTable, TABLE_MAX_LEN,
-    TABLE_OFFSET,
+    DataSubtype, MAX_OTA_SLOTS, PartitionKind, PartitionTable, TABLE_MAX_LEN, TABLE_OFFSET,
 };
 
 use crate::error::{AgentError, LayoutError};
@@ -236,14 +235,6 @@ fn find_journal(
         return Ok((r, JournalHome::FlashTail));
     }
     Err(AgentError::NoJournalRegion)
-}
-
-/// Whether a table row is an app partition the agent may boot.
-pub fn is_app(kind: PartitionKind) -> bool {
-    matches!(
-        kind,
-        PartitionKind::App(AppSubtype::Ota(_) | AppSubtype::Factory)
-    )
 }
 
 #[cfg(test)]

@@ -23,6 +23,29 @@
 //! - **Touch the running slot's bytes.** Writes go through a permit the flash layer refuses
 //!   for any region overlapping the running app or the boot area.
 //!
+//! # Using it
+//!
+//! ```text
+//! boot ─► Agent::boot(flash, transport, platform, config, BootInfo { running }, buffers)
+//!      ─► agent.startup().await   Ready | ResetRequired(reason) | Error(flash)
+//!      ─► loop { agent.poll().await }   Idle { next_poll_ms } | RebootRequired | Retry | Failed
+//! ```
+//!
+//! `startup` finishes whatever the journal says was in flight (a staged image whose otadata
+//! switch was cut, a trial boot, an interrupted confirmation, a manual rollback) and delivers
+//! the outcome of a rollback before any poll. `poll` is one check-in cycle and may run a whole,
+//! paced download; `RebootRequired` means otadata now selects something else. Every boot
+//! starts from the flash alone: the agent keeps nothing in RAM that a reset must not lose.
+//!
+//! # On flash
+//!
+//! | what | where | format |
+//! |---|---|---|
+//! | partition table | 0x8000 | read and verified only ([`layout`]) |
+//! | otadata | `data/ota` partition | ESP-IDF `esp_ota_select_entry_t`, written as ESP-IDF's app APIs do ([`otadata`]) |
+//! | journal | `fota` partition, else the last two sectors of `coredump`, else of the flash | [`journal`] |
+//! | new image | the OTA slot after the running one | the raw ESP32 app image, chunk by chunk |
+//!
 //! # RAM
 //!
 //! See [`ram`] for the measured sizes against DESIGN §3's budget.

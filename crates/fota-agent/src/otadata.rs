@@ -76,3 +76,52 @@ pub fn rewrite_active(ota: &Otadata, state: OtaState) -> Option<OtadataOp> {
         entry: entry.rewritten(entry.seq, state),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fota_flash_sim::{Config, SimFlash};
+    use fota_protocol::esp::layouts;
+
+    fn setup() -> (Storage<SimFlash>, Layout) {
+        let flash = SimFlash::new(Config::ESP32.with_capacity(0x40_0000)).unwrap();
+        let layout = Layout::from_table(&layouts::ecowatt(), 0x40_0000).unwrap();
+        (Storage::new(flash).map_err(|e| e.0).unwrap(), layout)
+    }
+
+    #[test]
+    fn each_write_is_one_erase_and_one_32_byte_program() {
+        let (mut s, l) = setup();
+        let plan = Otadata::ERASED.set_boot_partition(1, 2, true).unwrap();
+        apply(&mut s, &l, &plan).unwrap();
+        let stats = s.inner().stats();
+        assert_eq!(
+            (stats.erases, stats.programs, stats.program_bytes),
+            (1, 1, 32)
+        );
+        let ota = read(&mut s, &l).unwrap();
+        assert_eq!(active_slot(&ota, &l), Some((0, 1)));
+        assert_eq!(
+            running_state(&ota, &l, Running::Ota(1)),
+            Some(OtaState::New)
+        );
+        assert_eq!(running_state(&ota, &l, Running::Ota(0)), None);
+        assert_eq!(running_state(&ota, &l, Running::Factory), None);
+        // Re-arming rewrites the same sector, same sequence.
+        let op = rewrite_active(&ota, OtaState::Valid).unwrap();
+        apply_op(&mut s, &l, &op).unwrap();
+        let ota = read(&mut s, &l).unwrap();
+        assert_eq!(ota.entries[0].seq, 2);
+        assert_eq!(ota.entries[0].state, OtaState::Valid);
+        assert!(rewrite_active(&Otadata::ERASED, OtaState::New).is_none());
+    }
+
+    #[test]
+    fn otadata_writes_are_refused_when_otadata_overlaps_the_running_app() {
+        let (mut s, l) = setup();
+        s.protect(l.otadata());
+        let plan = Otadata::ERASED.set_boot_partition(1, 2, true).unwrap();
+        assert_eq!(apply(&mut s, &l, &plan), Err(AgentError::RunningSlot));
+        assert_eq!(s.inner().ops(), 0);
+    }
+}

@@ -51,6 +51,7 @@ fn agent_and_futures_fit_the_budget_and_are_send() {
     let parts = size_of::<fota_flash_sim::SimFlash>() + size_of::<Net>() + size_of::<Plat>();
     let own = agent_size - parts;
     let overhead = own + startup_size.max(poll_size);
+    println!("journal body {} B", fota_agent::journal::BODY_LEN);
     println!(
         "agent {agent_size} B (own state {own} B), startup future {startup_size} B, poll future {poll_size} B, overhead {overhead} B"
     );

@@ -523,3 +523,173 @@ fn a_rotated_root_is_verified_persisted_and_used() {
         "{b:?}"
     );
 }
+
+#[test]
+fn two_ota_layout_from_factory_then_between_slots() {
+    let old = image("1.0.5", 0x8000, false);
+    let net = Net::default();
+    net.with(|s| {
+        s.v2.releases
+            .push(release("1.0.6", image("1.0.6", 0x9000, false), 2, 4096));
+        s.v2.releases
+            .push(release("1.0.7", image("1.0.7", 0xA000, false), 3, 1024));
+        s.v2.assign = Assign::Install(0);
+    });
+    let mut dev = Device::new(
+        factory_flash(&fota_protocol::esp::layouts::two_ota(), &old),
+        net.clone(),
+        DeviceSpec::default(),
+    );
+    let b = dev.boot();
+    assert_eq!(running_of(&b), Running::Factory);
+    assert_eq!(b.last_poll(), Some(PollOutcome::RebootRequired), "{b:?}");
+    let b = dev.boot();
+    assert_eq!(running_of(&b), Running::Ota(0));
+    assert_eq!(b.startup, Some(StartupOutcome::Ready));
+    assert_eq!(dev.slot_state(0), Some(OtaState::Valid));
+    net.with(|s| s.v2.assign = Assign::Install(1));
+    assert_eq!(dev.boot().last_poll(), Some(PollOutcome::RebootRequired));
+    let b = dev.boot();
+    assert_eq!(running_of(&b), Running::Ota(1));
+    assert_eq!(dev.slot_state(1), Some(OtaState::Valid));
+    // Manual rollback returns to ota_0 (the other valid entry), never to factory.
+    net.with(|s| s.v2.assign = Assign::Rollback(3));
+    assert_eq!(dev.boot().last_poll(), Some(PollOutcome::RebootRequired));
+    assert_eq!(running_of(&dev.boot()), Running::Ota(0));
+}
+
+#[test]
+fn a_stale_entry_selecting_the_target_is_neutralised_before_the_target_is_written() {
+    use fota_protocol::esp::otadata::OtaSelectEntry;
+    // ESP-IDF #14808 and ruuvi #1280: otadata selects ota_1, whose image is broken, so the
+    // bootloader fell back to ota_0 without rewriting otadata.
+    let old = image("1.0.5", 0x8000, false);
+    let mut flash = provisioned_flash(&table(), &old);
+    flash
+        .preload(0xF000, &OtaSelectEntry::new(2, OtaState::Valid).encode())
+        .unwrap();
+    flash.preload(0x150000, &[0xE9, 0, 0, 0]).unwrap();
+    let new = image("1.0.6", 0x9000, false);
+    let net = Net::default();
+    net.with(|s| {
+        s.v2.releases.push(release("1.0.6", new.clone(), 2, 4096));
+        s.v2.assign = Assign::Install(0);
+        s.v2.ranges_left = Some(4);
+    });
+    let mut dev = Device::new(
+        flash,
+        net.clone(),
+        DeviceSpec {
+            max_polls: 1,
+            ..DeviceSpec::default()
+        },
+    );
+    let b = dev.boot();
+    assert_eq!(running_of(&b), Running::Ota(0));
+    assert!(
+        matches!(b.last_poll(), Some(PollOutcome::Retry { .. })),
+        "{b:?}"
+    );
+    // Half written, and no entry can select it: the next boot is the old image again.
+    let ota = dev.otadata();
+    assert_ne!(ota.active_slot(2).map(|a| a.1), Some(1), "{ota:?}");
+    assert_eq!(running_of(&dev.boot()), Running::Ota(0));
+    net.with(|s| s.v2.ranges_left = None);
+    assert_eq!(dev.boot().last_poll(), Some(PollOutcome::RebootRequired));
+    let b = dev.boot();
+    assert_eq!(running_of(&b), Running::Ota(1));
+    assert_eq!(dev.slot_state(1), Some(OtaState::Valid));
+}
+
+#[test]
+fn a_trial_the_journal_did_not_expect_is_health_checked_before_it_is_confirmed() {
+    use fota_protocol::esp::otadata::OtaSelectEntry;
+    // Flashed by a tool with state NEW and no journal: the bootloader makes it PENDING_VERIFY.
+    for (healthy, expect) in [(true, OtaState::Valid), (false, OtaState::Aborted)] {
+        let img = image("1.0.5", 0x8000, !healthy);
+        let mut flash = provisioned_flash(&table(), &img);
+        flash.preload(0xE000, &[0xFF; 32]).unwrap();
+        flash
+            .preload(0xE000, &OtaSelectEntry::new(1, OtaState::New).encode())
+            .unwrap();
+        // Something to fall back to for the unhealthy case.
+        flash
+            .preload(0x150000, &image("1.0.4", 0x8000, false))
+            .unwrap();
+        flash
+            .preload(0xF000, &OtaSelectEntry::new(2, OtaState::Valid).encode())
+            .unwrap();
+        flash
+            .preload(0xE000, &OtaSelectEntry::new(3, OtaState::New).encode())
+            .unwrap();
+        let net = Net::default();
+        let mut dev = Device::new(flash, net.clone(), DeviceSpec::default());
+        let b = dev.boot();
+        assert!(b.booted.unwrap().trial);
+        assert_eq!(running_of(&b), Running::Ota(0));
+        if healthy {
+            assert_eq!(b.startup, Some(StartupOutcome::Ready));
+            assert_eq!(dev.slot_state(0), Some(expect));
+        } else {
+            assert!(matches!(b.startup, Some(StartupOutcome::ResetRequired(_))));
+            let b = dev.boot();
+            assert_eq!(running_of(&b), Running::Ota(1));
+            assert_eq!(dev.slot_state(0), Some(expect));
+        }
+    }
+}
+
+#[test]
+fn chunks_are_paced_and_retries_back_off_within_the_poll_interval() {
+    let new = image("1.0.6", 0x9000, false);
+    let (mut dev, net, _) = setup(new);
+    dev.spec.chunk_interval_ms = 2000;
+    net.with(|s| s.v2.assign = Assign::Install(1));
+    let b = dev.boot();
+    assert_eq!(b.last_poll(), Some(PollOutcome::RebootRequired));
+    // 9 chunks: 8 pauses.
+    assert_eq!(b.slept_ms, 8 * 2000);
+
+    let (mut dev, net, _) = setup(image("1.0.6", 0x9000, false));
+    dev.spec.max_polls = 1;
+    net.with(|s| {
+        s.v2.assign = Assign::Install(1);
+        s.v2.fail_requests = 100;
+    });
+    let b = dev.boot();
+    assert!(
+        matches!(b.last_poll(), Some(PollOutcome::Retry { .. })),
+        "{b:?}"
+    );
+    // max_retries = 3 attempts: two backoffs, each at most the 1 s poll interval.
+    assert!(b.slept_ms > 0 && b.slept_ms <= 2 * 1000, "{}", b.slept_ms);
+}
+
+#[test]
+fn a_large_hash_list_is_paged_and_its_table_streamed_again_past_eight_pages() {
+    let new = image("1.0.6", 0x12_0000, false);
+    let old = image("1.0.5", 0x8000, false);
+    let net = Net::default();
+    net.with(|s| {
+        s.v2.releases.push(release("1.0.6", new.clone(), 2, 1024));
+        s.v2.assign = Assign::Install(0);
+    });
+    let mut dev = Device::new(
+        provisioned_flash(&table(), &old),
+        net.clone(),
+        DeviceSpec::default(),
+    );
+    let b = dev.boot();
+    assert_eq!(b.last_poll(), Some(PollOutcome::RebootRequired), "{b:?}");
+    assert_eq!(dev.slot_bytes(1, new.len()), &new[..]);
+    let chunks = new.len().div_ceil(1024) as u64;
+    let pages = chunks.div_ceil(128);
+    assert!(pages > 8);
+    let table = 16 + 32 * pages;
+    // The table twice (pages 0-7, then 8-), every page once.
+    assert_eq!(
+        net.with(|s| s.v2.hashlist_bytes_served),
+        2 * table + 32 * chunks
+    );
+    assert_eq!(net.with(|s| s.v2.image_bytes_served), new.len() as u64);
+}

@@ -467,3 +467,73 @@ fn every_single_byte_corruption_of_a_golden_table_is_caught_or_uncovered() {
         }
     }
 }
+
+#[test]
+fn csv_huge_numbers_are_errors_not_overflows() {
+    for text in [
+        "a, data, fat, 0x7fffffffffffffffffffffffffffffff, 0x7fffffffffffffffffffffffffffffff\n",
+        "a, data, fat, , 0x7fffffffffffffffffffffffffffffff\n",
+        "a, data, fat, , -0x7fffffffffffffffffffffffffffffff\n",
+        "a, data, fat, , 99999999999999999999999999999999999999999999\n",
+        "a, data, fat, , 1mmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmm\n",
+        "a, data, fat, -5, 4K\n",
+    ] {
+        assert!(csv::parse(text).is_err(), "{text}");
+    }
+}
+
+fn arb_csv_row() -> impl Strategy<Value = String> {
+    let data = prop_oneof![
+        Just("nvs"),
+        Just("phy"),
+        Just("fat"),
+        Just("spiffs"),
+        Just("littlefs"),
+        Just("coredump"),
+        Just("undefined"),
+        Just("0x99"),
+    ];
+    let app = prop_oneof![
+        Just("factory"),
+        Just("ota_0"),
+        Just("ota_1"),
+        Just("ota_7"),
+        Just("test")
+    ];
+    prop_oneof![
+        (data, 3u32..40, any::<bool>()).prop_map(|(s, k, ro)| format!(
+            "data, {s}, , {}K,{}",
+            k * 4,
+            if ro { " readonly" } else { "" }
+        )),
+        (app, 1u32..20).prop_map(|(s, k)| format!("app, {s}, , 0x{:x},", k * 0x1000)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Generated CSV (auto placement) → table → gen_esp32part-style CSV → same table.
+    #[test]
+    fn csv_round_trip(rows in proptest::collection::vec(arb_csv_row(), 1..20), comment in any::<bool>()) {
+        let mut text = String::new();
+        if comment {
+            text.push_str("# generated\n\n");
+        }
+        for (i, r) in rows.iter().enumerate() {
+            text.push_str(&format!("p{i}, {r}\n"));
+        }
+        if let Ok(t) = csv::parse(&text) {
+            let again = csv::parse(&csv::to_csv(&t)).unwrap();
+            prop_assert_eq!(&again, &t);
+            let bin = t.encode(true).unwrap();
+            let parsed = PartitionTable::parse(&bin, u32::MAX).unwrap();
+            prop_assert_eq!(parsed.as_slice(), t.as_slice());
+        }
+    }
+
+    #[test]
+    fn csv_never_panics(text in "[a-z0-9_, :#$\\-xkKmM\n]{0,300}") {
+        let _ = csv::parse(&text);
+    }
+}

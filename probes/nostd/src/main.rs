@@ -19,8 +19,10 @@ use fota_agent::{
 };
 use fota_protocol::codec::{Reader, Writer};
 use fota_protocol::esp::partition::{
-    AppSubtype, DataSubtype, Partition, PartitionKind, PartitionTable, TABLE_OFFSET,
+    AppSubtype, DataSubtype, Partition, PartitionKind, TABLE_OFFSET,
 };
+use fota_protocol::esp::{image, layouts, otadata, partition::PartitionTable};
+use fota_protocol::v2::{CheckIn, CheckInAnswer, RootRecord};
 
 #[panic_handler]
 fn panic(_info: &PanicInfo<'_>) -> ! {
@@ -190,13 +192,13 @@ fn agent_check() -> i32 {
     ];
     let mut table = PartitionTable::new();
     for row in rows {
-        let Some(row) = row else { return 10 };
+        let Some(row) = row else { return 110 };
         if table.push(row).is_err() {
-            return 11;
+            return 111;
         }
     }
     let Ok(encoded) = table.encode(true) else {
-        return 12;
+        return 112;
     };
     let at = TABLE_OFFSET as usize;
     flash.mem[at..at + encoded.len()].copy_from_slice(&encoded);
@@ -216,14 +218,14 @@ fn agent_check() -> i32 {
         running: Running::Ota(0),
     };
     let Ok(mut agent) = Agent::boot(flash, NoNet, Plat, config, boot, bufs) else {
-        return 13;
+        return 113;
     };
     if block_on(agent.startup()) != StartupOutcome::Ready {
-        return 14;
+        return 114;
     }
     match block_on(agent.poll()) {
         PollOutcome::Retry { .. } => 0,
-        _ => 15,
+        _ => 115,
     }
 }
 
@@ -240,6 +242,40 @@ fn run() -> i32 {
     }
     if Reader::new(&buf[..4]).u32() != Ok(0x4743_989a) {
         return 2;
+    }
+    // The otadata CRC's known answer (seq 1).
+    if otadata::seq_crc(1) != 0x4743_989a {
+        return 3;
+    }
+    // The EcoWatt table survives an encode/parse round trip without std or alloc.
+    let table = layouts::ecowatt();
+    let Ok(bytes) = table.encode(true) else {
+        return 4;
+    };
+    let Ok(parsed) = PartitionTable::parse(&bytes, 4 << 20) else {
+        return 4;
+    };
+    if parsed.boot_layout().app_count != 2 {
+        return 5;
+    }
+    // Blank otadata: the bootloader boots ota_0.
+    let blank = [0xffu8; 32];
+    let selection = otadata::select_boot([&blank, &blank], &parsed.boot_layout(), true);
+    if selection.start.is_none() {
+        return 6;
+    }
+    // The streaming image verifier rejects garbage with a typed error, never a panic.
+    let mut verifier = image::ImageVerifier::new(image::VerifyOptions::default());
+    let _ = verifier.update(&[0xe9, 1, 2, 3]);
+    if verifier.finish().is_ok() {
+        return 7;
+    }
+    // v2 parsers reject truncated input.
+    if CheckIn::decode(&[0; 8]).is_ok() || CheckInAnswer::decode(&[0; 8]).is_ok() {
+        return 8;
+    }
+    if RootRecord::verify_initial(&[0; 64]).is_ok() {
+        return 9;
     }
     0
 }

@@ -505,6 +505,13 @@ pub fn table() -> PartitionTable {
     layouts::ecowatt()
 }
 
+/// A 4 MiB flash with `table` and `image` in the factory partition, otadata blank.
+pub fn factory_flash(table: &PartitionTable, image: &[u8]) -> SimFlash {
+    let mut b = FlashBuilder::new(FLASH as u32, table).unwrap();
+    b.write_app(BootIndex::Factory, image).unwrap();
+    SimFlash::from_image(Config::ESP32.with_capacity(FLASH), b.into_bytes()).unwrap()
+}
+
 /// A 4 MiB flash with the EcoWatt table, `image` in ota_0 and one VALID entry for it.
 pub fn provisioned_flash(table: &PartitionTable, image: &[u8]) -> SimFlash {
     let mut b = FlashBuilder::new(FLASH as u32, table).unwrap();
@@ -636,6 +643,7 @@ pub struct BootLog {
     pub polls: Vec<PollOutcome>,
     pub status: Option<AgentStatus>,
     pub cut: bool,
+    pub slept_ms: u64,
 }
 
 impl BootLog {
@@ -685,6 +693,7 @@ impl Device {
             polls: Vec::new(),
             status: None,
             cut: false,
+            slept_ms: 0,
         };
         let Some(booted) = bootloader(&mut flash) else {
             log.cut = true;
@@ -693,7 +702,7 @@ impl Device {
             return log;
         };
         log.booted = Some(booted);
-        let running_region = app_region(booted.running);
+        let running_region = app_region_in(&flash, booted.running);
         let running_before = flash.contents()[running_region.clone()].to_vec();
         let mut chunk = vec![0u8; self.spec.chunk_buf];
         let mut io = vec![0u8; self.spec.io_buf];
@@ -750,7 +759,8 @@ impl Device {
             }
         }
         log.status = Some(agent.status());
-        let (flash, _, _) = agent.into_parts();
+        let (flash, _, plat) = agent.into_parts();
+        log.slept_ms = plat.slept;
         log.cut = !flash.is_powered();
         // The running image's bytes are never touched, whatever happened.
         assert_eq!(
@@ -765,7 +775,8 @@ impl Device {
 
     pub fn otadata(&self) -> Otadata {
         let c = self.flash().contents();
-        Otadata::from_partition(&c[0xE000..0x10000]).unwrap()
+        let od = flash_table(self.flash()).boot_layout().otadata.unwrap();
+        Otadata::from_partition(&c[od.offset as usize..(od.offset + od.size) as usize]).unwrap()
     }
 
     /// State of the entry selecting `slot`.
@@ -774,9 +785,28 @@ impl Device {
     }
 
     pub fn slot_bytes(&self, slot: u8, len: usize) -> &[u8] {
-        let r = app_region(Running::Ota(slot));
+        let r = app_region_in(self.flash(), Running::Ota(slot));
         &self.flash().contents()[r.start..r.start + len]
     }
+}
+
+pub fn flash_table(flash: &SimFlash) -> PartitionTable {
+    let c = flash.contents();
+    PartitionTable::parse(
+        &c[TABLE_OFFSET as usize..TABLE_OFFSET as usize + TABLE_MAX_LEN],
+        FLASH as u32,
+    )
+    .unwrap()
+}
+
+/// The app partition of `r` in the table the flash holds.
+pub fn app_region_in(flash: &SimFlash, r: Running) -> core::ops::Range<usize> {
+    let layout = flash_table(flash).boot_layout();
+    let p = match r {
+        Running::Ota(n) => layout.ota[usize::from(n)].unwrap(),
+        Running::Factory => layout.factory.unwrap(),
+    };
+    p.offset as usize..(p.offset + p.size) as usize
 }
 
 pub fn app_region(r: Running) -> core::ops::Range<usize> {

@@ -428,11 +428,25 @@ pub fn parse_rows(text: &str, table_offset: u32) -> Result<Vec<CsvRow>, CsvError
                     }
                 }
             };
+            // Both are bounded to 32 bits before any further arithmetic.
+            let o32 = to_u32(p.line, "offset", o)?;
             offset = Some(o);
             if size < 0 {
-                size = -size - o;
+                size = size
+                    .checked_neg()
+                    .and_then(|end| end.checked_sub(o))
+                    .ok_or_else(|| {
+                        err(
+                            p.line,
+                            CsvErrorKind::OutOfRange {
+                                field: "size",
+                                value: size,
+                            },
+                        )
+                    })?;
             }
-            last_end = o + size;
+            let size32 = to_u32(p.line, "size", size)?;
+            last_end = i128::from(o32) + i128::from(size32);
         }
         let offset = to_u32(p.line, "offset", offset.unwrap_or(0))?;
         let size = to_u32(p.line, "size", size)?;
