@@ -337,7 +337,7 @@ pub(crate) async fn rollback(
     legacy(&state)?;
     check_device_id(&req.device_id)?;
     check_reason(&req.reason)?;
-    let order = new_order(&op, &req.device_id, req.reason);
+    let order = new_order(&state, &op, &req.device_id, req.reason).await?;
     let entry = AuditEntry {
         actor: op.actor(),
         action: "rollback.order".into(),
