@@ -40,6 +40,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // `fota … | head` must end quietly when the reader goes away, as Unix tools do, instead of
+    // panicking on the first failed print.
+    sigpipe::reset();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(

@@ -30,8 +30,8 @@
 //! |---|---|
 //! | (none) | `no_std`, no `alloc`: everything a device needs |
 //! | `serde` | serde derives on the legacy JSON records (no_std-compatible) |
-//! | `alloc` | owned builders and reports (image builder, CSV reader, flash reports) |
-//! | `std` (default) | `alloc` + `serde` + `std::error::Error` and signing helpers for hosts |
+//! | `alloc` | owned builders, reports and the host signing helpers (image builder, CSV reader, flash reports, `sign_envelope`) |
+//! | `std` (default) | `alloc` + `serde` + `std::error::Error`, UUIDv5 class and device ids |
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 
 #[cfg(feature = "alloc")]
