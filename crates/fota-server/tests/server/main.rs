@@ -5,3 +5,4 @@
 mod common;
 mod operator;
 mod store;
+mod v2;
