@@ -3,6 +3,8 @@
 #![allow(clippy::std_instead_of_core, clippy::alloc_instead_of_core)]
 
 mod common;
+mod e2e;
+mod legacy;
 mod operator;
 mod store;
 mod v2;
