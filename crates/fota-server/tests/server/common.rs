@@ -336,6 +336,7 @@ pub fn checkin_record(
     .to_vec()
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn event_record(
     keys: &KeySet,
     device_id: &str,

@@ -440,7 +440,7 @@ async fn populate(s: &Running, k: &fota_server::keys::KeySet) -> String {
         )
         .await
         .json();
-    let b = build(&k, "ecowatt", "2.0.0", 7, 50_000);
+    let b = build(k, "ecowatt", "2.0.0", 7, 50_000);
     let (ct, body) = upload_parts(&b, None);
     let rid = s
         .call(
