@@ -434,7 +434,7 @@ pub(crate) async fn order_rollback(
 ) -> AppResult<(StatusCode, Json<RollbackOrder>)> {
     op.require(Role::Operator)?;
     check_reason(&req.reason)?;
-    let order = new_order(&op, &id, req.reason);
+    let order = new_order(&state, &op, &id, req.reason).await?;
     let entry = audit(
         &op,
         "rollback.order",
@@ -448,9 +448,17 @@ pub(crate) async fn order_rollback(
     Ok((StatusCode::CREATED, Json(order)))
 }
 
-pub(crate) fn new_order(op: &Operator, device_id: &str, reason: String) -> RollbackOrder {
-    RollbackOrder {
-        id: uuid::Uuid::new_v4().simple().to_string(),
+/// A new order; its id is a number from a persisted counter, because devices acknowledge
+/// orders by a u64 id in their binary records.
+pub(crate) async fn new_order(
+    state: &AppState,
+    op: &Operator,
+    device_id: &str,
+    reason: String,
+) -> AppResult<RollbackOrder> {
+    let id = state.store().next_counter("rollback_order").await?;
+    Ok(RollbackOrder {
+        id: id.to_string(),
         device_id: device_id.to_owned(),
         reason,
         created_at: now_ms(),
@@ -458,7 +466,7 @@ pub(crate) fn new_order(op: &Operator, device_id: &str, reason: String) -> Rollb
         delivered_at: None,
         closed_at: None,
         outcome: None,
-    }
+    })
 }
 
 /// A device's rollback orders, newest first (viewer).

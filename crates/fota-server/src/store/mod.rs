@@ -299,7 +299,7 @@ pub struct Release {
 /// An order to roll a device back to its previous image.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RollbackOrder {
-    /// Order id.
+    /// Order id: a decimal u64 (devices acknowledge orders by number).
     pub id: String,
     /// Device.
     pub device_id: String,

@@ -1,0 +1,289 @@
+//! Router tests of the operator API and of cross-cutting behaviour (errors, limits, auth).
+
+use axum::body::Body;
+use axum::http::{Method, StatusCode, header};
+use serde_json::json;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn token_lifecycle_and_roles() {
+    let f = fixture().await;
+    let viewer = token(&f, "viewer").await;
+    let operator = token(&f, "operator").await;
+    assert!(viewer.starts_with("fota_op_"));
+
+    // listing needs admin; secrets never listed
+    let list = get(&f.app, "/api/v2/tokens", Some(&f.admin)).await;
+    assert_eq!(list.status, StatusCode::OK);
+    let text = String::from_utf8_lossy(&list.body).to_string();
+    assert!(!text.contains(&viewer) && !text.contains("hash"));
+    assert_eq!(list.json().as_array().unwrap().len(), 3);
+
+    assert_eq!(
+        get(&f.app, "/api/v2/tokens", Some(&operator))
+            .await
+            .error(StatusCode::FORBIDDEN),
+        "forbidden"
+    );
+    let made_by_viewer = post_json(
+        &f.app,
+        "/api/v2/tokens",
+        Some(&viewer),
+        &json!({"name": "x", "role": "admin"}),
+    )
+    .await;
+    made_by_viewer.error(StatusCode::FORBIDDEN);
+
+    // viewers read
+    assert_eq!(
+        get(&f.app, "/api/v2/devices", Some(&viewer)).await.status,
+        StatusCode::OK
+    );
+
+    // revoke the viewer token: it stops working at once
+    let id = list.json().as_array().unwrap()[1]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = send(
+        &f.app,
+        req(
+            Method::DELETE,
+            &format!("/api/v2/tokens/{id}"),
+            Some(&f.admin),
+            Body::empty(),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let after = get(&f.app, "/api/v2/devices", Some(&viewer)).await;
+    after.error(StatusCode::UNAUTHORIZED);
+    assert!(
+        after.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("revoked")
+    );
+    // revoking twice / unknown
+    send(
+        &f.app,
+        req(
+            Method::DELETE,
+            &format!("/api/v2/tokens/{id}"),
+            Some(&f.admin),
+            Body::empty(),
+        ),
+    )
+    .await
+    .error(StatusCode::NOT_FOUND);
+
+    // audit has the changes, attributed
+    let audit = get(&f.app, "/api/v2/audit", Some(&operator)).await.json();
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions[0], "token.revoke");
+    assert!(actions.contains(&"token.create") && actions.contains(&"token.bootstrap"));
+    assert_eq!(audit[0]["actor"], "token:bootstrap");
+}
+
+#[tokio::test]
+async fn missing_and_bad_tokens_are_401() {
+    let f = fixture().await;
+    let a = get(&f.app, "/api/v2/devices", None).await;
+    assert_eq!(a.error(StatusCode::UNAUTHORIZED), "unauthorized");
+    assert_eq!(a.headers[header::WWW_AUTHENTICATE], "Bearer");
+    get(&f.app, "/api/v2/devices", Some("fota_op_guess"))
+        .await
+        .error(StatusCode::UNAUTHORIZED);
+    let mut r = req(Method::GET, "/api/v2/devices", None, Body::empty());
+    r.headers_mut()
+        .insert(header::AUTHORIZATION, "Basic dXNlcjpwYXNz".parse().unwrap());
+    send(&f.app, r).await.error(StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_400_with_our_shape() {
+    let f = fixture().await;
+    let t = Some(f.admin.as_str());
+    for (body, code) in [
+        ("{", "invalid_json"),
+        ("", "invalid_json"),
+        ("[]", "invalid_field"),
+        ("{\"name\": \"x\"}", "invalid_field"), // missing role
+        ("{\"name\": 5, \"role\": \"admin\"}", "invalid_field"), // wrong type
+        ("{\"name\": \"x\", \"role\": \"root\"}", "invalid_field"), // unknown role
+        (
+            "{\"name\": \"x\", \"role\": \"admin\", \"extra\": 1}",
+            "invalid_field",
+        ),
+        ("{\"name\": \"\", \"role\": \"admin\"}", "invalid_name"),
+    ] {
+        let a = post_raw(&f.app, "/api/v2/tokens", t, body).await;
+        assert_eq!(a.error(StatusCode::BAD_REQUEST), code, "body {body:?}");
+    }
+    // bad query parameters
+    for q in ["limit=0", "limit=abc", "limit=1001", "before=x", "nope=1"] {
+        get(&f.app, &format!("/api/v2/audit?{q}"), t)
+            .await
+            .error(StatusCode::BAD_REQUEST);
+    }
+    assert_eq!(
+        get(&f.app, "/api/v2/audit?limit=1", t)
+            .await
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn oversize_bodies_are_413_without_reading_them() {
+    let f = fixture_with(|c| c.limits.max_json_bytes = 4096, None, None).await;
+    let big = format!(
+        "{{\"name\": \"{}\", \"role\": \"admin\"}}",
+        "x".repeat(10_000)
+    );
+    // declared length over the limit
+    let a = post_raw(&f.app, "/api/v2/tokens", Some(&f.admin), big.clone()).await;
+    assert_eq!(a.error(StatusCode::PAYLOAD_TOO_LARGE), "payload_too_large");
+    // streamed without a length: cut off while reading
+    let stream = futures_util::stream::iter(
+        big.into_bytes()
+            .chunks(1000)
+            .map(|c| Ok::<_, std::io::Error>(axum::body::Bytes::copy_from_slice(c)))
+            .collect::<Vec<_>>(),
+    );
+    let a = post_raw(
+        &f.app,
+        "/api/v2/tokens",
+        Some(&f.admin),
+        Body::from_stream(stream),
+    )
+    .await;
+    assert_eq!(a.error(StatusCode::PAYLOAD_TOO_LARGE), "payload_too_large");
+    // an endless body is refused after the limit: the stream below never ends
+    let endless = futures_util::stream::repeat_with(|| {
+        Ok::<_, std::io::Error>(axum::body::Bytes::from_static(&[b' '; 1024]))
+    });
+    let a = post_raw(
+        &f.app,
+        "/api/v2/tokens",
+        Some(&f.admin),
+        Body::from_stream(endless),
+    )
+    .await;
+    a.error(StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_json() {
+    let f = fixture().await;
+    assert_eq!(
+        get(&f.app, "/nope", None)
+            .await
+            .error(StatusCode::NOT_FOUND),
+        "not_found"
+    );
+    let a = send(&f.app, req(Method::DELETE, "/healthz", None, Body::empty())).await;
+    assert_eq!(
+        a.error(StatusCode::METHOD_NOT_ALLOWED),
+        "method_not_allowed"
+    );
+    assert_eq!(get(&f.app, "/healthz", None).await.body, "ok");
+}
+
+#[tokio::test]
+async fn v2_and_legacy_need_configuration() {
+    let f = fixture().await;
+    let t = Some(f.admin.as_str());
+    let a = post_json(
+        &f.app,
+        "/api/v2/devices",
+        t,
+        &json!({"id": "d1", "class": "c"}),
+    )
+    .await;
+    assert_eq!(
+        a.error(StatusCode::SERVICE_UNAVAILABLE),
+        "v2_not_configured"
+    );
+    let a = post_raw(&f.app, "/api/v2/device/checkin", Some("x"), "").await;
+    assert_eq!(
+        a.error(StatusCode::SERVICE_UNAVAILABLE),
+        "v2_not_configured"
+    );
+    let a = get(&f.app, "/api/inverter/fota/manifest", None).await;
+    assert_eq!(a.error(StatusCode::SERVICE_UNAVAILABLE), "legacy_disabled");
+    let info = get(&f.app, "/api/v2/server", t).await.json();
+    assert_eq!(info["v2"], false);
+    assert_eq!(info["legacy"], false);
+}
+
+#[tokio::test]
+async fn openapi_and_metrics() {
+    let f = fixture().await;
+    let doc = get(&f.app, "/api/v2/openapi.json", None).await.json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for path in [
+        "/api/v2/releases",
+        "/api/v2/devices/{id}/rollback",
+        "/api/v2/device/checkin",
+        "/api/v2/device/blobs/{sha256}",
+        "/api/inverter/fota/chunk",
+        "/api/cloud/fota/upload",
+    ] {
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from OpenAPI"
+        );
+    }
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    get(&f.app, "/healthz", None).await;
+    let m = get(&f.app, "/metrics", None).await;
+    assert_eq!(m.status, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&m.body).contains("fota_http_requests_total"));
+}
+
+#[tokio::test]
+async fn bootstrap_token_from_env_replaces_and_generated_only_once() {
+    let f = fixture().await;
+    // generated tokens are only made on an empty store
+    assert!(f.state.bootstrap_admin(None).await.unwrap().is_none());
+    // a new FOTA_ADMIN_TOKEN replaces the old bootstrap token
+    f.state.bootstrap_admin(Some("second")).await.unwrap();
+    get(&f.app, "/api/v2/tokens", Some(&f.admin))
+        .await
+        .error(StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        get(&f.app, "/api/v2/tokens", Some("second")).await.status,
+        StatusCode::OK
+    );
+
+    let empty = tempfile::tempdir().unwrap();
+    let state = fota_server::AppState::open(config(empty.path()))
+        .await
+        .unwrap();
+    let shown = state
+        .bootstrap_admin(None)
+        .await
+        .unwrap()
+        .expect("first start shows a token");
+    assert!(
+        state.bootstrap_admin(None).await.unwrap().is_none(),
+        "shown once"
+    );
+    let app = fota_server::router(state);
+    assert_eq!(
+        get(&app, "/api/v2/tokens", Some(shown.expose()))
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
