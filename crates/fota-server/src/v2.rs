@@ -352,6 +352,9 @@ pub(crate) async fn checkin(
         action,
         poll_interval_s: poll_s,
         root_version: trust.root.version(),
+        // Not tracked yet (the protocol's documented "0"): a rejected release is then only
+        // offered again as a newer sequence.
+        assignment_generation: 0,
     }
     .sign(&[&trust.status_key])
     .map_err(AppError::internal)?;
