@@ -131,16 +131,41 @@ pub struct Boot {
 }
 
 impl Boot {
-    /// The state of the running slot as `esp_ota_get_state_partition` reports it.
+    /// The state of the running slot as `esp_ota_get_state_partition` reported it right
+    /// after this boot's rewrites.
     pub fn running_state(&self) -> Option<OtaState> {
+        self.state_in(self.otadata)
+    }
+
+    /// The state of the running slot in otadata as `flash` holds it now (the application may
+    /// have confirmed or invalidated it since the boot).
+    pub fn running_state_now(&self, flash: &SimFlash) -> Option<OtaState> {
+        self.state_in(otadata_now(flash, &self.table.boot_layout()))
+    }
+
+    fn state_in(&self, entries: [OtaSelectEntry; 2]) -> Option<OtaState> {
         let BootIndex::Ota(slot) = self.running else {
             return None;
         };
-        let od = otadata::Otadata {
-            entries: self.otadata,
-        };
-        od.state_of_slot(slot, self.table.boot_layout().app_count)
+        otadata::Otadata { entries }.state_of_slot(slot, self.table.boot_layout().app_count)
     }
+}
+
+/// Both otadata entries as the cells hold them, read without counting (the harness's view).
+pub fn otadata_now(flash: &SimFlash, layout: &BootLayout) -> [OtaSelectEntry; 2] {
+    let Some(p) = layout.otadata else {
+        return [OtaSelectEntry::ERASED; 2];
+    };
+    let c = flash.contents();
+    let entry = |at: usize| {
+        let mut e = [0xFFu8; ENTRY_LEN];
+        if let Some(src) = c.get(at..at + ENTRY_LEN) {
+            e.copy_from_slice(src);
+        }
+        OtaSelectEntry::decode(&e)
+    };
+    let at = p.offset as usize;
+    [entry(at), entry(at + otadata::SECTOR_SIZE as usize)]
 }
 
 /// Reads and verifies the partition table the way the bootloader does.

@@ -260,7 +260,10 @@ impl RunResult {
 
     /// The last poll outcome.
     pub fn last_poll(&self) -> Option<PollOutcome> {
-        self.boots.iter().rev().find_map(|b| b.polls.last().copied())
+        self.boots
+            .iter()
+            .rev()
+            .find_map(|b| b.polls.last().copied())
     }
 }
 
@@ -276,9 +279,15 @@ fn ms(d: Duration) -> u32 {
 }
 
 /// Whether the device runs what the server offers, confirmed.
-fn is_updated(boot: &Boot, status: &AgentStatus, installed_id: [u8; 32], offer: Offer) -> bool {
+fn is_updated(
+    boot: &Boot,
+    flash: &SimFlash,
+    status: &AgentStatus,
+    installed_id: [u8; 32],
+    offer: Offer,
+) -> bool {
     let confirmed = matches!(
-        boot.running_state(),
+        boot.running_state_now(flash),
         Some(OtaState::Valid | OtaState::Undefined) | None
     ) && status.state == fota_agent::journal::StateKind::Idle
         && status.pending_report.is_none();
@@ -361,11 +370,9 @@ where
         };
         let platform = EmuPlatform::new(seed, boot.app_desc.boot_fails());
         seed = seed.map(|s| s.wrapping_add(0x9E37_79B9_7F4A_7C15));
-        let (uuid, vendor, class) = token_ids
-            .as_ref()
-            .map_or(([0; 16], [0; 16], [0; 16]), |p| {
-                (p.device_uuid, p.vendor_id, p.class_id)
-            });
+        let (uuid, vendor, class) = token_ids.as_ref().map_or(([0; 16], [0; 16], [0; 16]), |p| {
+            (p.device_uuid, p.vendor_id, p.class_id)
+        });
         let mut config = DeviceConfig::new(uuid, &opts.name, vendor, class, &root);
         config.mode = mode;
         config.boot_attempt_limit = opts.boot_attempts.max(1);
@@ -427,9 +434,13 @@ where
                 let done = match (opts.until, outcome) {
                     (Until::Checkins(n), _) => result.checkins >= n,
                     (Until::Idle, PollOutcome::Idle { .. }) => true,
-                    (Until::Updated, PollOutcome::Idle { .. }) => {
-                        is_updated(&boot, &status, agent.journal().installed.id, offers.last().0)
-                    }
+                    (Until::Updated, PollOutcome::Idle { .. }) => is_updated(
+                        &boot,
+                        agent.flash(),
+                        &status,
+                        agent.journal().installed.id,
+                        offers.last().0,
+                    ),
                     _ => false,
                 };
                 if done {

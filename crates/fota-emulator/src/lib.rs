@@ -25,12 +25,12 @@
 #![warn(missing_docs)]
 
 pub mod bootloader;
+pub mod device;
 pub mod flash_file;
 pub mod http;
 pub mod netfault;
-pub mod proxy;
-pub mod device;
 pub mod platform;
-pub mod transport;
+pub mod proxy;
 pub mod report;
 pub mod session;
+pub mod transport;

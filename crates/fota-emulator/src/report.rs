@@ -188,28 +188,16 @@ pub fn build(
     let otadata = result
         .last_boot
         .as_ref()
-        .and_then(|b| b.table.boot_layout().otadata)
-        .map(|p| {
-            let c = flash.contents();
-            let at = p.offset as usize;
-            let entry = |off: usize| {
-                let mut e = [0xFFu8; 32];
-                if let Some(src) = c.get(off..off + 32) {
-                    e.copy_from_slice(src);
-                }
-                OtaSelectEntry::decode(&e)
-            };
-            vec![
-                OtadataEntry::new(0, &entry(at)),
-                OtadataEntry::new(1, &entry(at + 0x1000)),
-            ]
+        .map(|b| {
+            let [a, c] = crate::bootloader::otadata_now(flash, &b.table.boot_layout());
+            vec![OtadataEntry::new(0, &a), OtadataEntry::new(1, &c)]
         })
         .unwrap_or_default();
     let running = result.last_boot.as_ref().map(|b| RunningReport {
         slot: b.running.to_string(),
         version: b.app_desc.version().unwrap_or("").to_owned(),
         sha256: hex::encode(b.image_sha256),
-        state: b.running_state().map(|s| s.name().to_owned()),
+        state: b.running_state_now(flash).map(|s| s.name().to_owned()),
     });
     let status = result.status();
     let (bytes, rechunks) = result
@@ -234,7 +222,9 @@ pub fn build(
         bytes_downloaded: bytes,
         chunks_redownloaded: rechunks,
         resumes: status.map_or(0, |s| s.resumes),
-        last_outcome: status.and_then(|s| s.last_outcome).map(|k| k.as_str().to_owned()),
+        last_outcome: status
+            .and_then(|s| s.last_outcome)
+            .map(|k| k.as_str().to_owned()),
         reason: status.map_or_else(|| "none".to_owned(), |s| s.last_reason.as_str().to_owned()),
         pending_report: status
             .and_then(|s| s.pending_report)

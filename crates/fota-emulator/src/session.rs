@@ -99,7 +99,9 @@ pub async fn run_session(spec: &SessionSpec) -> Result<Report, SessionError> {
                 .map_err(SessionError::Proxy)?,
         )
     };
-    let url = proxy.as_ref().map_or_else(|| spec.server.clone(), FaultProxy::url);
+    let url = proxy
+        .as_ref()
+        .map_or_else(|| spec.server.clone(), FaultProxy::url);
     let token = match &spec.options.protocol {
         Protocol::V2(p) => Some(p.token.clone()),
         Protocol::Legacy { .. } => None,

@@ -1,4 +1,7 @@
 //! The emulator's integration tests, one binary (see the README for the long runs).
 
+mod common;
+
 mod bootloader;
 mod http;
+mod seed_guide;
