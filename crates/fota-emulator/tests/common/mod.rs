@@ -2,8 +2,8 @@
 //! in-process transport, and device runs over the emulator's runtime.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+use core::time::Duration;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -50,7 +50,7 @@ pub struct Server {
     pub state: AppState,
     pub app: Router,
     pub keys: KeySet,
-    pub addr: Option<std::net::SocketAddr>,
+    pub addr: Option<core::net::SocketAddr>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
