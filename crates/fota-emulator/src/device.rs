@@ -229,6 +229,9 @@ pub struct BootRecord {
     pub version: String,
     /// The bootloader fell back from the selected slot.
     pub fell_back: bool,
+    /// otadata state of the running slot right after the bootloader's rewrites
+    /// (`PendingVerify` on a trial boot).
+    pub state: Option<OtaState>,
     /// The startup outcome.
     pub startup: Option<StartupOutcome>,
     /// The poll outcomes of this boot.
@@ -364,6 +367,7 @@ where
             running: boot.running,
             version: boot.app_desc.version().unwrap_or("").to_owned(),
             fell_back: boot.fell_back,
+            state: boot.running_state(),
             startup: None,
             polls: Vec::new(),
             status: None,

@@ -4,4 +4,5 @@ mod common;
 
 mod bootloader;
 mod http;
+mod power_cut;
 mod seed_guide;
