@@ -404,9 +404,11 @@ async fn images_exactly_slot_sized_and_one_byte_over() {
     }
 }
 
+/// Replays one sweep step and prints its boot history and the flash operations around it:
+/// `OP=305 cargo test -p fota-emulator --test emulator replay_one_step -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "debug"]
-async fn debug_one_step() {
+#[ignore = "diagnostic: needs OP=N"]
+async fn replay_one_step() {
     let mut s = Sweep::new(Layout::Ecowatt, false).await;
     let op: u64 = std::env::var("OP").unwrap().parse().unwrap();
     let mut flash = s.pristine.clone();

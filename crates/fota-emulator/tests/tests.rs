@@ -4,5 +4,6 @@ mod common;
 
 mod bootloader;
 mod http;
+mod net_faults;
 mod power_cut;
 mod seed_guide;
