@@ -300,6 +300,13 @@ async fn fleet(count: u32) -> Option<String> {
         .spawn()
         .unwrap();
     let epid = emulate.id();
+    // The report of a big fleet is larger than a pipe: read it while the fleet runs.
+    let mut stdout = emulate.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stdout, &mut buf);
+        buf
+    });
     let mut peak_server = 0;
     let mut peak_emulator = 0;
     loop {
@@ -312,8 +319,8 @@ async fn fleet(count: u32) -> Option<String> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let wall = t.elapsed().as_secs_f64();
-    let out = emulate.wait_with_output().unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let out = reader.join().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
     let hwm = rss_kib(pid, "VmHWM:").unwrap_or(0);
     let _ = server.kill();
     let _ = server.wait();
