@@ -33,7 +33,7 @@ server_pid=""; nginx_started=""
 cleanup() {
     [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
     [ -n "$nginx_started" ] && "$NGINX" -p "$work/nginx" -c "$work/nginx/nginx.conf" -s stop 2>/dev/null || true
-    rm -rf "$work"
+    if [ -n "${KEEP:-}" ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
@@ -55,6 +55,9 @@ mkdir -p "$work/nginx/logs" "$work/nginx/www/chunk"
 cp "$work/out/chunks/"*.json "$work/nginx/www/chunk/"
 cp "$work/out/image.bin" "$work/nginx/www/image.bin"
 cp "$work/out/answer.bin" "$work/nginx/www/answer.bin"
+# nginx workers run unprivileged: let them read the files
+chmod 755 "$work" "$work/nginx"
+chmod -R a+rX "$work/nginx/www"
 nginx_port=$((20000 + RANDOM % 20000))
 cat > "$work/nginx/nginx.conf" <<CONF
 worker_processes 2;
@@ -97,7 +100,7 @@ end
 LUA
 cat > "$work/ranged.lua" <<LUA
 math.randomseed(42)
-local path = "$1"
+local path = "@PATH@"
 request = function()
   local c = math.random(0, $total - 1)
   local a = c * 16384
@@ -122,11 +125,14 @@ end
 LUA
 : > "$work/plain.lua"
 # the Lua script gets the path as a literal
-sed "s#local path = \"\"#local path = \"$blob\"#" "$work/ranged.lua" > "$work/ranged_server.lua"
-sed "s#local path = \"\"#local path = \"/image.bin\"#" "$work/ranged.lua" > "$work/ranged_nginx.lua"
+sed "s#@PATH@#$blob#" "$work/ranged.lua" > "$work/ranged_server.lua"
+sed "s#@PATH@#/image.bin#" "$work/ranged.lua" > "$work/ranged_nginx.lua"
 
 rps() { # URL SCRIPT CONNECTIONS -> requests/s
     local out
+    if ! kill -0 "$server_pid" 2>/dev/null; then
+        echo "the server died:" >&2; tail -20 "$work/server.err" >&2; exit 1
+    fi
     out=$(CHECKINS="$work/out/checkins.txt" wrk -t"$THREADS" -c"$3" -d"$DURATION" -s "$2" "$1" 2>&1)
     if echo "$out" | grep -q "Non-2xx"; then echo "$out" >&2; echo "non-2xx answers" >&2; exit 1; fi
     echo "$out" | awk '/Requests\/sec/ {print $2}'

@@ -327,6 +327,7 @@ pub(crate) async fn revoke_device(
         serde_json::json!({}),
     );
     state.store().revoke_device(&id, now_ms(), &entry).await?;
+    state.0.hot.invalidate();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -356,6 +357,7 @@ pub(crate) async fn rotate_device(
         .store()
         .set_device_token(&id, &secret.digest().0, &entry)
         .await?;
+    state.0.hot.invalidate();
     Ok(Json(prov))
 }
 
@@ -445,6 +447,7 @@ pub(crate) async fn order_rollback(
         .store()
         .create_rollback_order(&order, false, &entry)
         .await?;
+    state.0.hot.invalidate();
     Ok((StatusCode::CREATED, Json(order)))
 }
 
@@ -757,6 +760,7 @@ pub(crate) async fn assign_release(
                 serde_json::json!({ "devices": devices }),
             );
             state.store().assign_devices(&id, &devices, &entry).await?;
+            state.0.hot.invalidate();
             Ok(Json(AssignResponse {
                 release_id: id,
                 devices,
@@ -783,6 +787,7 @@ pub(crate) async fn assign_release(
                 .store()
                 .assign_class(&class, &id, now_ms(), &entry)
                 .await?;
+            state.0.hot.invalidate();
             Ok(Json(AssignResponse {
                 release_id: id,
                 devices: Vec::new(),
