@@ -380,3 +380,37 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+#[test]
+fn clients_that_hang_up_mid_answer_do_not_kill_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path(), Some("adm"));
+    let fw = vec![5u8; 2 * 1024 * 1024];
+    let mut upload = serde_json::from_slice::<serde_json::Value>(&seed_upload("1.0", &fw)).unwrap();
+    upload["chunk_size"] = serde_json::json!(2 * 1024 * 1024);
+    let (status, _) = http(
+        s.addr,
+        "POST",
+        "/api/cloud/fota/upload",
+        Some("adm"),
+        upload.to_string().as_bytes(),
+    );
+    assert_eq!(status, 200);
+    // ask for a ~2.7 MB answer and close without reading it: the server's writes hit a closed
+    // socket (EPIPE / SIGPIPE)
+    for _ in 0..30 {
+        let mut c = TcpStream::connect(s.addr).unwrap();
+        c.write_all(b"GET /api/inverter/fota/chunk?chunk_number=0 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut first = [0u8; 16];
+        let _ = c.read(&mut first);
+        drop(c);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        http(s.addr, "GET", "/healthz", None, b"").0,
+        200,
+        "the server survived"
+    );
+    assert!(s.term().success());
+}
