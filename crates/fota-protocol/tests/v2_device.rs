@@ -205,6 +205,7 @@ fn status_env(action: Action) -> Vec<u8> {
         action,
         poll_interval_s: 300,
         root_version: 2,
+        assignment_generation: 0,
     };
     sign_with(&[STATUS_SEED], |k| body.sign(k).unwrap())
 }

@@ -457,6 +457,7 @@ fn status_body(action: Action) -> StatusBody {
         action,
         poll_interval_s: 300,
         root_version: 1,
+        assignment_generation: 0,
     }
 }
 
@@ -522,6 +523,16 @@ fn patched_status(patch: impl FnOnce(&mut [u8; 104])) -> Error {
     StatusStatement::verify(&root(), &env).unwrap_err()
 }
 
+fn patched_status_ok(patch: impl FnOnce(&mut [u8; 104])) -> bool {
+    let mut raw = status_body(Action::None).encode().unwrap();
+    patch(&mut raw);
+    let env = sign_with(&[STATUS_SEED], |k| {
+        sign_envelope(*b"FOTS", 1, b"FOTA-STATUS-v1\0", &raw, k).unwrap()
+    });
+    StatusStatement::verify(&root(), &env)
+        .is_ok_and(|st| st.body().assignment_generation == 0x0100_0000)
+}
+
 #[test]
 fn status_field_checks() {
     let field = |field, offset, check| Error::Field {
@@ -537,10 +548,8 @@ fn status_field_checks() {
         patched_status(|b| b[50] = 1),
         field("reserved", 49, FieldCheck::ReservedNotZero)
     );
-    assert_eq!(
-        patched_status(|b| b[103] = 1),
-        field("reserved", 100, FieldCheck::ReservedNotZero)
-    );
+    // Bytes 100..104 carry the assignment generation, any value.
+    assert!(patched_status_ok(|b| b[103] = 1));
     // action none with a digest or an order id
     assert_eq!(
         patched_status(|b| b[60] = 1),
@@ -780,6 +789,7 @@ proptest! {
         order in 1u64..,
         poll in any::<u32>(),
         root_version in 1u32..,
+        generation in any::<u32>(),
     ) {
         prop_assume!(digest != [0; 32]);
         let action = match kind {
@@ -795,6 +805,7 @@ proptest! {
             action,
             poll_interval_s: poll,
             root_version,
+            assignment_generation: generation,
         };
         let st = StatusStatement::verify_for_device(&root(), &status_bytes(&body), &device, &nonce)
             .unwrap();

@@ -125,6 +125,9 @@ code_enum! {
         Cancelled = 26 => "cancelled",
         /// An internal error of the agent.
         Internal = 27 => "internal",
+        /// A cut inside the confirmation (otadata entry erased, not yet rewritten VALID) sent
+        /// the device back to the previous image; the release passed its health check.
+        ConfirmInterrupted = 28 => "confirm_interrupted",
     }
 }
 

@@ -65,7 +65,7 @@ impl Action {
 /// | 56 | 32 | assigned_manifest_digest | install: digest of the manifest (≠ 0); else zero |
 /// | 88 | 8 | rollback_order_id | rollback: order id (≠ 0); else zero |
 /// | 96 | 4 | root_version | u32 ≥ 1, the newest root record the server knows |
-/// | 100 | 4 | reserved | zero |
+/// | 100 | 4 | assignment_generation | u32: bumped by the server each time an operator assigns a release to the device (or its class) again; 0 = not tracked |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusBody {
     /// Device the statement answers.
@@ -82,6 +82,12 @@ pub struct StatusBody {
     pub poll_interval_s: u32,
     /// The newest root version the server knows.
     pub root_version: u32,
+    /// Generation of the assignment this statement carries: the server bumps it whenever an
+    /// operator assigns a release again. A device that rejected a release (it failed its
+    /// trial, or was rolled back from) installs it again only under a higher generation, so
+    /// an explicit re-assignment is honoured while the same assignment never loops. 0 = the
+    /// server does not track generations.
+    pub assignment_generation: u32,
 }
 
 impl StatusBody {
@@ -133,7 +139,7 @@ impl StatusBody {
         w.bytes(&digest)?;
         w.u64(order_id)?;
         w.u32(self.root_version)?;
-        w.u32(0)?;
+        w.u32(self.assignment_generation)?;
         Ok(out)
     }
 
@@ -157,9 +163,7 @@ impl StatusBody {
         let digest: [u8; 32] = r.array()?;
         let order_id = r.u64()?;
         let root_version = r.u32()?;
-        if r.u32()? != 0 {
-            return Err(Error::field("reserved", 100, FieldCheck::ReservedNotZero));
-        }
+        let assignment_generation = r.u32()?;
         r.finish()?;
         let action = match action {
             0 => Action::None,
@@ -191,6 +195,7 @@ impl StatusBody {
             action,
             poll_interval_s,
             root_version,
+            assignment_generation,
         };
         body.check()?;
         Ok(body)

@@ -1,0 +1,384 @@
+//! The legacy (seed) flow: manifest and rollback-status polls with replay MACs and nonces,
+//! chunks with per-chunk HMAC, status reports. Insecure by design (one fleet-wide key); the
+//! agent hardens what the wire format allows: MACs checked in constant time before anything
+//! is parsed further or persisted, nonces strictly increasing and persisted only once
+//! authenticated, offsets computed on the device, exact lengths, and the whole-image SHA-256
+//! over the read-back slot before otadata changes.
+
+use core::fmt::Write as _;
+
+use embedded_storage::nor_flash::NorFlash;
+use fota_protocol::legacy::mac::parse_hex32;
+use fota_protocol::legacy::{
+    ChunkAnswer, LegacyError, ManifestAnswer, RollbackStatusAnswer, StatusReport, paths,
+};
+use fota_protocol::v2::{FixedStr, ReasonCode};
+
+use crate::agent::{Agent, PollOutcome, Stop, chunk_len};
+use crate::error::AgentError;
+use crate::journal::{Blob, Entry, Pending, Protocol, UpdateState};
+use crate::transport::{Platform, Transport, TransportError};
+
+/// A request line with its query.
+type Path = heapless::String<192>;
+
+/// What an authenticated manifest answer offers.
+#[derive(Debug, Clone, Copy)]
+struct Offer {
+    version: FixedStr,
+    size: u64,
+    hash: [u8; 32],
+    chunk_size: u64,
+    total_chunks: u64,
+}
+
+fn push_encoded(out: &mut Path, value: &str) -> Result<(), Stop> {
+    for b in value.bytes() {
+        let ok = if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b)).is_ok()
+        } else {
+            write!(out, "%{b:02X}").is_ok()
+        };
+        if !ok {
+            return Err(Stop::Agent(AgentError::Config(
+                "device name too long for a request line",
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn path_with_device(path: &str, name: &str, chunk: Option<u32>) -> Result<Path, Stop> {
+    let mut out = Path::new();
+    let too_long = || {
+        Stop::Agent(AgentError::Config(
+            "device name too long for a request line",
+        ))
+    };
+    out.push_str(path).map_err(|_| too_long())?;
+    if let Some(k) = chunk {
+        write!(out, "?chunk_number={k}&device_id=").map_err(|_| too_long())?;
+    } else {
+        out.push_str("?device_id=").map_err(|_| too_long())?;
+    }
+    push_encoded(&mut out, name)?;
+    Ok(out)
+}
+
+fn mac_reason(e: LegacyError) -> ReasonCode {
+    match e {
+        LegacyError::NonceNotIncreasing { .. } | LegacyError::NonceMissing => {
+            ReasonCode::StatusInvalid
+        }
+        _ => ReasonCode::SignatureInvalid,
+    }
+}
+
+/// Dotted numeric versions ("1.0.6"), up to four parts; `None` when not of that form.
+fn numeric_version(v: &str) -> Option<[u32; 4]> {
+    let mut out = [0u32; 4];
+    let mut parts = v.trim_start_matches('v').split('.');
+    for slot in out.iter_mut() {
+        match parts.next() {
+            Some(p) => *slot = p.parse().ok()?,
+            None => break,
+        }
+    }
+    parts.next().is_none().then_some(out)
+}
+
+impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
+    /// `POST /api/inverter/fota/status` with `{device_id, status, version, reason}`.
+    pub(crate) async fn legacy_status(
+        &mut self,
+        status: &str,
+        version: &str,
+        reason: &str,
+    ) -> Result<(), TransportError> {
+        let report = StatusReport {
+            device_id: self.config.device_name,
+            status: Some(status),
+            version: Some(version),
+            reason: Some(reason),
+            error: None,
+        };
+        let n = serde_json_core::to_slice(&report, self.bufs.io)
+            .map_err(|_| TransportError::TooLarge)?;
+        let body = self.bufs.io.get(..n).ok_or(TransportError::TooLarge)?;
+        self.transport.legacy_post(paths::STATUS, body).await
+    }
+
+    /// GET with bounded retries; the body lands in `io`.
+    async fn legacy_fetch(&mut self, path: &str) -> Result<usize, Stop> {
+        let attempts = self.config.max_retries.max(1);
+        let mut attempt = 0u8;
+        loop {
+            match self.transport.legacy_get(path, self.bufs.io).await {
+                Ok(n) => return Ok(n),
+                Err(e) if e.is_transient() && attempt + 1 < attempts => {
+                    let wait = self.backoff_ms(attempt);
+                    attempt += 1;
+                    self.platform.sleep_ms(wait).await;
+                }
+                Err(e) => return Err(Stop::Net(e)),
+            }
+        }
+    }
+
+    pub(crate) async fn legacy_poll(&mut self, psk: &[u8]) -> PollOutcome {
+        if self.journal.state().legacy_disabled {
+            // W10: after a v2 manifest was accepted, legacy is never spoken again.
+            return PollOutcome::Failed {
+                reason: ReasonCode::UnsupportedFormat,
+                error: Some(AgentError::Config("legacy mode is latched off")),
+                next_poll_ms: self.poll_ms(),
+            };
+        }
+        let offer = match self.legacy_manifest(psk).await {
+            Ok(o) => o,
+            Err(s) => return self.outcome(s),
+        };
+        match self.legacy_rollback_status(psk).await {
+            Ok(true) => return self.manual_rollback(0).await,
+            Ok(false) => {}
+            Err(s) => return self.outcome(s),
+        }
+        match self.legacy_install(psk, offer).await {
+            Ok(o) => o,
+            Err(s) => self.outcome(s),
+        }
+    }
+
+    async fn legacy_manifest(&mut self, psk: &[u8]) -> Result<Offer, Stop> {
+        let path = path_with_device(paths::MANIFEST, self.config.device_name, None)?;
+        let n = self.legacy_fetch(&path).await?;
+        let body = self.bufs.io.get(..n).unwrap_or(&[]);
+        let (answer, _): (ManifestAnswer<&str>, usize) = serde_json_core::from_slice(body)
+            .map_err(|_| Stop::Refused(ReasonCode::ManifestInvalid))?;
+        let nonce = answer
+            .verify_replay(
+                psk,
+                paths::MANIFEST,
+                self.config.device_name,
+                self.journal.state().legacy_nonce,
+            )
+            .map_err(|e| Stop::Refused(mac_reason(e)))?;
+        let offer = Offer {
+            version: FixedStr::new(answer.version)
+                .ok_or(Stop::Refused(ReasonCode::UnsupportedFormat))?,
+            size: answer.size,
+            hash: parse_hex32(answer.hash).ok_or(Stop::Refused(ReasonCode::ManifestInvalid))?,
+            chunk_size: answer.chunk_size,
+            total_chunks: answer.total_chunks,
+        };
+        self.journal
+            .append(&mut self.storage, Entry::LegacyNonce(nonce))?;
+        Ok(offer)
+    }
+
+    async fn legacy_rollback_status(&mut self, psk: &[u8]) -> Result<bool, Stop> {
+        let path = path_with_device(paths::ROLLBACK_STATUS, self.config.device_name, None)?;
+        let n = self.legacy_fetch(&path).await?;
+        let body = self.bufs.io.get(..n).unwrap_or(&[]);
+        let (answer, _): (RollbackStatusAnswer<&str>, usize) = serde_json_core::from_slice(body)
+            .map_err(|_| Stop::Refused(ReasonCode::StatusInvalid))?;
+        let nonce = answer
+            .verify_replay(
+                psk,
+                paths::ROLLBACK_STATUS,
+                self.config.device_name,
+                self.journal.state().legacy_nonce,
+            )
+            .map_err(|e| Stop::Refused(mac_reason(e)))?;
+        let required = answer.rollback_required;
+        self.journal
+            .append(&mut self.storage, Entry::LegacyNonce(nonce))?;
+        Ok(required)
+    }
+
+    async fn legacy_install(&mut self, psk: &[u8], offer: Offer) -> Result<PollOutcome, Stop> {
+        let idle = PollOutcome::Idle {
+            next_poll_ms: self.poll_ms(),
+        };
+        let js = self.journal.state().clone();
+        if offer.hash == self.me.sha256 || js.is_rejected(&offer.hash, 0).is_some() {
+            if js.state == UpdateState::Downloading {
+                self.fail_pending(ReasonCode::Superseded, false)?;
+            }
+            return Ok(idle);
+        }
+        let target = self.layout.target(self.running);
+        let slot = self
+            .layout
+            .slot(target)
+            .ok_or(Stop::Agent(AgentError::Config("no target slot")))?;
+        if offer.size == 0 || offer.chunk_size == 0 {
+            return Err(Stop::Refused(ReasonCode::ManifestInvalid));
+        }
+        if offer.size > u64::from(slot.size()) {
+            return Err(Stop::Refused(ReasonCode::TooLarge));
+        }
+        let chunk_size = u32::try_from(offer.chunk_size)
+            .map_err(|_| Stop::Refused(ReasonCode::UnsupportedFormat))?;
+        // One JSON answer must fit `io`: base64 of a chunk plus the other fields.
+        let json = offer
+            .chunk_size
+            .div_ceil(3)
+            .saturating_mul(4)
+            .saturating_add(256);
+        if chunk_size as usize > self.bufs.chunk.len() || json > self.bufs.io.len() as u64 {
+            return Err(Stop::Refused(ReasonCode::UnsupportedFormat));
+        }
+        let count = offer.size.div_ceil(offer.chunk_size);
+        if count != offer.total_chunks {
+            return Err(Stop::Refused(ReasonCode::ManifestInvalid));
+        }
+        let count = u32::try_from(count).map_err(|_| Stop::Refused(ReasonCode::ManifestInvalid))?;
+        if let (Some(offered), Some(running)) = (
+            numeric_version(offer.version.as_str()),
+            numeric_version(self.me.version.as_str()),
+        ) && offered < running
+        {
+            return Err(Stop::Refused(ReasonCode::Downgrade));
+        }
+        let resume = js.state == UpdateState::Downloading
+            && js
+                .pending
+                .is_some_and(|p| p.id == offer.hash && p.protocol == Protocol::Legacy);
+        if !resume {
+            let mut next = js.clone();
+            next.state = UpdateState::Downloading;
+            next.pending = Some(Pending {
+                protocol: Protocol::Legacy,
+                id: offer.hash,
+                target_slot: target,
+                from_slot: self.running.slot_code(),
+                image_size: offer.size,
+                chunk_size,
+                chunk_count: count,
+                image_sha256: offer.hash,
+                chunk_list_sha256: [0; 32],
+                sequence: 0,
+                security_counter: 0,
+                fw_version: offer.version,
+                project: FixedStr::default(),
+                generation: 0,
+                chunks_done: 0,
+                last_digest8: [0; 8],
+            });
+            // A different image hash lifts earlier rejections: the operator published something
+            // new (legacy has no assignment generation). Rejected hashes return above, so the
+            // list holds nothing that is offered now.
+            next.rejected.clear();
+            self.commit(&next, Blob::Drop)?;
+        }
+        self.legacy_download(psk).await
+    }
+
+    async fn legacy_download(&mut self, psk: &[u8]) -> Result<PollOutcome, Stop> {
+        let Some(p) = self.journal.state().pending else {
+            return Err(Stop::Agent(AgentError::Config("no pending release")));
+        };
+        self.protect_target(p.target_slot)?;
+        let mut k = p.chunks_done;
+        if k == 0 && self.slot_already_holds(&p)? {
+            return self.finish_download().await;
+        }
+        if k > 0 {
+            let same = self
+                .last_chunk_digest(&p)?
+                .is_some_and(|d| d.get(..8) == Some(&p.last_digest8[..]));
+            if same {
+                let mut next = self.journal.state().clone();
+                next.resumes = next.resumes.saturating_add(1);
+                self.commit(&next, Blob::Keep)?;
+            } else {
+                self.restart_download()?;
+                k = 0;
+            }
+        }
+        let first = k;
+        while k < p.chunk_count {
+            if k > first && self.config.chunk_interval_ms > 0 {
+                self.platform
+                    .sleep_ms(u64::from(self.config.chunk_interval_ms))
+                    .await;
+            }
+            let len = chunk_len(&p, k).ok_or(Stop::Refused(ReasonCode::ManifestInvalid))?;
+            self.legacy_chunk(psk, k, len).await?;
+            if let Err(stop) = self.check_prefix(&p, k, len) {
+                if let Stop::Refused(reason) = stop {
+                    self.fail_pending(reason, true)?;
+                }
+                return Err(stop);
+            }
+            if let Err(stop) = self.store_chunk(&p, k, len) {
+                if let Stop::Refused(reason) = stop {
+                    self.fail_pending(reason, false)?;
+                }
+                return Err(stop);
+            }
+            k += 1;
+        }
+        self.finish_download().await
+    }
+
+    /// Fetches chunk `k` into the chunk buffer: right index, MAC verified (constant time)
+    /// before anything else, exact length.
+    async fn legacy_chunk(&mut self, psk: &[u8], k: u32, len: usize) -> Result<(), Stop> {
+        let path = path_with_device(paths::CHUNK, self.config.device_name, Some(k))?;
+        let attempts = self.config.max_retries.max(1);
+        let mut attempt = 0u8;
+        loop {
+            let n = self.legacy_fetch(&path).await?;
+            self.counters.bytes = self.counters.bytes.saturating_add(n as u64);
+            let body = self.bufs.io.get(..n).unwrap_or(&[]);
+            let verdict = match serde_json_core::from_slice::<ChunkAnswer<&str>>(body) {
+                Ok((answer, _)) if answer.chunk_number == u64::from(k) => {
+                    match answer.decode_verified(psk, self.bufs.chunk) {
+                        Ok(data) if data.len() == len => Ok(()),
+                        Ok(_) => Err(ReasonCode::ChunkHashMismatch),
+                        Err(_) => Err(ReasonCode::ChunkHashMismatch),
+                    }
+                }
+                _ => Err(ReasonCode::ChunkHashMismatch),
+            };
+            match verdict {
+                Ok(()) => return Ok(()),
+                Err(reason) => {
+                    self.counters.rechunks = self.counters.rechunks.saturating_add(1);
+                    attempt += 1;
+                    if attempt >= attempts {
+                        return Err(Stop::Refused(reason));
+                    }
+                    let wait = self.backoff_ms(attempt - 1);
+                    self.platform.sleep_ms(wait).await;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        let p = path_with_device(paths::CHUNK, "Eco Watt/1", Some(3)).unwrap();
+        assert_eq!(
+            p.as_str(),
+            "/api/inverter/fota/chunk?chunk_number=3&device_id=Eco%20Watt%2F1"
+        );
+        let long = "x".repeat(300);
+        assert!(path_with_device(paths::MANIFEST, &long, None).is_err());
+    }
+
+    #[test]
+    fn versions_compare_numerically() {
+        assert!(numeric_version("1.0.10") > numeric_version("1.0.9"));
+        assert_eq!(numeric_version("v2.1"), Some([2, 1, 0, 0]));
+        assert_eq!(numeric_version("1.0.5-rc1"), None);
+        assert_eq!(numeric_version("1.2.3.4.5"), None);
+    }
+}

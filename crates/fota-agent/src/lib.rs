@@ -1,0 +1,76 @@
+//! The FOTA device agent: everything an ESP32 application runs to update itself, `no_std`
+//! and without a heap.
+//!
+//! `fota-agent` decides what to write where and when. It reads the partition table, keeps its
+//! state in a power-safe journal, downloads a release chunk by chunk into the slot that does
+//! not run (checking each chunk before it touches flash), reads the slot back and verifies it,
+//! switches otadata the way ESP-IDF does, and after the reboot runs the trial: a bounded
+//! health check, then confirmation, or a reset that lets the bootloader roll back. It speaks
+//! the v2 protocol (signed manifests, hash lists, ranged GETs, nonce-bound status statements)
+//! and the seed's legacy JSON protocol (per-chunk HMAC, replay MACs), chosen by provisioning.
+//!
+//! It is generic over `embedded_storage::nor_flash::NorFlash` (the **whole** flash, as
+//! ESP-IDF's partition API sees it), a [`Transport`] and a [`Platform`].
+//!
+//! # What it must never do
+//!
+//! - **Allocate.** No `alloc`, no heap; all RAM is the [`Agent`] value, its futures and the
+//!   caller's [`Buffers`]. A probe crate links it without an allocator.
+//! - **Panic on input.** Nothing from the network or the flash can make it panic: lengths and
+//!   offsets are checked, arithmetic is checked, indexing is `get`; failures are typed.
+//! - **Open sockets** or do any I/O of its own: the [`Transport`] moves bytes, the
+//!   [`Platform`] sleeps and tells time.
+//! - **Touch the running slot's bytes.** Writes go through a permit the flash layer refuses
+//!   for any region overlapping the running app or the boot area.
+//!
+//! # Using it
+//!
+//! ```text
+//! boot ─► Agent::boot(flash, transport, platform, config, BootInfo { running }, buffers)
+//!      ─► agent.startup().await   Ready | ResetRequired(reason) | Error(flash)
+//!      ─► loop { agent.poll().await }   Idle { next_poll_ms } | RebootRequired | Retry | Failed
+//! ```
+//!
+//! `startup` finishes whatever the journal says was in flight (a staged image whose otadata
+//! switch was cut, a trial boot, an interrupted confirmation, a manual rollback) and delivers
+//! the outcome of a rollback before any poll. `poll` is one check-in cycle and may run a whole,
+//! paced download; `RebootRequired` means otadata now selects something else. Every boot
+//! starts from the flash alone: the agent keeps nothing in RAM that a reset must not lose.
+//!
+//! # On flash
+//!
+//! | what | where | format |
+//! |---|---|---|
+//! | partition table | 0x8000 | read and verified only ([`layout`]) |
+//! | otadata | `data/ota` partition | ESP-IDF `esp_ota_select_entry_t`, written as ESP-IDF's app APIs do ([`otadata`]) |
+//! | journal | `fota` partition, else the last two sectors of `coredump`, else of the flash | [`journal`] |
+//! | new image | the OTA slot after the running one | the raw ESP32 app image, chunk by chunk |
+//!
+//! # RAM
+//!
+//! See [`ram`] for the measured sizes against DESIGN §3's budget.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod agent;
+mod config;
+mod error;
+pub mod flash;
+mod image;
+pub mod journal;
+pub mod layout;
+mod legacy;
+pub mod otadata;
+pub mod ram;
+mod status;
+mod transport;
+mod v2;
+mod writer;
+
+pub use agent::{Agent, BootFailure, PollOutcome, ResetReason, StartupOutcome};
+pub use config::{Buffers, DeviceConfig, Mode};
+pub use error::{AgentError, LayoutError};
+pub use layout::{BootInfo, Running};
+pub use status::AgentStatus;
+pub use transport::{Platform, Transport, TransportError};

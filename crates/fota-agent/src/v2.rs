@@ -1,0 +1,656 @@
+//! The v2 flow: check-in, answer, status statement, manifest, hash-list paging, ranged chunk
+//! downloads.
+
+use core::ops::Range;
+
+use embedded_storage::nor_flash::NorFlash;
+use fota_protocol::v2::checkin::{OTA_STATE_UNDEFINED, SLOT_FACTORY_OR_UNKNOWN};
+use fota_protocol::v2::hashlist::{HASHES_PER_PAGE, PAGE_LEN};
+use fota_protocol::v2::{
+    Action, AgentState, CheckIn, CheckInAnswer, Error as V2Error, EventKind, FieldCheck,
+    HashListLayout, Manifest, ReasonCode, RootRecord, StatusBody, StatusStatement,
+};
+use sha2::{Digest, Sha256};
+
+use crate::agent::{Agent, PollOutcome, Stop, chunk_len, done_bytes};
+use crate::error::AgentError;
+use crate::journal::{Blob, Pending, Protocol, UpdateState};
+use crate::layout::Running;
+use crate::transport::{Platform, Transport};
+
+/// A check-in whose statement (and manifest, for an install) verified.
+pub(crate) struct Checked {
+    pub(crate) statement: StatusBody,
+    pub(crate) manifest: Option<(Manifest, Range<usize>)>,
+}
+
+/// Page digests of the hash list, verified with the table, for a window of pages.
+struct PageCache {
+    base: u32,
+    count: u32,
+    digests: [[u8; 32]; 8],
+    /// The page currently in the page buffer, verified.
+    loaded: Option<u32>,
+}
+
+impl PageCache {
+    const fn new() -> Self {
+        Self {
+            base: 0,
+            count: 0,
+            digests: [[0; 32]; 8],
+            loaded: None,
+        }
+    }
+}
+
+/// Offset of `inner` inside `outer` (both from the same buffer).
+fn offset_in(outer: &[u8], inner: &[u8]) -> Option<Range<usize>> {
+    let start = (inner.as_ptr() as usize).checked_sub(outer.as_ptr() as usize)?;
+    let end = start.checked_add(inner.len())?;
+    (end <= outer.len()).then_some(start..end)
+}
+
+fn manifest_reason(e: &V2Error) -> ReasonCode {
+    match e {
+        V2Error::ThresholdNotMet { .. }
+        | V2Error::InvalidKey { .. }
+        | V2Error::WeakKey { .. }
+        | V2Error::BadMagic { .. }
+        | V2Error::SignatureCount { .. } => ReasonCode::SignatureInvalid,
+        V2Error::FormatVersion { .. }
+        | V2Error::Field {
+            check: FieldCheck::Unsupported,
+            ..
+        } => ReasonCode::UnsupportedFormat,
+        _ => ReasonCode::ManifestInvalid,
+    }
+}
+
+impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
+    fn agent_state(&self) -> AgentState {
+        match self.journal.state().state {
+            UpdateState::Idle => AgentState::Idle,
+            UpdateState::Downloading => AgentState::Downloading,
+            UpdateState::Staged => AgentState::Staged,
+            UpdateState::Trial { .. } | UpdateState::Confirming => AgentState::Trial,
+            UpdateState::RollingBack { .. } => AgentState::RollingBack,
+        }
+    }
+
+    /// One authenticated check-in: sends the record, verifies roots, statement and (for an
+    /// install) the manifest. Nothing touches flash before the verifications, except
+    /// persisting a verified root rotation and the time floor.
+    pub(crate) async fn v2_checkin(&mut self) -> Result<Checked, Stop> {
+        let mut nonce = [0u8; 16];
+        self.platform.fill_random(&mut nonce);
+        let ota_state = self
+            .running_state()
+            .ok()
+            .flatten()
+            .map_or(OTA_STATE_UNDEFINED, |s| {
+                u8::try_from(s.raw())
+                    .ok()
+                    .filter(|&v| v <= 4)
+                    .unwrap_or(OTA_STATE_UNDEFINED)
+            });
+        let js = self.journal.state().clone();
+        let record = CheckIn {
+            legacy_latched_off: js.legacy_disabled,
+            device_id: self.config.device_uuid,
+            nonce,
+            root_version: self.root_version,
+            installed_sequence: js.installed.sequence,
+            installed_security_counter: js.committed_security_counter,
+            running_fw_version: self.me.version,
+            running_image_sha256: self.me.sha256,
+            running_slot: match self.running {
+                Running::Ota(n) if n <= 15 => n,
+                _ => SLOT_FACTORY_OR_UNKNOWN,
+            },
+            running_ota_state: ota_state,
+            agent_state: self.agent_state(),
+            last_result: self.counters.last_reason.unwrap_or(ReasonCode::None),
+            pending_bytes_done: js.pending.map_or(0, |p| done_bytes(&p)),
+            pending_bytes_total: js.pending.map_or(0, |p| p.image_size),
+            pending_manifest_digest: js
+                .pending
+                .filter(|p| p.protocol == Protocol::V2)
+                .map_or([0; 32], |p| p.id),
+            rollback_order_id: js.report.map_or(js.last_order_id, |r| r.order_id),
+            boot_count: match js.state {
+                UpdateState::Trial { attempts, .. } => u32::from(attempts),
+                _ => 0,
+            },
+        };
+        let body = record
+            .encode()
+            .map_err(|_| Stop::Agent(AgentError::Config("check-in record")))?;
+        let out = self
+            .bufs
+            .io
+            .get_mut(..body.len())
+            .ok_or(Stop::Agent(AgentError::BufferTooSmall("io (check-in)")))?;
+        out.copy_from_slice(&body);
+        let mut attempt = 0u8;
+        let n = loop {
+            let sent = self
+                .transport
+                .checkin(
+                    self.bufs.io.get(..body.len()).unwrap_or(&[]),
+                    self.bufs.chunk,
+                )
+                .await;
+            match sent {
+                Ok(n) => break n,
+                Err(e) if e.is_transient() && attempt + 1 < self.config.max_retries.max(1) => {
+                    let wait = self.backoff_ms(attempt);
+                    attempt += 1;
+                    self.platform.sleep_ms(wait).await;
+                }
+                Err(e) => return Err(Stop::Net(e)),
+            }
+        };
+        self.v2_verify(n, &nonce)
+    }
+
+    fn v2_verify(&mut self, n: usize, nonce: &[u8; 16]) -> Result<Checked, Stop> {
+        let mut root = Self::trusted_root(
+            &mut self.storage,
+            &self.journal,
+            &self.config,
+            self.bufs.page,
+        )?;
+        let whole = self
+            .bufs
+            .chunk
+            .get(..n)
+            .ok_or(Stop::Refused(ReasonCode::StatusInvalid))?;
+        let answer =
+            CheckInAnswer::decode(whole).map_err(|_| Stop::Refused(ReasonCode::StatusInvalid))?;
+        // Root rotation: each newer record must be signed by the trusted and its own root
+        // thresholds, version + 1 each time.
+        let mut rotated: Option<Range<usize>> = None;
+        for record in answer.roots.as_slice() {
+            match RootRecord::verify_update(&root, record) {
+                Ok(next) => {
+                    root = next;
+                    rotated = offset_in(whole, record);
+                }
+                Err(V2Error::RootVersion { found, expected }) if found < expected => {}
+                Err(_) => {
+                    self.counters.last_reason = Some(ReasonCode::RootInvalid);
+                    break;
+                }
+            }
+        }
+        let statement = match StatusStatement::verify_for_device(
+            &root,
+            answer.status,
+            &self.config.device_uuid,
+            nonce,
+        ) {
+            Ok(s) => s,
+            Err(_) => {
+                self.stale_statements = self.stale_statements.saturating_add(1);
+                return Err(Stop::Refused(if self.stale_statements >= 3 {
+                    ReasonCode::FreshnessUnavailable
+                } else {
+                    ReasonCode::StatusInvalid
+                }));
+            }
+        };
+        let body = statement.body().clone();
+        let floor = self.journal.state().time_floor;
+        if body.expires_at <= floor {
+            self.stale_statements = self.stale_statements.saturating_add(1);
+            return Err(Stop::Refused(ReasonCode::Expired));
+        }
+        self.stale_statements = 0;
+        let manifest = match (statement.action(), answer.manifest) {
+            (Action::Install { .. }, Some(bytes)) => {
+                let m = Manifest::verify(&root, bytes)
+                    .map_err(|e| Stop::Refused(manifest_reason(&e)))?;
+                if !statement.assigns(&m) {
+                    return Err(Stop::Refused(ReasonCode::AssignmentMismatch));
+                }
+                let range =
+                    offset_in(whole, bytes).ok_or(Stop::Refused(ReasonCode::ManifestInvalid))?;
+                self.urls.image.clear();
+                self.urls.hashlist.clear();
+                self.urls
+                    .image
+                    .push_str(answer.image_url)
+                    .map_err(|_| Stop::Refused(ReasonCode::ManifestInvalid))?;
+                self.urls
+                    .hashlist
+                    .push_str(answer.hashlist_url)
+                    .map_err(|_| Stop::Refused(ReasonCode::ManifestInvalid))?;
+                Some((m, range))
+            }
+            (Action::Install { .. }, None) => {
+                return Err(Stop::Refused(ReasonCode::AssignmentMismatch));
+            }
+            _ => None,
+        };
+        let root_version = root.version();
+        if let Some(range) = rotated
+            && root_version > self.root_version
+            && matches!(
+                self.journal.state().state,
+                UpdateState::Idle | UpdateState::Downloading | UpdateState::Trial { .. }
+            )
+        {
+            let state = self.journal.state().clone();
+            let bytes = self.bufs.chunk.get(range).unwrap_or(&[]);
+            self.journal
+                .commit(&mut self.storage, &state, Blob::Keep, Blob::New(bytes))?;
+            self.root_version = root_version;
+        }
+        self.seen_time = self.seen_time.max(body.server_time);
+        Ok(Checked {
+            statement: body,
+            manifest,
+        })
+    }
+
+    pub(crate) async fn v2_poll(&mut self) -> PollOutcome {
+        let checked = match self.v2_checkin().await {
+            Ok(c) => c,
+            Err(s) => return self.outcome(s),
+        };
+        let next_poll_ms = match checked.statement.poll_interval_s {
+            0 => self.poll_ms(),
+            s => u64::from(s).saturating_mul(1000),
+        };
+        match checked.statement.action {
+            Action::Rollback { order_id } => self.manual_rollback(order_id).await,
+            Action::Install { .. } => match self.v2_install(checked).await {
+                Ok(PollOutcome::Idle { .. }) => PollOutcome::Idle { next_poll_ms },
+                Ok(o) => o,
+                Err(s) => match self.outcome(s) {
+                    PollOutcome::Failed { reason, error, .. } => PollOutcome::Failed {
+                        reason,
+                        error,
+                        next_poll_ms,
+                    },
+                    other => other,
+                },
+            },
+            _ => {
+                if self.journal.state().state == UpdateState::Downloading {
+                    // The assignment was withdrawn.
+                    if let Err(e) = self.fail_pending(ReasonCode::Cancelled, false) {
+                        return self.flash_failure(e);
+                    }
+                }
+                if let Err(e) = self.persist_time_floor() {
+                    return self.flash_failure(e);
+                }
+                PollOutcome::Idle { next_poll_ms }
+            }
+        }
+    }
+
+    async fn v2_install(&mut self, checked: Checked) -> Result<PollOutcome, Stop> {
+        let (manifest, range) = checked
+            .manifest
+            .ok_or(Stop::Refused(ReasonCode::AssignmentMismatch))?;
+        let m = manifest.body();
+        let digest = *manifest.digest();
+        let generation = checked.statement.assignment_generation;
+        let js = self.journal.state().clone();
+        let refuse = |reason| Err(Stop::Refused(reason));
+        if !manifest.matches_device(
+            &self.config.vendor_id,
+            &self.config.class_id,
+            &self.config.device_uuid,
+        ) {
+            return refuse(ReasonCode::WrongDeviceOrClass);
+        }
+        if m.sequence < js.highest_seq_seen || m.security_counter < js.committed_security_counter {
+            return refuse(ReasonCode::Downgrade);
+        }
+        let floor = js.time_floor.max(self.seen_time);
+        if manifest.is_expired(floor) {
+            return refuse(ReasonCode::Expired);
+        }
+        let idle = Ok(PollOutcome::Idle {
+            next_poll_ms: self.poll_ms(),
+        });
+        if m.image_sha256 == self.me.sha256 {
+            // Already running it (after a rollback, or first contact after provisioning):
+            // learn what it is, and drop any other download.
+            if js.state == UpdateState::Downloading {
+                self.fail_pending(ReasonCode::Superseded, false)?;
+            }
+            let js = self.journal.state().clone();
+            if js.state == UpdateState::Idle && js.installed.id != digest {
+                let mut next = js.clone();
+                next.previous = if js.installed.image_sha256 == self.me.sha256 {
+                    js.previous
+                } else {
+                    js.installed
+                };
+                next.installed.id = digest;
+                next.installed.sequence = m.sequence;
+                next.installed.security_counter = m.security_counter;
+                next.installed.fw_version = self.me.version;
+                next.installed.image_sha256 = self.me.sha256;
+                next.installed.secure_version = self.me.secure_version;
+                next.highest_seq_seen = next.highest_seq_seen.max(m.sequence);
+                next.committed_security_counter =
+                    next.committed_security_counter.max(m.security_counter);
+                next.legacy_disabled = true;
+                self.commit(&next, crate::journal::Blob::Keep)?;
+            }
+            return idle;
+        }
+        if js.is_rejected(&digest, generation).is_some() {
+            return idle;
+        }
+        let target = self.layout.target(self.running);
+        let slot = self
+            .layout
+            .slot(target)
+            .ok_or(Stop::Agent(AgentError::Config("no target slot")))?;
+        if m.image_size > u64::from(slot.size()) {
+            self.refused_once(digest, ReasonCode::TooLarge).await;
+            return refuse(ReasonCode::TooLarge);
+        }
+        if m.chunk_size as usize > self.bufs.chunk.len() || self.bufs.page.len() < PAGE_LEN {
+            self.refused_once(digest, ReasonCode::UnsupportedFormat)
+                .await;
+            return refuse(ReasonCode::UnsupportedFormat);
+        }
+        let resume =
+            js.state == UpdateState::Downloading && js.pending.is_some_and(|p| p.id == digest);
+        if !resume {
+            if js.state == UpdateState::Downloading
+                && let Some(old) = js.pending
+            {
+                self.event(
+                    EventKind::Failed,
+                    ReasonCode::Superseded,
+                    old.id,
+                    old.fw_version,
+                    0,
+                )
+                .await;
+            }
+            let js = self.journal.state().clone();
+            if !matches!(js.state, UpdateState::Idle | UpdateState::Downloading) {
+                return Err(Stop::Agent(AgentError::Transition(
+                    crate::journal::TransitionError {
+                        from: js.state.kind(),
+                        to: crate::journal::StateKind::Downloading,
+                    },
+                )));
+            }
+            let mut next = js.clone();
+            next.state = UpdateState::Downloading;
+            next.legacy_disabled = true;
+            next.highest_seq_seen = next.highest_seq_seen.max(m.sequence);
+            next.pending = Some(Pending {
+                protocol: Protocol::V2,
+                id: digest,
+                target_slot: target,
+                from_slot: self.running.slot_code(),
+                image_size: m.image_size,
+                chunk_size: m.chunk_size,
+                chunk_count: m.chunk_count,
+                image_sha256: m.image_sha256,
+                chunk_list_sha256: m.chunk_list_sha256,
+                sequence: m.sequence,
+                security_counter: m.security_counter,
+                fw_version: m.fw_version,
+                project: m.project_name,
+                generation,
+                chunks_done: 0,
+                last_digest8: [0; 8],
+            });
+            let bytes = self
+                .bufs
+                .chunk
+                .get(range)
+                .ok_or(Stop::Refused(ReasonCode::ManifestInvalid))?;
+            self.journal
+                .commit(&mut self.storage, &next, Blob::New(bytes), Blob::Keep)?;
+        }
+        self.v2_download().await
+    }
+
+    /// Reports a refusal once per release, so a repeated assignment does not flood events.
+    async fn refused_once(&mut self, id: [u8; 32], reason: ReasonCode) {
+        if self.last_refused != Some(id) {
+            self.last_refused = Some(id);
+            let version = self.me.version;
+            self.event(EventKind::Failed, reason, id, version, 0).await;
+        }
+    }
+
+    async fn v2_download(&mut self) -> Result<PollOutcome, Stop> {
+        let Some(p) = self.journal.state().pending else {
+            return Err(Stop::Agent(AgentError::Config("no pending release")));
+        };
+        self.protect_target(p.target_slot)?;
+        let layout = HashListLayout::new(p.image_size, p.chunk_size)
+            .map_err(|_| Stop::Refused(ReasonCode::HashlistInvalid))?;
+        let mut cache = PageCache::new();
+        let mut k = p.chunks_done;
+        if k == 0 && self.slot_already_holds(&p)? {
+            return self.finish_download().await;
+        }
+        if k > 0 {
+            // Resume: the last journaled chunk must still be on flash, byte for byte.
+            let expected = self.chunk_hash(&layout, &p, k - 1, &mut cache).await?;
+            if self.last_chunk_digest(&p)? != Some(expected) {
+                self.restart_download()?;
+                k = 0;
+            } else {
+                let mut next = self.journal.state().clone();
+                next.resumes = next.resumes.saturating_add(1);
+                self.commit(&next, Blob::Keep)?;
+            }
+        }
+        let first = k;
+        let step = (p.chunk_count / 16).max(1);
+        while k < p.chunk_count {
+            if k > first && self.config.chunk_interval_ms > 0 {
+                self.platform
+                    .sleep_ms(u64::from(self.config.chunk_interval_ms))
+                    .await;
+            }
+            let len = chunk_len(&p, k).ok_or(Stop::Refused(ReasonCode::ManifestInvalid))?;
+            let hash = self.chunk_hash(&layout, &p, k, &mut cache).await?;
+            self.fetch_chunk(&p, k, len, &hash).await?;
+            if let Err(stop) = self.check_prefix(&p, k, len) {
+                if let Stop::Refused(reason) = stop {
+                    self.fail_pending(reason, true)?;
+                }
+                return Err(stop);
+            }
+            if let Err(stop) = self.store_chunk(&p, k, len) {
+                if let Stop::Refused(reason) = stop {
+                    self.fail_pending(reason, false)?;
+                }
+                return Err(stop);
+            }
+            k += 1;
+            if k % step == 0 && k < p.chunk_count {
+                let done = done_bytes(&Pending {
+                    chunks_done: k,
+                    ..p
+                });
+                self.event(
+                    EventKind::Progress,
+                    ReasonCode::None,
+                    p.id,
+                    p.fw_version,
+                    done,
+                )
+                .await;
+            }
+        }
+        self.finish_download().await
+    }
+
+    async fn fetch_chunk(
+        &mut self,
+        p: &Pending,
+        k: u32,
+        len: usize,
+        hash: &[u8; 32],
+    ) -> Result<(), Stop> {
+        let offset = u64::from(k) * u64::from(p.chunk_size);
+        let attempts = self.config.max_retries.max(1);
+        let mut attempt = 0u8;
+        loop {
+            let buf = self
+                .bufs
+                .chunk
+                .get_mut(..len)
+                .ok_or(Stop::Agent(AgentError::BufferTooSmall("chunk")))?;
+            let got = self
+                .transport
+                .get_range(&self.urls.image, offset, buf)
+                .await;
+            let failure = match got {
+                Ok(n) => {
+                    self.counters.bytes = self.counters.bytes.saturating_add(n as u64);
+                    let data = self.bufs.chunk.get(..len).unwrap_or(&[]);
+                    if n == len && Sha256::digest(data).as_slice() == hash.as_slice() {
+                        return Ok(());
+                    }
+                    self.counters.rechunks = self.counters.rechunks.saturating_add(1);
+                    if n == len {
+                        Stop::Refused(ReasonCode::ChunkHashMismatch)
+                    } else {
+                        Stop::Net(crate::TransportError::Truncated)
+                    }
+                }
+                Err(e) if !e.is_transient() => return Err(Stop::Net(e)),
+                Err(e) => Stop::Net(e),
+            };
+            attempt += 1;
+            if attempt >= attempts {
+                return Err(failure);
+            }
+            let wait = self.backoff_ms(attempt - 1);
+            self.platform.sleep_ms(wait).await;
+        }
+    }
+
+    /// The hash of chunk `k` from its verified hash-list page (fetched when needed).
+    async fn chunk_hash(
+        &mut self,
+        layout: &HashListLayout,
+        p: &Pending,
+        k: u32,
+        cache: &mut PageCache,
+    ) -> Result<[u8; 32], Stop> {
+        let page = layout
+            .page_of(k)
+            .ok_or(Stop::Refused(ReasonCode::HashlistInvalid))?;
+        if cache.loaded != Some(page) {
+            if !(cache.base..cache.base.saturating_add(cache.count)).contains(&page) {
+                self.load_table(layout, p, page, cache).await?;
+            }
+            let digest = *cache
+                .digests
+                .get((page - cache.base) as usize)
+                .ok_or(Stop::Refused(ReasonCode::HashlistInvalid))?;
+            let range = layout
+                .page_range(page)
+                .ok_or(Stop::Refused(ReasonCode::HashlistInvalid))?;
+            let len = usize::try_from(range.end - range.start)
+                .map_err(|_| Stop::Refused(ReasonCode::HashlistInvalid))?;
+            self.fetch_hashlist(range.start, len).await?;
+            let bytes = self.bufs.page.get(..len).unwrap_or(&[]);
+            if layout.verify_page(page, bytes, &digest).is_err() {
+                return Err(Stop::Refused(ReasonCode::HashlistInvalid));
+            }
+            cache.loaded = Some(page);
+        }
+        let at = ((k - page * HASHES_PER_PAGE) as usize) * 32;
+        let mut hash = [0u8; 32];
+        hash.copy_from_slice(
+            self.bufs
+                .page
+                .get(at..at + 32)
+                .ok_or(Stop::Refused(ReasonCode::HashlistInvalid))?,
+        );
+        Ok(hash)
+    }
+
+    /// Streams the hash list's header and page-digest table through its verifier against the
+    /// manifest's `chunk_list_sha256`, keeping the digests of up to 8 pages from `page` on.
+    async fn load_table(
+        &mut self,
+        layout: &HashListLayout,
+        p: &Pending,
+        page: u32,
+        cache: &mut PageCache,
+    ) -> Result<(), Stop> {
+        let table_len = layout.table_range().end;
+        let mut verifier = layout.table_verifier(&p.chunk_list_sha256);
+        cache.base = page;
+        cache.count = 0;
+        cache.loaded = None;
+        let mut off = 0u64;
+        while off < table_len {
+            let n =
+                usize::try_from((table_len - off).min(self.bufs.page.len() as u64)).unwrap_or(0);
+            if n == 0 {
+                return Err(Stop::Agent(AgentError::BufferTooSmall("page")));
+            }
+            self.fetch_hashlist(off, n).await?;
+            let bytes = self.bufs.page.get(..n).unwrap_or(&[]);
+            let digests = &mut cache.digests;
+            verifier
+                .update_with(bytes, |pg, d| {
+                    if let Some(slot) = pg
+                        .checked_sub(page)
+                        .and_then(|i| digests.get_mut(i as usize))
+                    {
+                        *slot = *d;
+                    }
+                })
+                .map_err(|_| Stop::Refused(ReasonCode::HashlistInvalid))?;
+            off += n as u64;
+        }
+        verifier
+            .finish()
+            .map_err(|_| Stop::Refused(ReasonCode::HashlistInvalid))?;
+        cache.count = layout.page_count().saturating_sub(page).min(8);
+        Ok(())
+    }
+
+    async fn fetch_hashlist(&mut self, offset: u64, len: usize) -> Result<(), Stop> {
+        let attempts = self.config.max_retries.max(1);
+        let mut attempt = 0u8;
+        loop {
+            let buf = self
+                .bufs
+                .page
+                .get_mut(..len)
+                .ok_or(Stop::Agent(AgentError::BufferTooSmall("page")))?;
+            let failure = match self
+                .transport
+                .get_range(&self.urls.hashlist, offset, buf)
+                .await
+            {
+                Ok(n) if n == len => return Ok(()),
+                Ok(_) => crate::TransportError::Truncated,
+                Err(e) if !e.is_transient() => return Err(Stop::Net(e)),
+                Err(e) => e,
+            };
+            attempt += 1;
+            if attempt >= attempts {
+                return Err(Stop::Net(failure));
+            }
+            let wait = self.backoff_ms(attempt - 1);
+            self.platform.sleep_ms(wait).await;
+        }
+    }
+}
