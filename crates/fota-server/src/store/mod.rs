@@ -233,6 +233,8 @@ pub struct Offer {
     pub image_size: i64,
     /// Hash-list blob.
     pub hashlist_sha256: String,
+    /// Generation of the assignment (bumped on every assignment).
+    pub generation: i64,
 }
 
 /// Everything a v2 check-in needs, read in one query by token digest.

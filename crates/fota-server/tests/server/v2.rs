@@ -308,6 +308,8 @@ async fn checkin_assign_download_events_rollback() {
             manifest_digest: b.digest()
         }
     );
+    let first_generation = st.body().assignment_generation;
+    assert!(first_generation >= 1);
     assert_eq!(a.manifest.unwrap(), b.manifest.as_slice());
     let sha = b.sha256();
     assert_eq!(a.image_url, format!("/api/v2/device/blobs/{sha}"));
@@ -558,6 +560,10 @@ async fn checkin_assign_download_events_rollback() {
         Action::Install {
             manifest_digest: b.digest()
         }
+    );
+    assert!(
+        st.body().assignment_generation > first_generation,
+        "an explicit re-assignment raises the generation"
     );
     // d2 still follows the class
     let (_, st) = checkin(&f, &k, &d2, [0; 32], 0).await;
