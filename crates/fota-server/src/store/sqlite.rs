@@ -67,7 +67,21 @@ impl SqliteStore {
             })
             .connect(&url)
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        // Two processes starting on a fresh folder may race to apply the same migration; the
+        // loser's retry finds it applied.
+        let migrator = sqlx::migrate!("./migrations/sqlite");
+        let mut tries = 0;
+        loop {
+            match migrator.run(&pool).await {
+                Ok(()) => break,
+                Err(e) if tries < 5 => {
+                    tracing::debug!(error = %e, "applying migrations, retrying");
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         Ok(Self { pool })
     }
 
