@@ -149,7 +149,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
 async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
+            core::future::pending::<()>().await;
         }
     };
     #[cfg(unix)]
@@ -158,11 +158,11 @@ async fn shutdown_signal() {
             Ok(mut s) => {
                 s.recv().await;
             }
-            Err(_) => std::future::pending::<()>().await,
+            Err(_) => core::future::pending::<()>().await,
         }
     };
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
+    let term = core::future::pending::<()>();
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
