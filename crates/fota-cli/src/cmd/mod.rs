@@ -1,10 +1,19 @@
 //! One module per subcommand group, plus argument parsers they share.
 
+pub(crate) mod assign;
+pub(crate) mod audit;
+mod common;
+pub(crate) mod devices;
 pub(crate) mod flash;
 pub(crate) mod image;
 pub(crate) mod keys;
+pub(crate) mod legacy;
 pub(crate) mod partitions;
+pub(crate) mod release;
+pub(crate) mod rollback;
 pub(crate) mod server;
+pub(crate) mod tokens;
+pub(crate) mod watch;
 
 /// Parses a byte count: plain decimal, `0x` hex, or a `K`/`KiB`/`M`/`MiB` suffix (binary
 /// multiples, case-insensitive).
