@@ -181,7 +181,8 @@ fn gc_blocking(
             continue;
         }
         let is_tmp = dir_name == "tmp";
-        if !is_tmp && !(dir_name.len() == 2 && is_blob_name(&format!("{dir_name:0<64}"))) {
+        let is_fanout = dir_name.len() == 2 && is_blob_name(&format!("{dir_name:0<64}"));
+        if !(is_tmp || is_fanout) {
             continue;
         }
         for entry in std::fs::read_dir(dir.path())? {

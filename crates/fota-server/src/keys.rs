@@ -29,11 +29,12 @@ const ENCRYPTED_LABEL: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
 #[non_exhaustive]
 pub enum KeyError {
     /// The file could not be created, written or read.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The key file.
         path: PathBuf,
         /// The I/O failure.
+        #[source]
         source: std::io::Error,
     },
     /// The file is encrypted and no passphrase was given.

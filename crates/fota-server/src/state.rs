@@ -172,8 +172,11 @@ impl AppState {
 /// release exists; the cache holds no state of its own.
 pub(crate) struct ChunkCache {
     max_bytes: usize,
-    inner: Mutex<(HashMap<(i64, u64), Bytes>, usize)>,
+    /// The bodies and their total size.
+    inner: Mutex<(ChunkMap, usize)>,
 }
+
+type ChunkMap = HashMap<(i64, u64), Bytes>;
 
 impl ChunkCache {
     fn new(max_bytes: usize) -> Self {

@@ -39,8 +39,8 @@ pub enum TrustError {
 
 /// The v2 trust anchor and the status key.
 pub struct Trust {
-    /// The root record file, as devices receive it.
-    pub(crate) root_bytes: Vec<u8>,
+    /// The verified root record.
+    pub(crate) root: fota_protocol::v2::RootRecord,
     /// The vendor id from the root record.
     pub(crate) vendor_id: uuid::Uuid,
     /// Signs status statements.
@@ -86,9 +86,10 @@ impl Trust {
     /// Checks that `root_bytes` is a valid, self-signed root record and that `status_key` is
     /// one of its status keys.
     pub fn new(root_bytes: Vec<u8>, status_key: SigningKey) -> Result<Self, TrustError> {
-        let vendor_id = crate::v2::verify_root(&root_bytes, &status_key)?;
+        let root = crate::v2::verify_root(&root_bytes, &status_key)?;
+        let vendor_id = uuid::Uuid::from_bytes(*root.vendor_id());
         Ok(Self {
-            root_bytes,
+            root,
             vendor_id,
             status_key,
         })
@@ -101,7 +102,7 @@ impl Trust {
 
     /// The root record bytes.
     pub fn root_bytes(&self) -> &[u8] {
-        &self.root_bytes
+        self.root.as_bytes()
     }
 }
 

@@ -184,7 +184,8 @@ pub(crate) async fn manifest(
     note_seen(&state, q.device_id.as_deref(), None)?;
     let release = latest(&state).await?;
     let nonce = state.store().next_counter("legacy_nonce").await?;
-    let body = crate::legacy_proto::manifest_answer(key, &release, nonce)?;
+    let device_id = q.device_id.as_deref().unwrap_or("");
+    let body = crate::legacy_proto::manifest_answer(key, &release, nonce, device_id)?;
     Ok(json_bytes(body))
 }
 
@@ -378,10 +379,7 @@ pub(crate) async fn rollback_status(
             .await?;
     }
     let nonce = state.store().next_counter("legacy_nonce").await?;
-    let (required, reason) = match &order {
-        Some(o) => (true, o.reason.as_str()),
-        None => (false, ""),
-    };
-    let body = crate::legacy_proto::rollback_status_answer(key, required, reason, nonce)?;
+    let reason = order.as_ref().map(|o| o.reason.as_str());
+    let body = crate::legacy_proto::rollback_status_answer(key, reason, nonce, &device_id)?;
     Ok(json_bytes(body))
 }

@@ -760,9 +760,12 @@ impl Store for SqliteStore {
             .await?;
             if let Some((done, total)) = seen.progress {
                 sqlx::query(
+                    // A finished download keeps the state the device reported since; an
+                    // unfinished one is "downloading".
                     "UPDATE devices SET progress_bytes = $2, progress_total = $3, \
-                     state_changed_at = CASE WHEN state = 'downloading' THEN state_changed_at \
-                     ELSE $4 END, state = 'downloading' WHERE id = $1",
+                     state_changed_at = CASE WHEN state = 'downloading' OR $2 >= $3 \
+                     THEN state_changed_at ELSE $4 END, \
+                     state = CASE WHEN $2 < $3 THEN 'downloading' ELSE state END WHERE id = $1",
                 )
                 .bind(seen.device_id.clone())
                 .bind(done)
