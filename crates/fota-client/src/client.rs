@@ -51,8 +51,9 @@ pub enum Error {
         /// The start of the answer's body.
         body: String,
     },
-    /// No answer: connection refused, timeout, connection closed mid-way.
-    #[error("no answer from {url}: {source}")]
+    /// No answer: connection refused, timeout, connection closed mid-way. (Its `Display`
+    /// leaves the cause to `source()`, so error chains print it once.)
+    #[error("no answer from {url}")]
     Transport {
         /// The request URL.
         url: String,
@@ -88,7 +89,7 @@ pub enum Error {
         classes: Vec<String>,
     },
     /// The image to upload could not be read to the end.
-    #[error("reading the image: {0}")]
+    #[error("reading the image")]
     Image(#[source] io::Error),
 }
 
@@ -426,8 +427,11 @@ impl Client {
                 "Content-Type",
                 format!("multipart/form-data; boundary={boundary}"),
             )
-            // A known length lets the server refuse an oversize upload before reading it.
+            // A known length lets the server refuse an oversize upload before reading it, and
+            // waiting for `100 Continue` lets it refuse (bad token, role, size) before the
+            // body is sent: a refusal mid-body would only show as a broken pipe.
             .header("Content-Length", total.to_string())
+            .header("Expect", "100-continue")
             .config()
             .timeout_global(None)
             .timeout_recv_response(Some(UPLOAD_ANSWER_TIMEOUT))
@@ -565,6 +569,7 @@ impl Client {
             .authorize(self.agent.post(&url))
             .header("Content-Type", "application/json")
             .header("Content-Length", len.to_string())
+            .header("Expect", "100-continue")
             .config()
             .timeout_global(None)
             .timeout_recv_response(Some(UPLOAD_ANSWER_TIMEOUT))
