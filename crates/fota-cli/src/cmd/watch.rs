@@ -64,11 +64,10 @@ pub(crate) fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         match fetched {
-            Ok((rows, json)) if args.json => {
+            Ok((_, json)) if args.json => {
                 let mut out = std::io::stdout().lock();
                 writeln!(out, "{}", serde_json::to_string(&json)?)?;
                 out.flush()?;
-                let _ = rows;
             }
             Ok((rows, _)) if live => {
                 let mut lines = common::table(&DEVICE_HEADERS, &rows);
@@ -90,13 +89,13 @@ pub(crate) fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
                 } else {
                     let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
                     for (row, line) in rows.iter().zip(lines.iter().skip(1)) {
-                        if previous.get(&row[0]) != Some(row) {
+                        if previous.get(&row[0]) != Some(&changes(row)) {
                             writeln!(out, "{stamp}  {line}")?;
                         }
                     }
                 }
                 out.flush()?;
-                previous = rows.into_iter().map(|r| (r[0].clone(), r)).collect();
+                previous = rows.iter().map(|r| (r[0].clone(), changes(r))).collect();
                 first = false;
             }
             // A server restart or a network blip should not end a watch: say so and retry.
@@ -107,6 +106,17 @@ pub(crate) fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
         }
         std::thread::sleep(args.interval);
     }
+}
+
+/// What makes a row worth a log line: everything but the last-contact age, which changes on
+/// every refresh of a polling device.
+fn changes(row: &[String]) -> Vec<String> {
+    let seen = DEVICE_HEADERS.iter().position(|h| *h == "SEEN");
+    row.iter()
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != seen)
+        .map(|(_, c)| c.clone())
+        .collect()
 }
 
 /// Replaces the lines drawn last time by `lines`, each cut to the terminal width so that
