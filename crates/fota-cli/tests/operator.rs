@@ -864,3 +864,87 @@ fn oversize_upload_is_refused_before_the_body() {
         "c",
     ]);
 }
+
+/// The library `fota demo` and other tests use, on the same kind of server.
+#[test]
+fn client_library_signs_uploads_and_waits() {
+    use fota_client::release::{self, KeyFolder, ReleaseSpec};
+
+    let f = Fleet::start(false);
+    let client = fota_client::Client::new(&f.url, Some(ADMIN.to_owned())).unwrap();
+    client.health().unwrap();
+    let info = client.server_info().unwrap();
+    assert!(info.v2);
+
+    let keys = KeyFolder::open(&f.path("K"), None).unwrap();
+    assert_eq!(info.vendor_id, Some(keys.vendor_id().to_string()));
+    let prov = client.add_device("d1", "c1").unwrap();
+    let prov = serde_json::to_value(&prov).unwrap();
+
+    let image = std::fs::read(f.path(&f.image("1.2.3"))).unwrap();
+    let mut releases = Vec::new();
+    for class in ["c1", "c2"] {
+        let spec = ReleaseSpec {
+            class: class.into(),
+            version: "1.2.3".into(),
+            sequence: client.next_sequence(class).unwrap(),
+            security_counter: None,
+            chunk_size: release::DEFAULT_CHUNK_SIZE,
+            issued_at: 1_700_000_000,
+            expires_at: 0,
+        };
+        let signed = release::sign(&image, &spec, &keys).unwrap();
+        let mut sent = 0;
+        let stored = client
+            .upload_signed(&signed, &image, &mut |n| sent += n)
+            .unwrap();
+        assert_eq!(sent, image.len() as u64, "progress counts every image byte");
+        assert_eq!(stored.id, signed.release_id());
+        releases.push(stored);
+    }
+    assert_eq!(client.next_sequence("c1").unwrap(), 2);
+
+    // A version in two classes needs the class (or the id).
+    assert!(matches!(
+        client.find_release("1.2.3", None),
+        Err(fota_client::Error::AmbiguousRelease { .. })
+    ));
+    let r = client.find_release("1.2.3", Some("c1")).unwrap();
+    assert_eq!(r.id, releases[0].id);
+    assert_eq!(client.find_release(&r.id, None).unwrap().class, "c1");
+    assert!(matches!(
+        client.find_release("0.0.0", None),
+        Err(fota_client::Error::NoRelease(_))
+    ));
+
+    client.assign_class(&r.id, "c1").unwrap();
+    let digest: [u8; 32] = sha2::Sha256::digest(client.release_manifest(&r.id).unwrap()).into();
+    post_event(&f, &prov, EventKind::Confirmed, digest, 0, 0);
+    let d = client
+        .wait_for_device(
+            "d1",
+            Duration::from_secs(5),
+            Duration::from_millis(50),
+            |d| d.state == "confirmed",
+        )
+        .unwrap();
+    assert_eq!(d.effective_release_id.as_deref(), Some(r.id.as_str()));
+    let e = client
+        .wait_for_device(
+            "d1",
+            Duration::from_millis(200),
+            Duration::from_millis(50),
+            |d| d.state == "rolled_back",
+        )
+        .unwrap_err();
+    assert!(matches!(e, fota_client::Error::Timeout { .. }), "{e}");
+
+    // Errors carry the server's code.
+    let e = client.device("ghost").unwrap_err();
+    assert_eq!((e.status(), e.code()), (Some(404), Some("not_found")));
+    let anonymous = fota_client::Client::new(&f.url, None).unwrap();
+    assert_eq!(
+        anonymous.list_devices(None).unwrap_err().status(),
+        Some(401)
+    );
+}

@@ -88,6 +88,16 @@ pub enum Error {
         /// Classes holding it.
         classes: Vec<String>,
     },
+    /// [`Client::wait_for_device`] gave up.
+    #[error("device {device} did not get there within {waited:?} (last state {state:?})")]
+    Timeout {
+        /// The device waited for.
+        device: String,
+        /// How long it waited.
+        waited: Duration,
+        /// Its state when the wait ended.
+        state: String,
+    },
     /// The image to upload could not be read to the end.
     #[error("reading the image")]
     Image(#[source] io::Error),
@@ -320,6 +330,32 @@ impl Client {
         self.get(&format!("/api/v2/devices/{}", segment(id)), &[])
     }
 
+    /// Polls the device every `every` until `done` holds for it, for at most `timeout`;
+    /// e.g. `|d| d.state == "confirmed"`. Returns the device as last read.
+    pub fn wait_for_device(
+        &self,
+        id: &str,
+        timeout: Duration,
+        every: Duration,
+        done: impl Fn(&Device) -> bool,
+    ) -> Result<Device> {
+        let start = std::time::Instant::now();
+        loop {
+            let device = self.device(id)?;
+            if done(&device) {
+                return Ok(device);
+            }
+            if start.elapsed() >= timeout {
+                return Err(Error::Timeout {
+                    device: id.to_owned(),
+                    waited: start.elapsed(),
+                    state: device.state,
+                });
+            }
+            std::thread::sleep(every.min(timeout.saturating_sub(start.elapsed())));
+        }
+    }
+
     /// `POST /api/v2/devices/{id}/revoke` (operator): the device's requests get 401 from now.
     pub fn revoke_device(&self, id: &str) -> Result<()> {
         self.no_content("POST", &format!("/api/v2/devices/{}/revoke", segment(id)))
@@ -443,6 +479,22 @@ impl Client {
         }
         let (_, answer) = self.answer(&url, result)?;
         Self::decode(&url, &answer)
+    }
+
+    /// Uploads a release made by [`crate::release::sign`] with the `image` it was signed for
+    /// (see [`Self::upload_release`]).
+    pub fn upload_signed(
+        &self,
+        release: &crate::release::SignedRelease,
+        image: &[u8],
+        on_sent: &mut dyn FnMut(u64),
+    ) -> Result<Release> {
+        self.upload_release(
+            release.parts(),
+            &mut &image[..],
+            image.len() as u64,
+            on_sent,
+        )
     }
 
     /// `GET /api/v2/releases` (viewer): newest first per class, optionally of one class.

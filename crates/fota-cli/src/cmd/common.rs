@@ -27,10 +27,10 @@ pub(crate) const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
 /// How to reach the server. Global, so they may follow the subcommand anywhere.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct ConnArgs {
-    /// Server URL [env FOTA_SERVER; config `server`; default http://127.0.0.1:8080].
+    /// Server URL [else config `server`, else http://127.0.0.1:8080].
     #[arg(long, env = "FOTA_SERVER", value_name = "URL", global = true)]
     server: Option<String>,
-    /// Operator API token [env FOTA_TOKEN; config `token`].
+    /// Operator API token [else config `token`].
     #[arg(
         long,
         env = "FOTA_TOKEN",

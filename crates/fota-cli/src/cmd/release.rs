@@ -90,7 +90,7 @@ struct CreateArgs {
     /// Write the signed release as a bundle file (for `fota release upload`).
     #[arg(short = 'o', long = "out", value_name = "release.fota")]
     out: Option<PathBuf>,
-    /// Key folder made by `fota keys init` [env FOTA_KEYS; config `keys`].
+    /// Key folder made by `fota keys init` [else config `keys`].
     #[arg(long, env = "FOTA_KEYS", value_name = "K")]
     keys: Option<PathBuf>,
     /// The stored release as JSON on stdout.
