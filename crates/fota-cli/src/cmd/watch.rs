@@ -120,13 +120,26 @@ fn changes(row: &[String]) -> Vec<String> {
 }
 
 /// Replaces the lines drawn last time by `lines`, each cut to the terminal width so that
-/// none wraps (a wrapped line would throw off the count of lines to clear).
+/// none wraps, and the whole cut to the terminal height so that none scrolls away: lines out
+/// of sight could not be cleared on the next redraw. The last line (the footer) always stays.
 fn redraw(term: &Term, drawn: &mut usize, lines: &[String]) -> anyhow::Result<()> {
-    let width = usize::from(term.size().1.max(20)) - 1;
+    let (height, width) = term.size();
+    let width = usize::from(width.max(20)) - 1;
+    let room = usize::from(height.max(4)) - 1;
+    let mut shown: Vec<String> = lines.to_vec();
+    if shown.len() > room {
+        let footer = shown.pop().unwrap_or_default();
+        let hidden = shown.len() - (room - 2);
+        shown.truncate(room - 2);
+        shown.push(format!(
+            "… {hidden} more (narrow with --class, or use --once)"
+        ));
+        shown.push(footer);
+    }
     term.clear_last_lines(*drawn)?;
-    for line in lines {
+    for line in &shown {
         term.write_line(&console::truncate_str(line, width, "…"))?;
     }
-    *drawn = lines.len();
+    *drawn = shown.len();
     Ok(())
 }
