@@ -504,6 +504,19 @@ fn refusals_carry_the_reason() {
         ],
     );
     f.fails(2, &["rollback", "d1"]);
+    f.fails(2, &["devices", "add", "bad id", "--class", "c"]);
+    f.fails(
+        2,
+        &[
+            "release",
+            "create",
+            &app,
+            "--version",
+            "1.0.0",
+            "--class",
+            "c/x",
+        ],
+    );
 
     // The version must be the image's.
     let err = f.fails(

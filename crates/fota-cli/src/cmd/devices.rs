@@ -30,9 +30,10 @@ enum DevicesCommand {
     /// is the only copy (`fota devices rotate` makes a new one).
     Add {
         /// Device name (1-64 of A-Z a-z 0-9 . _ -), e.g. EcoWatt001.
+        #[arg(value_parser = super::parse_name)]
         id: String,
-        /// Hardware class name, e.g. ecowatt-v1.
-        #[arg(long, value_name = "C")]
+        /// Hardware class name (same characters), e.g. ecowatt-v1.
+        #[arg(long, value_name = "C", value_parser = super::parse_name)]
         class: String,
         /// Provisioning file to write [default: print it on stdout].
         #[arg(short = 'o', long = "out", value_name = "ID.json")]

@@ -69,7 +69,7 @@ struct CreateArgs {
     #[arg(long, value_name = "V")]
     version: String,
     /// Hardware class the release is for.
-    #[arg(long, value_name = "C")]
+    #[arg(long, value_name = "C", value_parser = super::parse_name)]
     class: String,
     /// Release sequence, above every earlier one of the class [default: the server's highest
     /// for the class + 1; required with --offline].
