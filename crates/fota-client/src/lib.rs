@@ -11,7 +11,40 @@
 //!   where the release key lives) and uploading can happen on different machines.
 //!
 //! The `fota` CLI, `fota demo` and the integration tests all drive the server through this
-//! crate.
+//! crate:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use fota_client::Client;
+//! use fota_client::release::{self, KeyFolder, ReleaseSpec};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = Client::new("http://127.0.0.1:8080", Some("fota_op_...".into()))?;
+//! let keys = KeyFolder::open("keys".as_ref(), None)?;
+//! let provisioning = client.add_device("EcoWatt001", "ecowatt-v1")?; // write it for the device
+//! let image = std::fs::read("app.bin")?;
+//! let spec = ReleaseSpec {
+//!     class: "ecowatt-v1".into(),
+//!     version: "1.0.6".into(),
+//!     sequence: client.next_sequence("ecowatt-v1")?,
+//!     security_counter: None,
+//!     chunk_size: release::DEFAULT_CHUNK_SIZE,
+//!     issued_at: 1_700_000_000,
+//!     expires_at: 0,
+//! };
+//! let signed = release::sign(&image, &spec, &keys)?;
+//! let stored = client.upload_signed(&signed, &image, &mut |_sent| {})?;
+//! client.assign_class(&stored.id, "ecowatt-v1")?;
+//! let device = client.wait_for_device(
+//!     &provisioning.device_id,
+//!     Duration::from_secs(60),
+//!     Duration::from_millis(500),
+//!     |d| d.state == "confirmed",
+//! )?;
+//! # let _ = device;
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! # What this crate does not do
 //!
