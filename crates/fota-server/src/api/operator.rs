@@ -81,7 +81,7 @@ fn trust(state: &AppState) -> AppResult<&crate::trust::Trust> {
 // ---------------------------------------------------------------- tokens
 
 /// A new operator token.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTokenRequest {
     /// Human name (who or what uses it).
@@ -91,7 +91,7 @@ pub struct NewTokenRequest {
 }
 
 /// A token just made: the only time its secret is shown.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NewTokenResponse {
     /// Token id (for revocation).
     pub id: String,
@@ -187,7 +187,7 @@ pub(crate) async fn revoke_token(
 // ---------------------------------------------------------------- devices
 
 /// A device to provision.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDeviceRequest {
     /// The device's name, e.g. `EcoWatt001` (1-64 of `A-Za-z0-9._-`).
@@ -405,7 +405,7 @@ pub(crate) async fn device_events(
 }
 
 /// A rollback order.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RollbackRequest {
     /// Why (shown to the device on the legacy API, kept in the history).
@@ -717,7 +717,7 @@ pub(crate) async fn release_manifest(
 }
 
 /// Whom to assign a release to: `{"devices": [...]}` or `{"class": "<the release's class>"}`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssignRequest {
     /// Device names (each gets an explicit assignment, which overrides its class's).
@@ -728,7 +728,7 @@ pub struct AssignRequest {
 }
 
 /// Result of an assignment.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AssignResponse {
     /// Release.
     pub release_id: String,
