@@ -5,7 +5,12 @@
 //! come from flag > environment > config file.
 //!
 //! Exit status: 0 on success, 1 when the command failed or its verdict is negative (an invalid
-//! image, a bad partition table), 2 on a usage error.
+//! image, a bad partition table, a request the server refused), 2 on a usage error.
+//!
+//! Operator commands (`devices`, `release`, `assign`, `rollback`, `watch`, `legacy`, `tokens`,
+//! `audit`) reach the server given by `--server`/`FOTA_SERVER` with the token of
+//! `--token`/`FOTA_TOKEN`, else the `server`/`token` keys of the config file (`FOTA_CONFIG`, or
+//! `~/.config/fota/config.toml`); the server's refusals are shown with its reason.
 
 use std::process::ExitCode;
 
@@ -15,7 +20,13 @@ mod cmd;
 
 /// Firmware-over-the-air updates for ESP32 fleets.
 #[derive(Debug, Parser)]
-#[command(name = "fota", version, about, propagate_version = true)]
+#[command(
+    name = "fota",
+    version,
+    about,
+    propagate_version = true,
+    after_help = "Exit status: 0 success, 1 failure (or a negative verdict), 2 usage error."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -37,6 +48,22 @@ enum Command {
     /// Make and manage signing keys.
     #[command(subcommand)]
     Keys(cmd::keys::KeysCommand),
+    /// Provision devices and see what they run and do.
+    Devices(cmd::devices::DevicesArgs),
+    /// Sign, upload, list and show releases.
+    Release(cmd::release::ReleaseArgs),
+    /// Offer a release to devices or to a class.
+    Assign(cmd::assign::AssignArgs),
+    /// Order a device back to its previous image.
+    Rollback(cmd::rollback::RollbackArgs),
+    /// Live table of devices and their update progress.
+    Watch(cmd::watch::WatchArgs),
+    /// Operator side of the seed's legacy protocol.
+    Legacy(cmd::legacy::LegacyArgs),
+    /// Operator API tokens (admin).
+    Tokens(cmd::tokens::TokensArgs),
+    /// Who changed what, when.
+    Audit(cmd::audit::AuditArgs),
     /// Run an emulated ESP32 device (or a fleet) against a server.
     Emulate(cmd::emulate::EmulateArgs),
 }
@@ -58,6 +85,14 @@ fn main() -> ExitCode {
         Command::Partitions(c) => cmd::partitions::run(c),
         Command::Server(c) => cmd::server::run(c),
         Command::Keys(c) => cmd::keys::run(c),
+        Command::Devices(c) => cmd::devices::run(c),
+        Command::Release(c) => cmd::release::run(c),
+        Command::Assign(c) => cmd::assign::run(c),
+        Command::Rollback(c) => cmd::rollback::run(c),
+        Command::Watch(c) => cmd::watch::run(c),
+        Command::Legacy(c) => cmd::legacy::run(c),
+        Command::Tokens(c) => cmd::tokens::run(c),
+        Command::Audit(c) => cmd::audit::run(c),
         Command::Emulate(c) => cmd::emulate::run(c),
     };
     match result {

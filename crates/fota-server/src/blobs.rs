@@ -140,11 +140,17 @@ impl BlobStore for LocalBlobStore {
     }
 
     async fn read_at(&self, name: &str, offset: u64, len: usize) -> io::Result<Vec<u8>> {
-        let mut file = tokio::fs::File::open(self.path_of(name)?).await?;
-        file.seek(SeekFrom::Start(offset)).await?;
-        let mut buf = vec![0u8; len];
-        file.read_exact(&mut buf).await?;
-        Ok(buf)
+        // One trip to the blocking pool for open + positional read, instead of one per step.
+        let path = self.path_of(name)?;
+        tokio::task::spawn_blocking(move || {
+            use std::os::unix::fs::FileExt as _;
+            let file = std::fs::File::open(path)?;
+            let mut buf = vec![0u8; len];
+            file.read_exact_at(&mut buf, offset)?;
+            Ok(buf)
+        })
+        .await
+        .map_err(io::Error::other)?
     }
 
     async fn collect_garbage(

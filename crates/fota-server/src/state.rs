@@ -47,6 +47,7 @@ pub(crate) struct Inner {
     pub(crate) legacy: Option<LegacyKey>,
     pub(crate) seen: SeenBatcher,
     pub(crate) chunk_cache: ChunkCache,
+    pub(crate) hot: HotCache,
     pub(crate) metrics: PrometheusHandle,
 }
 
@@ -98,6 +99,7 @@ impl AppState {
         Self(Arc::new(Inner {
             seen: SeenBatcher::default(),
             chunk_cache: ChunkCache::new(64 * 1024 * 1024),
+            hot: HotCache::default(),
             metrics: crate::metrics::handle(),
             config,
             store,
@@ -203,5 +205,105 @@ impl ChunkCache {
         if let Some(old) = guard.0.insert(key, body) {
             guard.1 -= old.len();
         }
+    }
+}
+
+/// How long a hot-path read may be reused. Changes made through this process invalidate at
+/// once; changes made through another process over the same store are seen within this time.
+pub(crate) const HOT_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A blob-download grant: (device id, stored token digest, revoked, offered).
+pub(crate) type Grant = (String, Vec<u8>, Option<crate::store::Millis>, bool);
+
+type GrantMap = HashMap<([u8; 32], String), (std::time::Instant, Grant)>;
+
+/// Short-lived copies of the reads behind the two download paths (legacy chunks, v2 ranged
+/// blob reads), which would otherwise cost a database round trip per request. See [`HOT_TTL`].
+#[derive(Default)]
+pub(crate) struct HotCache {
+    legacy_latest: Mutex<Option<(std::time::Instant, Option<crate::store::LegacyRelease>)>>,
+    grants: Mutex<GrantMap>,
+    sizes: Mutex<HashMap<String, u64>>,
+    blobs: Mutex<(HashMap<String, Bytes>, usize)>,
+}
+
+/// Most bytes of blob content kept in memory (whole blobs of at most [`MAX_CACHED_BLOB`]).
+const BLOB_CACHE_BYTES: usize = 32 * 1024 * 1024;
+/// Largest blob kept in memory.
+pub(crate) const MAX_CACHED_BLOB: u64 = 4 * 1024 * 1024;
+
+impl HotCache {
+    pub(crate) fn legacy_latest(&self) -> Option<Option<crate::store::LegacyRelease>> {
+        let guard = self.legacy_latest.lock().unwrap_or_else(|e| e.into_inner());
+        guard
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < HOT_TTL)
+            .map(|(_, r)| r.clone())
+    }
+
+    pub(crate) fn set_legacy_latest(&self, r: Option<crate::store::LegacyRelease>) {
+        *self.legacy_latest.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((std::time::Instant::now(), r));
+    }
+
+    pub(crate) fn grant(&self, digest: &[u8; 32], sha: &str) -> Option<Grant> {
+        let guard = self.grants.lock().unwrap_or_else(|e| e.into_inner());
+        guard
+            .get(&(*digest, sha.to_owned()))
+            .filter(|(at, _)| at.elapsed() < HOT_TTL)
+            .map(|(_, g)| g.clone())
+    }
+
+    pub(crate) fn set_grant(&self, digest: &[u8; 32], sha: &str, grant: Grant) {
+        let mut guard = self.grants.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.len() >= 100_000 {
+            guard.clear();
+        }
+        guard.insert(
+            (*digest, sha.to_owned()),
+            (std::time::Instant::now(), grant),
+        );
+    }
+
+    /// Blob sizes never change (content-addressed), so they are kept without expiry.
+    pub(crate) fn size(&self, sha: &str) -> Option<u64> {
+        let guard = self.sizes.lock().unwrap_or_else(|e| e.into_inner());
+        guard.get(sha).copied()
+    }
+
+    pub(crate) fn set_size(&self, sha: &str, size: u64) {
+        let mut guard = self.sizes.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.len() >= 100_000 {
+            guard.clear();
+        }
+        guard.insert(sha.to_owned(), size);
+    }
+
+    /// A whole blob's bytes, if cached. Blobs are immutable, so they need no expiry.
+    pub(crate) fn blob(&self, sha: &str) -> Option<Bytes> {
+        let guard = self.blobs.lock().unwrap_or_else(|e| e.into_inner());
+        guard.0.get(sha).cloned()
+    }
+
+    pub(crate) fn set_blob(&self, sha: &str, bytes: Bytes) {
+        let mut guard = self.blobs.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.1 + bytes.len() > BLOB_CACHE_BYTES {
+            guard.0.clear();
+            guard.1 = 0;
+        }
+        guard.1 += bytes.len();
+        if let Some(old) = guard.0.insert(sha.to_owned(), bytes) {
+            guard.1 -= old.len();
+        }
+    }
+
+    /// Forgets everything that depends on operator changes (assignments, credentials,
+    /// uploads): called after each such change made through this process.
+    pub(crate) fn invalidate(&self) {
+        *self.legacy_latest.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.grants
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 }

@@ -352,9 +352,11 @@ pub(crate) async fn checkin(
         action,
         poll_interval_s: poll_s,
         root_version: trust.root.version(),
-        // Not tracked yet (the protocol's documented "0"): a rejected release is then only
-        // offered again as a newer sequence.
-        assignment_generation: 0,
+        // Generations start at 1, so 0 keeps meaning "not tracked" for unassigned devices.
+        assignment_generation: view
+            .offer
+            .as_ref()
+            .map_or(0, |o| u32::try_from(o.generation).unwrap_or(u32::MAX)),
     }
     .sign(&[&trust.status_key])
     .map_err(AppError::internal)?;

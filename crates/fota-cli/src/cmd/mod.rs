@@ -1,11 +1,34 @@
 //! One module per subcommand group, plus argument parsers they share.
 
+pub(crate) mod assign;
+pub(crate) mod audit;
+mod common;
+pub(crate) mod devices;
 pub(crate) mod emulate;
 pub(crate) mod flash;
 pub(crate) mod image;
 pub(crate) mod keys;
+pub(crate) mod legacy;
 pub(crate) mod partitions;
+pub(crate) mod release;
+pub(crate) mod rollback;
 pub(crate) mod server;
+pub(crate) mod tokens;
+pub(crate) mod watch;
+
+/// Checks a device or class name as the server does (1-64 of `A-Z a-z 0-9 . _ -`), so a bad
+/// one is a usage error before anything is signed or sent.
+pub(crate) fn parse_name(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("{s:?} is not 1-64 characters of A-Z a-z 0-9 . _ -"))
+    }
+}
 
 /// Parses a byte count: plain decimal, `0x` hex, or a `K`/`KiB`/`M`/`MiB` suffix (binary
 /// multiples, case-insensitive).
@@ -35,7 +58,16 @@ pub(crate) fn parse_bytes(s: &str) -> Result<u32, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_bytes;
+    use super::{parse_bytes, parse_name};
+
+    #[test]
+    fn names() {
+        assert_eq!(parse_name("EcoWatt-001_b.2"), Ok("EcoWatt-001_b.2".into()));
+        assert!(parse_name("").is_err());
+        assert!(parse_name("a b").is_err());
+        assert!(parse_name("../x").is_err());
+        assert!(parse_name(&"x".repeat(65)).is_err());
+    }
 
     #[test]
     fn byte_counts() {

@@ -89,6 +89,12 @@ async fn backup(data: PathBuf, out: PathBuf) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    // `main` restores SIGPIPE's default (die) for the pipeline-friendly subcommands; a server
+    // writes to sockets whose peers vanish all the time, and must get EPIPE instead. Handling
+    // the signal (and ignoring the events) keeps it from terminating the process.
+    #[cfg(unix)]
+    let _sigpipe = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::pipe())
+        .context("handling SIGPIPE")?;
     let config = Config::resolve(Overrides {
         data: args.data,
         listen: args.listen,

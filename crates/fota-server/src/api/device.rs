@@ -172,10 +172,19 @@ pub(crate) async fn blob(
         return Err(AppError::NotFound("no such blob".into()));
     }
     let digest = TokenDigest::of(token);
-    let (device_id, stored, revoked, offered) = state
-        .store()
-        .blob_access(&digest.0, &sha256)
-        .await?
+    // Ranged reads come in bursts (one per chunk); the access decision is reused for up to a
+    // second (see `HotCache`), so a burst costs one database read.
+    let grant = match state.0.hot.grant(&digest.0, &sha256) {
+        Some(g) => Some(g),
+        None => {
+            let g = state.store().blob_access(&digest.0, &sha256).await?;
+            if let Some(g) = &g {
+                state.0.hot.set_grant(&digest.0, &sha256, g.clone());
+            }
+            g
+        }
+    };
+    let (device_id, stored, revoked, offered) = grant
         .filter(|a| digest.matches(&a.1))
         .ok_or_else(|| unauthorized("unknown", "unknown device credential"))?;
     let _ = stored;
@@ -188,14 +197,21 @@ pub(crate) async fn blob(
             "this blob is not part of a release offered to this device".into(),
         ));
     }
-    let size = state
-        .blobs()
-        .size(&sha256)
-        .await
-        .map_err(AppError::internal)?
-        .ok_or_else(|| {
-            AppError::internal(format!("blob {sha256} of an offered release missing"))
-        })?;
+    let size = match state.0.hot.size(&sha256) {
+        Some(size) => size,
+        None => {
+            let size = state
+                .blobs()
+                .size(&sha256)
+                .await
+                .map_err(AppError::internal)?
+                .ok_or_else(|| {
+                    AppError::internal(format!("blob {sha256} of an offered release missing"))
+                })?;
+            state.0.hot.set_size(&sha256, size);
+            size
+        }
+    };
     state.0.seen.note(crate::store::Seen {
         device_id,
         at: crate::store::now_ms(),
@@ -228,13 +244,36 @@ pub(crate) async fn blob(
         Some((offset, len)) => (StatusCode::PARTIAL_CONTENT, offset, len),
         None => (StatusCode::OK, 0, size),
     };
-    let stream = state
-        .blobs()
-        .read_range(&sha256, offset, len)
-        .await
-        .map_err(AppError::internal)?;
+    // Blobs of firmware size are kept in memory once read (immutable, so never stale): a
+    // ranged read is then a slice. Larger ones stream from disk.
+    let body = if size <= crate::state::MAX_CACHED_BLOB {
+        let whole = match state.0.hot.blob(&sha256) {
+            Some(b) => b,
+            None => {
+                let len = usize::try_from(size).map_err(AppError::internal)?;
+                let bytes = state
+                    .blobs()
+                    .read_at(&sha256, 0, len)
+                    .await
+                    .map_err(AppError::internal)?;
+                let bytes = Bytes::from(bytes);
+                state.0.hot.set_blob(&sha256, bytes.clone());
+                bytes
+            }
+        };
+        let start = usize::try_from(offset).map_err(AppError::internal)?;
+        let end = usize::try_from(offset + len).map_err(AppError::internal)?;
+        Body::from(whole.slice(start..end))
+    } else {
+        let stream = state
+            .blobs()
+            .read_range(&sha256, offset, len)
+            .await
+            .map_err(AppError::internal)?;
+        Body::from_stream(stream)
+    };
     ::metrics::counter!("fota_blob_bytes_total").increment(len);
-    let mut response = Response::new(Body::from_stream(stream));
+    let mut response = Response::new(body);
     *response.status_mut() = status;
     let h = response.headers_mut();
     h.insert(

@@ -166,6 +166,7 @@ pub(crate) async fn upload(
         .store()
         .create_legacy_release(&release, &entry)
         .await?;
+    state.0.hot.invalidate();
     Ok(Json(serde_json::json!({
         "success": true,
         "total_chunks": release.total_chunks,
@@ -228,7 +229,17 @@ pub(crate) async fn chunk(
 ) -> AppResult<Response> {
     let key = legacy(&state)?;
     let n = chunk_number(&params)?;
-    let release = latest(&state).await?;
+    // The newest upload, reused for up to a second: chunks of an immutable upload are what a
+    // device downloads in bulk (the manifest always reads the store).
+    let release = match state.0.hot.legacy_latest() {
+        Some(cached) => cached,
+        None => {
+            let fresh = state.store().latest_legacy_release().await?;
+            state.0.hot.set_legacy_latest(fresh.clone());
+            fresh
+        }
+    }
+    .ok_or_else(|| AppError::NotFound("no firmware available".into()))?;
     let total = u64::try_from(release.total_chunks).unwrap_or(0);
     if n >= total {
         return Err(AppError::NotFound(format!(

@@ -81,7 +81,7 @@ fn trust(state: &AppState) -> AppResult<&crate::trust::Trust> {
 // ---------------------------------------------------------------- tokens
 
 /// A new operator token.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTokenRequest {
     /// Human name (who or what uses it).
@@ -91,7 +91,7 @@ pub struct NewTokenRequest {
 }
 
 /// A token just made: the only time its secret is shown.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NewTokenResponse {
     /// Token id (for revocation).
     pub id: String,
@@ -187,7 +187,7 @@ pub(crate) async fn revoke_token(
 // ---------------------------------------------------------------- devices
 
 /// A device to provision.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDeviceRequest {
     /// The device's name, e.g. `EcoWatt001` (1-64 of `A-Za-z0-9._-`).
@@ -327,6 +327,7 @@ pub(crate) async fn revoke_device(
         serde_json::json!({}),
     );
     state.store().revoke_device(&id, now_ms(), &entry).await?;
+    state.0.hot.invalidate();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -356,6 +357,7 @@ pub(crate) async fn rotate_device(
         .store()
         .set_device_token(&id, &secret.digest().0, &entry)
         .await?;
+    state.0.hot.invalidate();
     Ok(Json(prov))
 }
 
@@ -403,7 +405,7 @@ pub(crate) async fn device_events(
 }
 
 /// A rollback order.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RollbackRequest {
     /// Why (shown to the device on the legacy API, kept in the history).
@@ -445,6 +447,7 @@ pub(crate) async fn order_rollback(
         .store()
         .create_rollback_order(&order, false, &entry)
         .await?;
+    state.0.hot.invalidate();
     Ok((StatusCode::CREATED, Json(order)))
 }
 
@@ -714,7 +717,7 @@ pub(crate) async fn release_manifest(
 }
 
 /// Whom to assign a release to: `{"devices": [...]}` or `{"class": "<the release's class>"}`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssignRequest {
     /// Device names (each gets an explicit assignment, which overrides its class's).
@@ -725,7 +728,7 @@ pub struct AssignRequest {
 }
 
 /// Result of an assignment.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AssignResponse {
     /// Release.
     pub release_id: String,
@@ -757,6 +760,7 @@ pub(crate) async fn assign_release(
                 serde_json::json!({ "devices": devices }),
             );
             state.store().assign_devices(&id, &devices, &entry).await?;
+            state.0.hot.invalidate();
             Ok(Json(AssignResponse {
                 release_id: id,
                 devices,
@@ -783,6 +787,7 @@ pub(crate) async fn assign_release(
                 .store()
                 .assign_class(&class, &id, now_ms(), &entry)
                 .await?;
+            state.0.hot.invalidate();
             Ok(Json(AssignResponse {
                 release_id: id,
                 devices: Vec::new(),

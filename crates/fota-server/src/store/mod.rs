@@ -85,7 +85,7 @@ impl Role {
 }
 
 /// Who did what to which thing, with details as JSON.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     /// Acting principal: `token:<id>` (operator) or `device:<id>`, or `server`.
     pub actor: String,
@@ -99,7 +99,7 @@ pub struct AuditEntry {
 }
 
 /// A stored audit record.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditRecord {
     /// Increasing id (use as `before` cursor).
     pub id: i64,
@@ -111,7 +111,7 @@ pub struct AuditRecord {
 }
 
 /// An operator API token (never its secret or digest).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApiToken {
     /// Token id.
     pub id: String,
@@ -137,7 +137,7 @@ pub struct ApiTokenAuth {
 }
 
 /// A device as the operator API shows it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Device {
     /// The device's name, e.g. `EcoWatt001`.
     pub id: String,
@@ -233,6 +233,8 @@ pub struct Offer {
     pub image_size: i64,
     /// Hash-list blob.
     pub hashlist_sha256: String,
+    /// Generation of the assignment (bumped on every assignment).
+    pub generation: i64,
 }
 
 /// Everything a v2 check-in needs, read in one query by token digest.
@@ -257,7 +259,7 @@ pub struct CheckinView {
 }
 
 /// A release as stored.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Release {
     /// Release id.
     pub id: String,
@@ -297,7 +299,7 @@ pub struct Release {
 }
 
 /// An order to roll a device back to its previous image.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RollbackOrder {
     /// Order id: a decimal u64 (devices acknowledge orders by number).
     pub id: String,
@@ -318,7 +320,7 @@ pub struct RollbackOrder {
 }
 
 /// A device event as stored.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeviceEvent {
     /// Increasing id (use as `before` cursor).
     pub id: i64,
@@ -370,7 +372,7 @@ pub struct NewEvent {
 }
 
 /// A legacy (seed) upload.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LegacyRelease {
     /// Increasing id; the newest is served.
     pub id: i64,

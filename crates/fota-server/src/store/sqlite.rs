@@ -67,7 +67,21 @@ impl SqliteStore {
             })
             .connect(&url)
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        // Two processes starting on a fresh folder may race to apply the same migration; the
+        // loser's retry finds it applied.
+        let migrator = sqlx::migrate!("./migrations/sqlite");
+        let mut tries = 0;
+        loop {
+            match migrator.run(&pool).await {
+                Ok(()) => break,
+                Err(e) if tries < 5 => {
+                    tracing::debug!(error = %e, "applying migrations, retrying");
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         Ok(Self { pool })
     }
 
@@ -262,6 +276,18 @@ async fn insert_report(
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// Next value of a counter inside the caller's transaction.
+async fn bump(conn: &mut sqlx::AnyConnection, name: &str) -> StoreResult<i64> {
+    Ok(sqlx::query(
+        "INSERT INTO counters (name, value) VALUES ($1, 1) ON CONFLICT (name) \
+         DO UPDATE SET value = counters.value + 1 RETURNING value",
+    )
+    .bind(name.to_owned())
+    .fetch_one(conn)
+    .await?
+    .try_get(0)?)
 }
 
 async fn ensure_legacy_device(
@@ -528,6 +554,8 @@ impl Store for SqliteStore {
              d.fw_sha256, d.slot, d.ota_state, d.last_result, d.suppressed_release_id, \
              r.id AS r_id, r.sequence AS r_sequence, r.manifest AS r_manifest, \
              r.image_sha256 AS r_image, r.image_size AS r_size, r.hashlist_sha256 AS r_hashlist, \
+             CASE WHEN d.assigned_release_id IS NOT NULL THEN d.assigned_generation \
+             ELSE ca.generation END AS r_generation, \
              o.id AS o_id, o.reason AS o_reason, o.created_at AS o_created_at, \
              o.created_by AS o_created_by, o.delivered_at AS o_delivered_at \
              FROM devices d \
@@ -550,6 +578,7 @@ impl Store for SqliteStore {
                 image_sha256: row.try_get("r_image")?,
                 image_size: row.try_get("r_size")?,
                 hashlist_sha256: row.try_get("r_hashlist")?,
+                generation: row.try_get::<Option<i64>, _>("r_generation")?.unwrap_or(0),
             }),
             None => None,
         };
@@ -914,12 +943,14 @@ impl Store for SqliteStore {
                 )));
             }
             // An explicit assignment lifts a suppression: the operator asks for it again.
+            let generation = bump(&mut tx, "assignment").await?;
             sqlx::query(
-                "UPDATE devices SET assigned_release_id = $2, suppressed_release_id = NULL \
-                 WHERE id = $1",
+                "UPDATE devices SET assigned_release_id = $2, suppressed_release_id = NULL, \
+                 assigned_generation = $3 WHERE id = $1",
             )
             .bind(id.clone())
             .bind(release_id.to_owned())
+            .bind(generation)
             .execute(&mut *tx)
             .await?;
         }
@@ -951,16 +982,18 @@ impl Store for SqliteStore {
             }
             Some(_) => {}
         }
+        let generation = bump(&mut tx, "assignment").await?;
         sqlx::query(
-            "INSERT INTO class_assignments (class, release_id, assigned_at, assigned_by) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (class) DO UPDATE SET \
+            "INSERT INTO class_assignments (class, release_id, assigned_at, assigned_by, \
+             generation) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (class) DO UPDATE SET \
              release_id = excluded.release_id, assigned_at = excluded.assigned_at, \
-             assigned_by = excluded.assigned_by",
+             assigned_by = excluded.assigned_by, generation = excluded.generation",
         )
         .bind(class.to_owned())
         .bind(release_id.to_owned())
         .bind(at)
         .bind(audit.actor.clone())
+        .bind(generation)
         .execute(&mut *tx)
         .await?;
         // Devices of the class follow the class again, and may take a release they were

@@ -482,3 +482,19 @@ async fn backup_is_consistent_restorable_and_never_overwrites() {
         "nonce survives restore"
     );
 }
+
+#[tokio::test]
+async fn stores_opened_at_once_on_a_fresh_folder_all_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fota.db");
+    let opens: Vec<_> = (0..4)
+        .map(|_| {
+            let path = path.clone();
+            tokio::spawn(async move { SqliteStore::open(&path).await })
+        })
+        .collect();
+    for o in opens {
+        let s = o.await.unwrap().unwrap();
+        s.next_counter("x").await.unwrap();
+    }
+}

@@ -308,6 +308,8 @@ async fn checkin_assign_download_events_rollback() {
             manifest_digest: b.digest()
         }
     );
+    let first_generation = st.body().assignment_generation;
+    assert!(first_generation >= 1);
     assert_eq!(a.manifest.unwrap(), b.manifest.as_slice());
     let sha = b.sha256();
     assert_eq!(a.image_url, format!("/api/v2/device/blobs/{sha}"));
@@ -559,6 +561,10 @@ async fn checkin_assign_download_events_rollback() {
             manifest_digest: b.digest()
         }
     );
+    assert!(
+        st.body().assignment_generation > first_generation,
+        "an explicit re-assignment raises the generation"
+    );
     // d2 still follows the class
     let (_, st) = checkin(&f, &k, &d2, [0; 32], 0).await;
     assert!(matches!(st.action(), Action::Install { .. }));
@@ -686,4 +692,31 @@ async fn device_credentials_revoke_rotate_and_isolation() {
     post_raw(&f.app, "/api/v2/devices/ghost/revoke", Some(&f.admin), "")
         .await
         .error(StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn housekeeping_collects_only_unreferenced_blobs() {
+    let k = keys();
+    let f = fixture_with(
+        |c| c.blob_grace = std::time::Duration::ZERO,
+        Some(trust(&k)),
+        None,
+    )
+    .await;
+    provision(&f, "d1", "ecowatt").await;
+    let b = build(&k, "ecowatt", "1.0.1", 1, 20_000);
+    assert_eq!(
+        upload(&f, &f.admin, &b, None).await.status,
+        StatusCode::CREATED
+    );
+    // an orphan, as a crash between blob rename and row commit would leave
+    let orphan = f.state.config().blob_dir().join("ab").join("ab".repeat(32));
+    std::fs::create_dir_all(orphan.parent().unwrap()).unwrap();
+    std::fs::write(&orphan, b"orphan").unwrap();
+    let stray_tmp = f.state.config().blob_dir().join("tmp").join("deadbeef");
+    std::fs::write(&stray_tmp, b"partial").unwrap();
+    let (_, removed) = fota_server::housekeeping::run_once(&f.state).await.unwrap();
+    assert_eq!(removed, 2);
+    assert!(!orphan.exists() && !stray_tmp.exists());
+    assert_eq!(blob_count(&f), 2, "the release's image and hash list stay");
 }

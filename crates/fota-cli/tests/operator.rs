@@ -1,0 +1,963 @@
+//! The operator commands end to end: the `fota` binary against a real `fota server` process on
+//! 127.0.0.1:0 with a fresh data folder and key folder per test.
+#![allow(clippy::std_instead_of_core)]
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use base64::Engine as _;
+use fota_protocol::v2::{Event, EventKind, FixedStr, ReasonCode};
+use serde_json::Value;
+use sha2::Digest as _;
+
+const ADMIN: &str = "fota_op_test_admin";
+const PSK: &str = "your-32-byte-secret-key-here!!";
+
+/// A server with its own data and key folders, and the environment the CLI gets.
+struct Fleet {
+    dir: tempfile::TempDir,
+    server: Child,
+    url: String,
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+fn bare(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fota"));
+    cmd.args(args).env("RUST_LOG", "warn");
+    for var in [
+        "FOTA_SERVER",
+        "FOTA_TOKEN",
+        "FOTA_KEYS",
+        "FOTA_KEY_PASSPHRASE",
+        "FOTA_CONFIG",
+        "FOTA_ADMIN_TOKEN",
+        "FOTA_LEGACY_PSK",
+        "FOTA_DATA",
+        "FOTA_LISTEN",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+impl Fleet {
+    /// Keys (unencrypted), then a server trusting them; the legacy API when `legacy`.
+    fn start(legacy: bool) -> Self {
+        Self::start_with(legacy, "")
+    }
+
+    /// [`Self::start`] with `server_config` as the server's config file.
+    fn start_with(legacy: bool, server_config: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("K");
+        let out = bare(&["keys", "init", "--no-passphrase", "--dir"])
+            .arg(&keys)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "keys init: {}", text(&out.stderr));
+        std::fs::write(dir.path().join("config.toml"), "").unwrap();
+        std::fs::write(dir.path().join("server.toml"), server_config).unwrap();
+        let mut cmd = bare(&["server", "--listen", "127.0.0.1:0", "--data"]);
+        cmd.arg(dir.path().join("data"))
+            .arg("--config")
+            .arg(dir.path().join("server.toml"))
+            .arg("--root")
+            .arg(keys.join("root.bin"))
+            .arg("--status-key")
+            .arg(keys.join("status.key"))
+            .env("FOTA_ADMIN_TOKEN", ADMIN)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        if legacy {
+            cmd.env("FOTA_LEGACY_PSK", PSK);
+        }
+        let mut server = cmd.spawn().unwrap();
+        let mut first = String::new();
+        BufReader::new(server.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let url = first
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("first line: {first:?}"))
+            .to_owned();
+        Self { dir, server, url }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `fota ARGS` with this fleet's server, admin token and key folder in the environment,
+    /// and an empty config file.
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = bare(args);
+        cmd.current_dir(self.dir.path())
+            .env("FOTA_SERVER", &self.url)
+            .env("FOTA_TOKEN", ADMIN)
+            .env("FOTA_KEYS", self.path("K"))
+            .env("FOTA_CONFIG", self.path("config.toml"));
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Runs and expects success; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "fota {args:?} failed: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.ok(args);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("fota {args:?}: {e}: {out}"))
+    }
+
+    /// Runs and expects exit status `code`; returns stderr.
+    fn fails(&self, code: i32, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "fota {args:?}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stderr)
+    }
+
+    /// `fota image build` of a 16 KiB image of `version`; returns its file name.
+    fn image(&self, version: &str) -> String {
+        let name = format!("app-{version}.bin");
+        self.ok(&[
+            "image",
+            "build",
+            "--version",
+            version,
+            "--size",
+            "40K",
+            "-o",
+            &name,
+        ]);
+        name
+    }
+
+    /// A raw request to the server: (status, body).
+    fn http(&self, method: &str, path: &str, token: &str, body: &[u8]) -> (u16, Vec<u8>) {
+        let addr = self.url.strip_prefix("http://").unwrap();
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             Authorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        s.write_all(body).unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).unwrap();
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = text(&raw[..split]);
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        (status, raw[split + 4..].to_vec())
+    }
+}
+
+fn provisioning(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// A device event as the agent would post it.
+fn post_event(
+    fleet: &Fleet,
+    prov: &Value,
+    kind: EventKind,
+    manifest_digest: [u8; 32],
+    done: u64,
+    total: u64,
+) {
+    let uuid = uuid::Uuid::parse_str(prov["device_uuid"].as_str().unwrap()).unwrap();
+    let event = Event {
+        kind,
+        reason: ReasonCode::None,
+        device_id: *uuid.as_bytes(),
+        seq: 1,
+        manifest_digest,
+        bytes_done: done,
+        bytes_total: total,
+        fw_version: FixedStr::new("1.0.6").unwrap(),
+        rollback_order_id: 0,
+        detail: "",
+    }
+    .to_vec()
+    .unwrap();
+    let (status, body) = fleet.http(
+        "POST",
+        "/api/v2/device/events",
+        prov["token"].as_str().unwrap(),
+        &event,
+    );
+    assert_eq!(status, 204, "{}", text(&body));
+}
+
+#[test]
+fn provision_release_assign_watch_rollback() {
+    let f = Fleet::start(false);
+
+    // The provisioning file: what the server issued, written 0600.
+    f.ok(&[
+        "devices",
+        "add",
+        "EcoWatt001",
+        "--class",
+        "ecowatt-v1",
+        "-o",
+        "EcoWatt001.json",
+    ]);
+    let prov = provisioning(&f.path("EcoWatt001.json"));
+    assert_eq!(prov["device_id"], "EcoWatt001");
+    assert_eq!(prov["class"], "ecowatt-v1");
+    assert!(prov["token"].as_str().unwrap().len() >= 43);
+    let root = base64::engine::general_purpose::STANDARD
+        .decode(prov["root"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(root, std::fs::read(f.path("K/root.bin")).unwrap());
+    let vendor = uuid::Uuid::parse_str(prov["vendor_id"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        prov["class_id"],
+        fota_protocol::v2::ids::class_id(&vendor, "ecowatt-v1").to_string()
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(f.path("EcoWatt001.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // Without -o the file goes to stdout.
+    let second: Value =
+        serde_json::from_str(&f.ok(&["devices", "add", "EcoWatt002", "--class", "ecowatt-v1"]))
+            .unwrap();
+    assert_eq!(second["device_id"], "EcoWatt002");
+
+    // Two releases; the sequence defaults to the class's highest + 1.
+    let app6 = f.image("1.0.6");
+    let app7 = f.image("1.0.7");
+    let r6 = f.json(&[
+        "release",
+        "create",
+        &app6,
+        "--version",
+        "1.0.6",
+        "--class",
+        "ecowatt-v1",
+        "--json",
+    ]);
+    assert_eq!(r6["sequence"], 1);
+    assert_eq!(r6["project"], "ecowatt");
+    assert_eq!(r6["chunk_size"], 16384);
+    assert_eq!(r6["chunk_count"], 3);
+    let r7 = f.json(&[
+        "release",
+        "create",
+        &app7,
+        "--version",
+        "1.0.7",
+        "--class",
+        "ecowatt-v1",
+        "--chunk-size",
+        "4K",
+        "--security-counter",
+        "3",
+        "--expires",
+        "30days",
+        "--json",
+    ]);
+    assert_eq!(r7["sequence"], 2);
+    assert_eq!(r7["security_counter"], 3);
+    assert_eq!(r7["chunk_count"], 10);
+    let image_sha = hex::encode(sha2::Sha256::digest(std::fs::read(f.path(&app7)).unwrap()));
+    assert_eq!(r7["image_sha256"], image_sha);
+
+    let list = f.json(&["release", "list", "--class", "ecowatt-v1", "--json"]);
+    let versions: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions, ["1.0.7", "1.0.6"], "newest first");
+    let table = f.ok(&["release", "list"]);
+    assert!(table.starts_with("ID"), "{table}");
+    assert!(table.contains("1.0.7") && table.contains("ecowatt-v1"));
+    let shown = f.json(&["release", "show", "1.0.6", "--json"]);
+    assert_eq!(shown["id"], r6["id"]);
+    let shown = f.json(&["release", "show", r7["id"].as_str().unwrap(), "--json"]);
+    assert_eq!(shown["version"], "1.0.7");
+
+    // Assign by version: the class, then one device explicitly.
+    let a = f.json(&["assign", "1.0.6", "--class", "ecowatt-v1", "--json"]);
+    assert_eq!(a["class"], "ecowatt-v1");
+    let a = f.json(&["assign", "1.0.7", "--device", "EcoWatt002", "--json"]);
+    assert_eq!(a["devices"], serde_json::json!(["EcoWatt002"]));
+    let devices = f.json(&["devices", "list", "--json"]);
+    let effective: Vec<(&str, &str)> = devices
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["id"].as_str().unwrap(),
+                d["effective_release_id"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        effective,
+        [
+            ("EcoWatt001", r6["id"].as_str().unwrap()),
+            ("EcoWatt002", r7["id"].as_str().unwrap())
+        ]
+    );
+
+    // The device downloads and confirms: progress, then `confirmed`, as `devices show --json`
+    // and `watch` show them.
+    let manifest_digest: [u8; 32] = {
+        let (status, body) = f.http(
+            "GET",
+            &format!("/api/v2/releases/{}/manifest", r6["id"].as_str().unwrap()),
+            ADMIN,
+            b"",
+        );
+        assert_eq!(status, 200);
+        sha2::Sha256::digest(&body).into()
+    };
+    let total = r6["image_size"].as_u64().unwrap();
+    post_event(
+        &f,
+        &prov,
+        EventKind::Progress,
+        manifest_digest,
+        total / 2,
+        total,
+    );
+    let shown = f.json(&["devices", "show", "EcoWatt001", "--json"]);
+    assert_eq!(shown["state"], "downloading");
+    assert_eq!(shown["progress_bytes"], total / 2);
+    assert_eq!(shown["progress_total"], total);
+    let watch = f.ok(&["watch", "--once"]);
+    assert!(watch.starts_with("DEVICE"), "{watch}");
+    assert!(watch.contains("50% 20.0 KiB/40.0 KiB"), "{watch}");
+    let watch_json: Value = serde_json::from_str(&f.ok(&["watch", "--once", "--json"])).unwrap();
+    assert_eq!(watch_json.as_array().unwrap().len(), 2);
+    post_event(&f, &prov, EventKind::Confirmed, manifest_digest, 0, 0);
+    let shown = f.json(&["devices", "show", "EcoWatt001", "--json", "--events", "5"]);
+    assert_eq!(shown["state"], "confirmed");
+    let kinds: Vec<&str> = shown["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["confirmed", "progress"], "newest first");
+    let human = f.ok(&["devices", "show", "EcoWatt001"]);
+    assert!(human.contains("state       confirmed"), "{human}");
+    assert!(human.contains("recent events"), "{human}");
+
+    // A rollback order: open on the device, listed with the device's orders.
+    let order = f.json(&[
+        "rollback",
+        "EcoWatt001",
+        "--reason",
+        "battery drain on 1.0.6",
+        "--json",
+    ]);
+    assert_eq!(order["device_id"], "EcoWatt001");
+    assert_eq!(order["reason"], "battery drain on 1.0.6");
+    let shown = f.json(&["devices", "show", "EcoWatt001", "--json"]);
+    assert_eq!(shown["rollback_order"]["id"], order["id"]);
+    assert_eq!(shown["rollback_orders"].as_array().unwrap().len(), 1);
+    let orders = f.json(&["rollback", "EcoWatt001", "--list", "--json"]);
+    assert_eq!(orders[0]["id"], order["id"]);
+    // One open order at a time.
+    let err = f.fails(1, &["rollback", "EcoWatt001", "--reason", "again"]);
+    assert!(err.contains("HTTP 409"), "{err}");
+
+    // Every change is in the audit log.
+    let audit = f.json(&["audit", "--json"]);
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    for action in [
+        "device.create",
+        "release.create",
+        "release.assign",
+        "rollback.order",
+    ] {
+        assert!(actions.contains(&action), "{action} missing: {actions:?}");
+    }
+}
+
+#[test]
+fn offline_bundle_uploads_later() {
+    let f = Fleet::start(false);
+    let app = f.image("2.0.0");
+    // Signing offline never contacts a server: point it at one that does not exist.
+    let out = f
+        .cmd(&[
+            "release",
+            "create",
+            &app,
+            "--version",
+            "2.0.0",
+            "--class",
+            "c1",
+            "--sequence",
+            "7",
+            "--offline",
+            "-o",
+            "r.fota",
+        ])
+        .env("FOTA_SERVER", "http://127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let id = text(&out.stdout).trim().to_owned();
+    assert_eq!(id.len(), 16, "the release id on stdout: {id:?}");
+    let bundle = std::fs::read(f.path("r.fota")).unwrap();
+    assert_eq!(&bundle[..4], b"FOTB");
+    let image = std::fs::read(f.path(&app)).unwrap();
+    assert!(bundle.ends_with(&image), "the image ends the bundle");
+
+    let stored = f.json(&["release", "upload", "r.fota", "--json"]);
+    assert_eq!(stored["id"], id.as_str());
+    assert_eq!(stored["sequence"], 7);
+    assert_eq!(stored["class"], "c1");
+    // The same bundle again: its sequence is no longer above the class's highest.
+    let err = f.fails(1, &["release", "upload", "r.fota"]);
+    assert!(err.contains("HTTP 409"), "{err}");
+    // A damaged bundle is refused before anything is sent.
+    std::fs::write(f.path("bad.fota"), &bundle[..bundle.len() - 1]).unwrap();
+    let err = f.fails(1, &["release", "upload", "bad.fota"]);
+    assert!(err.contains("not a release bundle"), "{err}");
+}
+
+#[test]
+fn refusals_carry_the_reason() {
+    let f = Fleet::start(false);
+    let app = f.image("1.0.0");
+
+    // Usage errors are exit 2, before anything happens.
+    f.fails(
+        2,
+        &[
+            "release",
+            "create",
+            &app,
+            "--version",
+            "1.0.0",
+            "--class",
+            "c",
+            "--offline",
+        ],
+    );
+    f.fails(2, &["assign", "1.0.0"]);
+    f.fails(
+        2,
+        &[
+            "release",
+            "create",
+            &app,
+            "--version",
+            "1.0.0",
+            "--class",
+            "c",
+            "--chunk-size",
+            "3000",
+        ],
+    );
+    f.fails(2, &["rollback", "d1"]);
+    f.fails(2, &["devices", "add", "bad id", "--class", "c"]);
+    f.fails(
+        2,
+        &[
+            "release",
+            "create",
+            &app,
+            "--version",
+            "1.0.0",
+            "--class",
+            "c/x",
+        ],
+    );
+
+    // The version must be the image's.
+    let err = f.fails(
+        1,
+        &[
+            "release",
+            "create",
+            &app,
+            "--version",
+            "1.0.1",
+            "--class",
+            "c",
+        ],
+    );
+    assert!(
+        err.contains("does not match the image's app descriptor version \"1.0.0\""),
+        "{err}"
+    );
+    // Not an ESP32 image.
+    std::fs::write(f.path("junk.bin"), [0u8; 5000]).unwrap();
+    let err = f.fails(
+        1,
+        &[
+            "release",
+            "create",
+            "junk.bin",
+            "--version",
+            "1.0.0",
+            "--class",
+            "c",
+        ],
+    );
+    assert!(err.contains("not a valid ESP32 app image"), "{err}");
+
+    // Bad token, wrong role.
+    let err = f.fails(1, &["devices", "list", "--token", "fota_op_nope"]);
+    assert!(
+        err.contains("unknown token (HTTP 401, unauthorized)"),
+        "{err}"
+    );
+    assert!(err.contains("check the operator token"), "{err}");
+    let viewer = f.ok(&["tokens", "create", "dashboard", "--role", "viewer"]);
+    let viewer = viewer.trim();
+    f.ok(&["devices", "list", "--token", viewer]);
+    let err = f.fails(
+        1,
+        &["devices", "add", "d1", "--class", "c", "--token", viewer],
+    );
+    assert!(err.contains("HTTP 403, forbidden"), "{err}");
+    assert!(err.contains("role"), "{err}");
+    let err = f.fails(
+        1,
+        &[
+            "release",
+            "create",
+            &app,
+            "--version",
+            "1.0.0",
+            "--class",
+            "c",
+            "--token",
+            viewer,
+        ],
+    );
+    assert!(err.contains("HTTP 403"), "{err}");
+
+    // A sequence that is not above the class's highest.
+    f.ok(&[
+        "release",
+        "create",
+        &app,
+        "--version",
+        "1.0.0",
+        "--class",
+        "c",
+        "--sequence",
+        "5",
+    ]);
+    let app2 = f.image("1.0.2");
+    let err = f.fails(
+        1,
+        &[
+            "release",
+            "create",
+            &app2,
+            "--version",
+            "1.0.2",
+            "--class",
+            "c",
+            "--sequence",
+            "5",
+        ],
+    );
+    assert!(err.contains("HTTP 409"), "{err}");
+    assert!(err.contains("not above"), "{err}");
+
+    // Unknown device, unknown release.
+    let err = f.fails(1, &["devices", "show", "ghost"]);
+    assert!(err.contains("HTTP 404, not_found"), "{err}");
+    let err = f.fails(1, &["assign", "9.9.9", "--class", "c"]);
+    assert!(err.contains("no release \"9.9.9\""), "{err}");
+    f.ok(&["devices", "add", "d1", "--class", "c", "-o", "d1.json"]);
+    let err = f.fails(1, &["assign", "1.0.0", "--device", "d1", "ghost"]);
+    assert!(err.contains("HTTP 404"), "{err}");
+
+    // No server there.
+    let err = f.fails(1, &["devices", "list", "--server", "http://127.0.0.1:1"]);
+    assert!(
+        err.contains("is the server running at http://127.0.0.1:1"),
+        "{err}"
+    );
+    let err = f.fails(
+        1,
+        &["devices", "list", "--server", "https://example.invalid"],
+    );
+    assert!(err.contains("https is not supported"), "{err}");
+}
+
+#[test]
+fn encrypted_keys_need_the_passphrase() {
+    let f = Fleet::start(false);
+    let out = bare(&["keys", "init", "--dir"])
+        .arg(f.path("EK"))
+        .env("FOTA_KEY_PASSPHRASE", "correct horse")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let app = f.image("1.0.0");
+    let args = [
+        "release",
+        "create",
+        &app,
+        "--version",
+        "1.0.0",
+        "--class",
+        "c",
+        "--sequence",
+        "1",
+        "--offline",
+        "-o",
+        "r.fota",
+        "--keys",
+        "EK",
+    ];
+    let err = f.fails(1, &args);
+    assert!(err.contains("FOTA_KEY_PASSPHRASE"), "{err}");
+    let out = f
+        .cmd(&args)
+        .env("FOTA_KEY_PASSPHRASE", "wrong")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("wrong passphrase"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = f
+        .cmd(&args)
+        .env("FOTA_KEY_PASSPHRASE", "correct horse")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Signed by another vendor's keys: this server refuses the upload, with its reason.
+    let err = f.fails(1, &["release", "upload", "r.fota"]);
+    assert!(err.contains("HTTP 422"), "{err}");
+}
+
+#[test]
+fn legacy_upload_prints_total_chunks() {
+    let f = Fleet::start(true);
+    let app = f.image("1.0.6");
+    let out = f.ok(&["legacy", "upload", &app, "--version", "1.0.6"]);
+    // 40 KiB in 16 KiB chunks.
+    assert!(out.contains("total_chunks 3"), "{out}");
+    let answer = f.json(&[
+        "legacy",
+        "upload",
+        &app,
+        "--version",
+        "1.0.6",
+        "--chunk-size",
+        "1000",
+        "--json",
+    ]);
+    assert_eq!(
+        answer,
+        serde_json::json!({"success": true, "total_chunks": 41})
+    );
+    // The seed's manifest now serves it.
+    let (status, body) = f.http("GET", "/api/inverter/fota/manifest", ADMIN, b"");
+    assert_eq!(status, 200);
+    let manifest: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(manifest["total_chunks"], 41);
+    assert_eq!(manifest["version"], "1.0.6");
+    // A version that is not the image's: uploaded (the seed did not check), with a warning.
+    let out = f.run(&["legacy", "upload", &app, "--version", "2.0.0"]);
+    assert!(out.status.success());
+    assert!(
+        text(&out.stderr).contains("warning"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Without a PSK the server says the legacy API is off.
+    let plain = Fleet::start(false);
+    let app = f.path(&app);
+    let err = plain.fails(
+        1,
+        &[
+            "legacy",
+            "upload",
+            app.to_str().unwrap(),
+            "--version",
+            "1.0.6",
+        ],
+    );
+    assert!(err.contains("legacy"), "{err}");
+}
+
+#[test]
+fn tokens_and_device_credentials() {
+    let f = Fleet::start(false);
+    let created = f.json(&["tokens", "create", "ci", "--role", "operator", "--json"]);
+    let (id, secret) = (
+        created["id"].as_str().unwrap(),
+        created["token"].as_str().unwrap(),
+    );
+    assert_eq!(created["role"], "operator");
+    f.ok(&[
+        "devices", "add", "d1", "--class", "c", "--token", secret, "-o", "d1.json",
+    ]);
+    let tokens = f.json(&["tokens", "list", "--json"]);
+    assert!(tokens.as_array().unwrap().iter().any(|t| t["id"] == id));
+    // An operator may not manage tokens.
+    f.fails(1, &["tokens", "list", "--token", secret]);
+    f.ok(&["tokens", "revoke", id]);
+    let err = f.fails(1, &["devices", "list", "--token", secret]);
+    assert!(err.contains("HTTP 401"), "{err}");
+
+    // Rotation replaces the file and the credential; revocation shows on the device.
+    let old = provisioning(&f.path("d1.json"));
+    f.ok(&["devices", "rotate", "d1", "-o", "d1.json"]);
+    let new = provisioning(&f.path("d1.json"));
+    assert_ne!(old["token"], new["token"]);
+    assert_eq!(old["root"], new["root"]);
+    let blob = format!("/api/v2/device/blobs/{}", "0".repeat(64));
+    let (status, _) = f.http("GET", &blob, old["token"].as_str().unwrap(), b"");
+    assert_eq!(status, 401, "the old credential is dead");
+    let (status, _) = f.http("GET", &blob, new["token"].as_str().unwrap(), b"");
+    assert_eq!(
+        status, 403,
+        "the new one is known (the blob is just not offered to it)"
+    );
+    f.ok(&["devices", "revoke", "d1"]);
+    let shown = f.json(&["devices", "show", "d1", "--json"]);
+    assert!(shown["revoked_at"].is_i64());
+    let list = f.ok(&["devices", "list"]);
+    assert!(list.contains("(revoked)"), "{list}");
+}
+
+#[test]
+fn settings_come_from_flag_then_env_then_config_file() {
+    let f = Fleet::start(false);
+    let config = f.path("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "server = \"{}\"\ntoken = \"{ADMIN}\"\nkeys = \"K\"\n",
+            f.url
+        ),
+    )
+    .unwrap();
+    let from_file = || {
+        let mut cmd = bare(&[]);
+        cmd.current_dir(f.dir.path()).env("FOTA_CONFIG", &config);
+        cmd
+    };
+    // Everything from the file, signing included.
+    let app = f.image("1.0.0");
+    let out = from_file()
+        .args([
+            "release",
+            "create",
+            &app,
+            "--version",
+            "1.0.0",
+            "--class",
+            "c",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The environment beats the file, a flag beats the environment.
+    let out = from_file()
+        .args(["release", "list"])
+        .env("FOTA_TOKEN", "fota_op_nope")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let out = from_file()
+        .args(["release", "list", "--token", ADMIN])
+        .env("FOTA_TOKEN", "fota_op_nope")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // A config file named by FOTA_CONFIG must exist; a broken one is an error, not ignored.
+    let out = bare(&["release", "list"])
+        .env("FOTA_CONFIG", f.path("missing.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    std::fs::write(&config, "server = [").unwrap();
+    let out = from_file().args(["release", "list"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("config.toml"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn oversize_upload_is_refused_before_the_body() {
+    let f = Fleet::start_with(false, "[limits]\nmax_release_bytes = 100000\n");
+    let big = "big.bin";
+    f.ok(&[
+        "image",
+        "build",
+        "--version",
+        "3.0.0",
+        "--size",
+        "1M",
+        "-o",
+        big,
+    ]);
+    let err = f.fails(
+        1,
+        &[
+            "release",
+            "create",
+            big,
+            "--version",
+            "3.0.0",
+            "--class",
+            "c",
+        ],
+    );
+    assert!(err.contains("HTTP 413, payload_too_large"), "{err}");
+    let small = f.image("3.0.1");
+    f.ok(&[
+        "release",
+        "create",
+        &small,
+        "--version",
+        "3.0.1",
+        "--class",
+        "c",
+    ]);
+}
+
+/// The library `fota demo` and other tests use, on the same kind of server.
+#[test]
+fn client_library_signs_uploads_and_waits() {
+    use fota_client::release::{self, KeyFolder, ReleaseSpec};
+
+    let f = Fleet::start(false);
+    let client = fota_client::Client::new(&f.url, Some(ADMIN.to_owned())).unwrap();
+    client.health().unwrap();
+    let info = client.server_info().unwrap();
+    assert!(info.v2);
+
+    let keys = KeyFolder::open(&f.path("K"), None).unwrap();
+    assert_eq!(info.vendor_id, Some(keys.vendor_id().to_string()));
+    let prov = client.add_device("d1", "c1").unwrap();
+    let prov = serde_json::to_value(&prov).unwrap();
+
+    let image = std::fs::read(f.path(&f.image("1.2.3"))).unwrap();
+    let mut releases = Vec::new();
+    for class in ["c1", "c2"] {
+        let spec = ReleaseSpec {
+            class: class.into(),
+            version: "1.2.3".into(),
+            sequence: client.next_sequence(class).unwrap(),
+            security_counter: None,
+            chunk_size: release::DEFAULT_CHUNK_SIZE,
+            issued_at: 1_700_000_000,
+            expires_at: 0,
+        };
+        let signed = release::sign(&image, &spec, &keys).unwrap();
+        let mut sent = 0;
+        let stored = client
+            .upload_signed(&signed, &image, &mut |n| sent += n)
+            .unwrap();
+        assert_eq!(sent, image.len() as u64, "progress counts every image byte");
+        assert_eq!(stored.id, signed.release_id());
+        releases.push(stored);
+    }
+    assert_eq!(client.next_sequence("c1").unwrap(), 2);
+
+    // A version in two classes needs the class (or the id).
+    assert!(matches!(
+        client.find_release("1.2.3", None),
+        Err(fota_client::Error::AmbiguousRelease { .. })
+    ));
+    let r = client.find_release("1.2.3", Some("c1")).unwrap();
+    assert_eq!(r.id, releases[0].id);
+    assert_eq!(client.find_release(&r.id, None).unwrap().class, "c1");
+    assert!(matches!(
+        client.find_release("0.0.0", None),
+        Err(fota_client::Error::NoRelease(_))
+    ));
+
+    client.assign_class(&r.id, "c1").unwrap();
+    let digest: [u8; 32] = sha2::Sha256::digest(client.release_manifest(&r.id).unwrap()).into();
+    post_event(&f, &prov, EventKind::Confirmed, digest, 0, 0);
+    let d = client
+        .wait_for_device(
+            "d1",
+            Duration::from_secs(5),
+            Duration::from_millis(50),
+            |d| d.state == "confirmed",
+        )
+        .unwrap();
+    assert_eq!(d.effective_release_id.as_deref(), Some(r.id.as_str()));
+    let e = client
+        .wait_for_device(
+            "d1",
+            Duration::from_millis(200),
+            Duration::from_millis(50),
+            |d| d.state == "rolled_back",
+        )
+        .unwrap_err();
+    assert!(matches!(e, fota_client::Error::Timeout { .. }), "{e}");
+
+    // Errors carry the server's code.
+    let e = client.device("ghost").unwrap_err();
+    assert_eq!((e.status(), e.code()), (Some(404), Some("not_found")));
+    let anonymous = fota_client::Client::new(&f.url, None).unwrap();
+    assert_eq!(
+        anonymous.list_devices(None).unwrap_err().status(),
+        Some(401)
+    );
+}

@@ -1,0 +1,416 @@
+//! `fota server` as a process: the first stdout line, the bootstrap token, signals, restarts,
+//! two processes over one data folder, `kill -9` in the middle of an upload, backup/restore.
+#![allow(clippy::std_instead_of_core, clippy::alloc_instead_of_core)]
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+use base64::Engine as _;
+use sha2::Digest as _;
+
+const PSK: &str = "your-32-byte-secret-key-here!!";
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    stdout: BufReader<ChildStdout>,
+}
+
+fn start(data: &Path, admin: Option<&str>) -> Server {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fota"));
+    cmd.args(["server", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .env("FOTA_LEGACY_PSK", PSK)
+        .env_remove("FOTA_ADMIN_TOKEN")
+        .env_remove("FOTA_DATA")
+        .env_remove("FOTA_LISTEN")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    if let Some(t) = admin {
+        cmd.env("FOTA_ADMIN_TOKEN", t);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("first line: {first:?}"))
+        .parse()
+        .unwrap();
+    Server {
+        child,
+        addr,
+        stdout,
+    }
+}
+
+impl Server {
+    fn next_line(&mut self) -> String {
+        let mut l = String::new();
+        self.stdout.read_line(&mut l).unwrap();
+        l.trim().to_owned()
+    }
+
+    fn term(mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        self.child.wait().unwrap()
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+/// One request on its own connection: (status, body).
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &[u8],
+) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, raw[split + 4..].to_vec())
+}
+
+fn json(body: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(body).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(body)))
+}
+
+fn seed_upload(version: &str, fw: &[u8]) -> Vec<u8> {
+    serde_json::json!({
+        "version": version,
+        "size": fw.len(),
+        "hash": hex::encode(sha2::Sha256::digest(fw)),
+        "chunk_size": 1024,
+        "firmware_data": base64::engine::general_purpose::STANDARD.encode(fw),
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// The manifest without the fields that change per request.
+fn manifest(addr: SocketAddr) -> serde_json::Value {
+    let (status, body) = http(addr, "GET", "/api/inverter/fota/manifest", None, b"");
+    let mut v = json(&body);
+    if status == 200 {
+        assert!(v["nonce"].as_u64().unwrap() > 0);
+        v.as_object_mut().unwrap().remove("nonce");
+        v.as_object_mut().unwrap().remove("mac");
+    }
+    v
+}
+
+#[test]
+fn first_line_token_once_sigterm_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = start(dir.path(), None);
+    let token_line = s.next_line();
+    let token = token_line.rsplit(' ').next().unwrap().to_owned();
+    assert!(token.starts_with("fota_op_"), "{token_line}");
+    let (status, _) = http(s.addr, "GET", "/api/v2/tokens", Some(&token), b"");
+    assert_eq!(status, 200);
+    let fw = vec![7u8; 3000];
+    let (status, body) = http(
+        s.addr,
+        "POST",
+        "/api/cloud/fota/upload",
+        Some(&token),
+        &seed_upload("1.0", &fw),
+    );
+    assert_eq!(
+        (status, json(&body)["total_chunks"].as_u64()),
+        (200, Some(3))
+    );
+    let before = manifest(s.addr);
+    assert!(s.term().success(), "graceful exit on SIGTERM");
+
+    // restart: same answers, no new token printed, the old one still works
+    let s = start(dir.path(), None);
+    assert_eq!(manifest(s.addr), before);
+    assert_eq!(
+        http(s.addr, "GET", "/api/v2/tokens", Some(&token), b"").0,
+        200
+    );
+    assert!(s.term().success());
+}
+
+#[test]
+fn two_processes_over_one_data_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = start(dir.path(), Some("adm"));
+    let b = start(dir.path(), Some("adm"));
+    let fw: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
+    assert_eq!(
+        http(
+            a.addr,
+            "POST",
+            "/api/cloud/fota/upload",
+            Some("adm"),
+            &seed_upload("2.0", &fw)
+        )
+        .0,
+        200
+    );
+    assert_eq!(manifest(a.addr), manifest(b.addr));
+    for n in 0..5 {
+        let path = format!("/api/inverter/fota/chunk?chunk_number={n}");
+        assert_eq!(
+            http(a.addr, "GET", &path, None, b""),
+            http(b.addr, "GET", &path, None, b"")
+        );
+    }
+    // a rollback ordered through B is seen and closed through A, and B sees it closed
+    let order = serde_json::json!({"device_id": "EcoWatt001", "reason": "r"}).to_string();
+    assert_eq!(
+        http(
+            b.addr,
+            "POST",
+            "/api/cloud/fota/rollback",
+            Some("adm"),
+            order.as_bytes()
+        )
+        .0,
+        200
+    );
+    let (_, rs) = http(
+        a.addr,
+        "GET",
+        "/api/inverter/fota/rollback-status?device_id=EcoWatt001",
+        None,
+        b"",
+    );
+    assert_eq!(json(&rs)["rollback_required"], true);
+    let status =
+        serde_json::json!({"device_id": "EcoWatt001", "status": "rolled_back"}).to_string();
+    http(
+        a.addr,
+        "POST",
+        "/api/inverter/fota/status",
+        None,
+        status.as_bytes(),
+    );
+    let (_, rs) = http(
+        b.addr,
+        "GET",
+        "/api/inverter/fota/rollback-status?device_id=EcoWatt001",
+        None,
+        b"",
+    );
+    assert_eq!(json(&rs)["rollback_required"], false);
+    // the legacy nonce is one counter for both
+    let nonce = |addr| {
+        json(&http(addr, "GET", "/api/inverter/fota/manifest", None, b"").1)["nonce"]
+            .as_u64()
+            .unwrap()
+    };
+    let (x, y, z) = (nonce(a.addr), nonce(b.addr), nonce(a.addr));
+    assert!(x < y && y < z, "{x} {y} {z}");
+    a.term();
+    b.term();
+}
+
+#[test]
+fn kill_9_mid_upload_leaves_no_partial_release() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path(), Some("adm"));
+    let first: Vec<u8> = vec![1u8; 4000];
+    assert_eq!(
+        http(
+            s.addr,
+            "POST",
+            "/api/cloud/fota/upload",
+            Some("adm"),
+            &seed_upload("1.0", &first)
+        )
+        .0,
+        200
+    );
+    let before = manifest(s.addr);
+    // half of a second upload, then the process dies
+    let body = seed_upload("2.0", &vec![2u8; 200_000]);
+    let mut c = TcpStream::connect(s.addr).unwrap();
+    write!(
+        c,
+        "POST /api/cloud/fota/upload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer adm\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    c.write_all(&body[..body.len() / 2]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    s.kill9();
+    drop(c);
+    let s = start(dir.path(), Some("adm"));
+    assert_eq!(
+        manifest(s.addr),
+        before,
+        "the interrupted upload is not visible"
+    );
+    // and the server works normally afterwards
+    assert_eq!(
+        http(
+            s.addr,
+            "POST",
+            "/api/cloud/fota/upload",
+            Some("adm"),
+            &seed_upload("3.0", &[3u8; 100])
+        )
+        .0,
+        200
+    );
+    assert_eq!(manifest(s.addr)["version"], "3.0");
+    s.kill9();
+    // killed again right after an accepted upload: the upload survives
+    let s = start(dir.path(), Some("adm"));
+    assert_eq!(manifest(s.addr)["version"], "3.0");
+    assert!(s.term().success());
+}
+
+#[test]
+fn online_backup_and_restore() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s = start(&data, Some("adm"));
+    let fw: Vec<u8> = (0..9000u32).map(|i| (i % 97) as u8).collect();
+    assert_eq!(
+        http(
+            s.addr,
+            "POST",
+            "/api/cloud/fota/upload",
+            Some("adm"),
+            &seed_upload("5.0", &fw)
+        )
+        .0,
+        200
+    );
+    let before = manifest(s.addr);
+    let out = dir.path().join("backup.db");
+    let status = Command::new(env!("CARGO_BIN_EXE_fota"))
+        .args(["server", "backup", "--data"])
+        .arg(&data)
+        .arg("-o")
+        .arg(&out)
+        .env_remove("FOTA_DATA")
+        .status()
+        .unwrap();
+    assert!(status.success(), "backup while the server runs");
+    // never overwrites
+    let again = Command::new(env!("CARGO_BIN_EXE_fota"))
+        .args(["server", "backup", "--data"])
+        .arg(&data)
+        .arg("-o")
+        .arg(&out)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!again.success());
+    // a change after the backup is not in it
+    assert_eq!(
+        http(
+            s.addr,
+            "POST",
+            "/api/cloud/fota/upload",
+            Some("adm"),
+            &seed_upload("6.0", &[6u8; 10])
+        )
+        .0,
+        200
+    );
+    s.term();
+
+    // restore: the backup as fota.db next to a copy of the blobs
+    let restored = dir.path().join("restored");
+    std::fs::create_dir_all(&restored).unwrap();
+    std::fs::copy(&out, restored.join("fota.db")).unwrap();
+    copy_dir(&data.join("blobs"), &restored.join("blobs"));
+    let s = start(&restored, Some("adm"));
+    assert_eq!(manifest(s.addr), before);
+    let (status, body) = http(
+        s.addr,
+        "GET",
+        "/api/inverter/fota/chunk?chunk_number=8",
+        None,
+        b"",
+    );
+    assert_eq!(status, 200);
+    let data_b64 = json(&body)["data"].as_str().unwrap().to_owned();
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(data_b64)
+            .unwrap(),
+        &fw[8192..]
+    );
+    s.term();
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn clients_that_hang_up_mid_answer_do_not_kill_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path(), Some("adm"));
+    let fw = vec![5u8; 2 * 1024 * 1024];
+    let mut upload = serde_json::from_slice::<serde_json::Value>(&seed_upload("1.0", &fw)).unwrap();
+    upload["chunk_size"] = serde_json::json!(2 * 1024 * 1024);
+    let (status, _) = http(
+        s.addr,
+        "POST",
+        "/api/cloud/fota/upload",
+        Some("adm"),
+        upload.to_string().as_bytes(),
+    );
+    assert_eq!(status, 200);
+    // ask for a ~2.7 MB answer and close without reading it: the server's writes hit a closed
+    // socket (EPIPE / SIGPIPE)
+    for _ in 0..30 {
+        let mut c = TcpStream::connect(s.addr).unwrap();
+        c.write_all(b"GET /api/inverter/fota/chunk?chunk_number=0 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut first = [0u8; 16];
+        let _ = c.read(&mut first);
+        drop(c);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        http(s.addr, "GET", "/healthz", None, b"").0,
+        200,
+        "the server survived"
+    );
+    assert!(s.term().success());
+}

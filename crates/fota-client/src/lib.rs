@@ -1,0 +1,76 @@
+//! The operator side of the FOTA system as a library: a typed, blocking client for the update
+//! server's operator API, and the offline half of a release (signing and release bundles).
+//!
+//! - [`Client`] speaks the operator API under `/api/v2` (and the seed's legacy upload): one
+//!   method per endpoint, answers as the server's own types (re-exported in [`api`]), failures
+//!   as [`Error`], which carries the server's `{ "error": { "code", "message" } }`.
+//! - [`release`] turns an ESP32 app image into a signed release: it validates the image, builds
+//!   the chunk hash list and signs the manifest with the release key of a key folder
+//!   ([`release::KeyFolder`]), all through `fota-protocol`'s helpers.
+//! - [`bundle`] stores a signed release in one file (`release.fota`) so that signing (offline,
+//!   where the release key lives) and uploading can happen on different machines.
+//!
+//! The `fota` CLI, `fota demo` and the integration tests all drive the server through this
+//! crate:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use fota_client::Client;
+//! use fota_client::release::{self, KeyFolder, ReleaseSpec};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = Client::new("http://127.0.0.1:8080", Some("fota_op_...".into()))?;
+//! let keys = KeyFolder::open("keys".as_ref(), None)?;
+//! let provisioning = client.add_device("EcoWatt001", "ecowatt-v1")?; // write it for the device
+//! let image = std::fs::read("app.bin")?;
+//! let spec = ReleaseSpec {
+//!     class: "ecowatt-v1".into(),
+//!     version: "1.0.6".into(),
+//!     sequence: client.next_sequence("ecowatt-v1")?,
+//!     security_counter: None,
+//!     chunk_size: release::DEFAULT_CHUNK_SIZE,
+//!     issued_at: 1_700_000_000,
+//!     expires_at: 0,
+//! };
+//! let signed = release::sign(&image, &spec, &keys)?;
+//! let stored = client.upload_signed(&signed, &image, &mut |_sent| {})?;
+//! client.assign_class(&stored.id, "ecowatt-v1")?;
+//! let device = client.wait_for_device(
+//!     &provisioning.device_id,
+//!     Duration::from_secs(60),
+//!     Duration::from_millis(500),
+//!     |d| d.state == "confirmed",
+//! )?;
+//! # let _ = device;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # What this crate does not do
+//!
+//! - **Speak the device API.** Devices (and the emulator) use their own transport with the
+//!   binary records of `fota_protocol::v2`.
+//! - **Talk TLS.** It is built without a TLS stack for now: use `http://` on a trusted network
+//!   or through a TLS-terminating tunnel; an `https://` URL is refused with a clear error.
+//! - **Print.** Progress is reported through a callback; rendering is the caller's.
+
+mod client;
+
+pub mod bundle;
+pub mod release;
+
+pub use client::{Client, Error, ReleaseParts};
+
+/// The JSON types of the operator API, as the server defines them.
+pub mod api {
+    pub use fota_protocol::legacy::json::UploadAnswer as LegacyUploadAnswer;
+    pub use fota_server::api::misc::ServerInfo;
+    pub use fota_server::api::operator::{
+        AssignRequest, AssignResponse, NewDeviceRequest, NewTokenRequest, NewTokenResponse,
+        Provisioning, RollbackRequest,
+    };
+    pub use fota_server::store::{
+        ApiToken, AuditEntry, AuditRecord, Device, DeviceEvent, Millis, Release, Role,
+        RollbackOrder,
+    };
+}
