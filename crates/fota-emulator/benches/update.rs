@@ -10,9 +10,10 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use core::time::Duration;
 use std::io::BufRead as _;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::*;
 use fota_agent::{Agent, BootInfo, Buffers, DeviceConfig, Running};

@@ -1,8 +1,8 @@
 //! `fota emulate`: run an emulated EcoWatt device (or a fleet) against a server.
 
+use core::time::Duration;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -17,9 +17,11 @@ use fota_emulator::session::{self, FleetSpec, SessionSpec};
 /// cut left: run again to continue); 4 no bootable image (bricked); 5 the device could not
 /// start or gave up. A fleet exits with the worst status of its devices.
 #[derive(Debug, Args)]
-#[command(after_help = "Exit status: 0 goal reached, 1 unusable argument or file, 2 usage, \
+#[command(
+    after_help = "Exit status: 0 goal reached, 1 unusable argument or file, 2 usage, \
 3 power cut, 4 bricked, 5 failed.\n\
-The --net-fault grammar and the --report json keys are in crates/fota-emulator/README.md.")]
+The --net-fault grammar and the --report json keys are in crates/fota-emulator/README.md."
+)]
 pub(crate) struct EmulateArgs {
     /// Server base URL.
     #[arg(long, env = "FOTA_SERVER", default_value = "http://127.0.0.1:8080")]
@@ -35,7 +37,12 @@ pub(crate) struct EmulateArgs {
     credential: Option<PathBuf>,
     /// Speak the seed's legacy protocol with this pre-shared key (UTF-8 bytes as given;
     /// `hex:…` for binary keys).
-    #[arg(long, value_name = "KEY", env = "FOTA_LEGACY_PSK", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "FOTA_LEGACY_PSK",
+        hide_env_values = true
+    )]
     legacy_psk: Option<String>,
     /// Image for ota_0 when the flash file is created (never cut, not counted).
     #[arg(long, value_name = "app.bin")]
