@@ -286,33 +286,42 @@ async fn test4_manual_rollback_v2() {
     test4(false).await;
 }
 
-/// Test 5: the complete workflow: upload, assign, and wait until the server shows the device
-/// `confirmed` (the operator's view; `fota devices show --json` reads the same API).
+/// Test 5: the complete workflow: upload, assign, and wait until the operator sees the device
+/// `confirmed`, through `fota_client::Client::wait_for_device`, the code behind
+/// `fota devices show --json`.
 async fn test5(legacy: bool) {
     let (server, mut opts, new) = offered(legacy).await;
     opts.until = Until::Updated;
     let url = server.url();
+    let device_url = url.clone();
     let device = tokio::spawn(async move {
         let mut flash = old_flash();
-        run_http(&mut flash, &opts, &url, Until::Updated).await.0
+        run_http(&mut flash, &opts, &device_url, Until::Updated)
+            .await
+            .0
     });
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let (s, dev) = server
-            .op(Method::GET, "/api/v2/devices/EcoWatt001", None)
-            .await;
-        if s == StatusCode::OK && dev["state"] == "confirmed" {
-            assert_eq!(dev["fw_version"], "1.0.6", "{dev}");
-            if !legacy {
-                assert_eq!(dev["fw_sha256"], hex::encode(sha256(&new)), "{dev}");
-            }
-            break;
+    let operator = fota_client::Client::new(&url, Some(ADMIN.to_owned())).unwrap();
+    let dev = tokio::task::spawn_blocking(move || {
+        // A legacy device is in the registry only from its first contact on.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while operator.device("EcoWatt001").is_err() {
+            assert!(std::time::Instant::now() < deadline, "never seen");
+            std::thread::sleep(Duration::from_millis(20));
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never confirmed: {dev}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        operator.wait_for_device(
+            "EcoWatt001",
+            Duration::from_secs(60),
+            Duration::from_millis(50),
+            |d| d.state == "confirmed",
+        )
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(dev.state, "confirmed");
+    assert_eq!(dev.fw_version.as_deref(), Some("1.0.6"), "{dev:?}");
+    if !legacy {
+        assert_eq!(dev.fw_sha256, Some(hex::encode(sha256(&new))), "{dev:?}");
     }
     let r = device.await.unwrap();
     assert_eq!(r.ended, Ended::Done);
