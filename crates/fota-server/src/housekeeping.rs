@@ -106,6 +106,7 @@ pub(crate) async fn run(state: AppState, shutdown: tokio::sync::watch::Receiver<
     loop {
         tokio::select! {
             _ = flush.tick() => {
+                crate::metrics::upkeep();
                 if let Err(e) = state.flush_seen().await {
                     tracing::warn!(error = %e, "flushing last-seen times failed; will retry");
                 }

@@ -248,7 +248,13 @@ async fn openapi_and_metrics() {
     get(&f.app, "/healthz", None).await;
     let m = get(&f.app, "/metrics", None).await;
     assert_eq!(m.status, StatusCode::OK);
-    assert!(String::from_utf8_lossy(&m.body).contains("fota_http_requests_total"));
+    let text = String::from_utf8_lossy(&m.body);
+    assert!(text.contains("fota_http_requests_total"));
+    // Durations are bucketed (fixed memory), not kept as raw samples for a summary.
+    assert!(
+        text.contains("fota_http_request_seconds_bucket{"),
+        "request durations must render as histogram buckets:\n{text}"
+    );
 }
 
 #[tokio::test]
