@@ -66,19 +66,28 @@ enum Command {
     Audit(cmd::audit::AuditArgs),
     /// Run an emulated ESP32 device (or a fleet) against a server.
     Emulate(cmd::emulate::EmulateArgs),
+    /// The whole system on one machine: server, releases, three emulated devices, faults.
+    Demo(cmd::demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
     // `fota … | head` must end quietly when the reader goes away, as Unix tools do, instead of
     // panicking on the first failed print.
     sigpipe::reset();
+    let cli = Cli::parse();
+    // The demo tells its own story; the server's and devices' info logs would drown it.
+    let default_filter = if matches!(cli.command, Command::Demo(_)) {
+        "warn"
+    } else {
+        "info"
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_filter.into()),
         )
         .init();
-    let cli = Cli::parse();
     let result = match cli.command {
         Command::Image(c) => cmd::image::run(c),
         Command::Flash(c) => cmd::flash::run(c),
@@ -94,6 +103,7 @@ fn main() -> ExitCode {
         Command::Tokens(c) => cmd::tokens::run(c),
         Command::Audit(c) => cmd::audit::run(c),
         Command::Emulate(c) => cmd::emulate::run(c),
+        Command::Demo(c) => cmd::demo::run(c),
     };
     match result {
         Ok(code) => code,

@@ -3,6 +3,7 @@
 pub(crate) mod assign;
 pub(crate) mod audit;
 mod common;
+pub(crate) mod demo;
 pub(crate) mod devices;
 pub(crate) mod emulate;
 pub(crate) mod flash;
