@@ -1232,12 +1232,13 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
         )
         .await;
         // Planned (and otadata renormalised if need be) before Staged is committed, so a
-        // release that cannot be switched to is never staged.
-        let Some(plan) = self.switch_plan(p.target_slot)? else {
+        // release that cannot be switched to is never staged. The plan is made again after
+        // the event below rather than kept across it: that keeps it out of the future's state.
+        if self.switch_plan(p.target_slot)?.is_none() {
             self.fail_pending(ReasonCode::BootSwitchImpossible, true)?;
             let _ = self.deliver_report().await;
             return Err(Stop::Refused(ReasonCode::BootSwitchImpossible));
-        };
+        }
         let mut next = self.journal.state().clone();
         next.state = UpdateState::Staged;
         if let Some(q) = next.pending.as_mut() {
@@ -1252,7 +1253,11 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
             p.image_size,
         )
         .await;
-        otadata::apply(&mut self.storage, &self.layout, &plan)?;
+        if !self.switch(&p)? {
+            // Only if otadata changed under the agent since it was planned above.
+            self.fail_pending(ReasonCode::BootSwitchImpossible, true)?;
+            return Err(Stop::Refused(ReasonCode::BootSwitchImpossible));
+        }
         self.note(Some(EventKind::Installing), ReasonCode::None);
         Ok(PollOutcome::RebootRequired)
     }
