@@ -1,7 +1,9 @@
 //! The agent: boot, startup (finish what the journal says was in flight), poll.
 
 use embedded_storage::nor_flash::NorFlash;
-use fota_protocol::esp::otadata::{OtaState, Otadata, OtadataOp, RollbackCandidate};
+use fota_protocol::esp::otadata::{
+    OtaState, Otadata, OtadataOp, OtadataPlan, PlanError, RollbackCandidate,
+};
 use fota_protocol::v2::{EventKind, FixedStr, ReasonCode, RootRecord};
 use sha2::{Digest, Sha256};
 
@@ -434,12 +436,9 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
                 match ota.state_of_slot(u32::from(p.target_slot), app_count) {
                     Some(OtaState::New) => Ok(Next::Reset(ResetReason::BootNewImage)),
                     None => {
-                        // Not switched yet, or the switch was cut: verify again and switch.
-                        if self.verify_staged(&p)? {
-                            self.switch(&p)?;
+                        if self.complete_switch(&p)? {
                             Ok(Next::Reset(ResetReason::BootNewImage))
                         } else {
-                            self.fail_pending(ReasonCode::ImageHashMismatch, true)?;
                             Ok(Next::Ready)
                         }
                     }
@@ -853,12 +852,16 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
                 StartupOutcome::Error(e) => return self.flash_failure(e),
             }
         }
-        if matches!(
-            self.journal.state().state,
-            UpdateState::Staged | UpdateState::RollingBack { .. }
-        ) {
+        match self.journal.state().state {
+            UpdateState::Staged => match self.resume_staged() {
+                Ok(true) => return PollOutcome::RebootRequired,
+                // Abandoned: the failed outcome goes out below, then a normal check-in.
+                Ok(false) => {}
+                Err(e) => return self.flash_failure(e),
+            },
             // otadata already says what to boot next; only a reset moves things on.
-            return PollOutcome::RebootRequired;
+            UpdateState::RollingBack { .. } => return PollOutcome::RebootRequired,
+            _ => {}
         }
         if let Err(error) = self.deliver_report().await {
             return match error {
@@ -1043,18 +1046,30 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
                 // (VALID, it runs confirmed) so the stale entry becomes the inactive one.
                 match self.running {
                     Running::Ota(run) => {
-                        let plan = ota
-                            .set_boot_partition(u32::from(run), app_count, true)
-                            .map_err(|_| AgentError::Config("otadata sequence exhausted"))?;
-                        for op in plan.iter() {
-                            if let OtadataOp::Write { sector: s, entry } = *op {
-                                let entry = entry.rewritten(entry.seq, OtaState::Valid);
-                                otadata::apply_op(
-                                    &mut self.storage,
-                                    &self.layout,
-                                    &OtadataOp::Write { sector: s, entry },
-                                )?;
+                        let plan = match ota.set_boot_partition(u32::from(run), app_count, true) {
+                            Ok(plan) => plan,
+                            // No higher sequence left for the running slot: select it from the
+                            // bottom instead, which also drops the stale entry.
+                            Err(PlanError::SequenceExhausted { .. }) => {
+                                ota.renormalise(u32::from(run), app_count).map_err(|_| {
+                                    AgentError::Config("otadata cannot select the running slot")
+                                })?
                             }
+                            Err(_) => {
+                                return Err(AgentError::Config(
+                                    "otadata cannot select the running slot",
+                                ));
+                            }
+                        };
+                        for op in plan.iter() {
+                            let op = match *op {
+                                OtadataOp::Write { sector: s, entry } => OtadataOp::Write {
+                                    sector: s,
+                                    entry: entry.rewritten(entry.seq, OtaState::Valid),
+                                },
+                                other => other,
+                            };
+                            otadata::apply_op(&mut self.storage, &self.layout, &op)?;
                         }
                     }
                     Running::Factory => {
@@ -1216,6 +1231,14 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
             p.image_size,
         )
         .await;
+        // Planned (and otadata renormalised if need be) before Staged is committed, so a
+        // release that cannot be switched to is never staged. The plan is made again after
+        // the event below rather than kept across it: that keeps it out of the future's state.
+        if self.switch_plan(p.target_slot)?.is_none() {
+            self.fail_pending(ReasonCode::BootSwitchImpossible, true)?;
+            let _ = self.deliver_report().await;
+            return Err(Stop::Refused(ReasonCode::BootSwitchImpossible));
+        }
         let mut next = self.journal.state().clone();
         next.state = UpdateState::Staged;
         if let Some(q) = next.pending.as_mut() {
@@ -1230,22 +1253,100 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
             p.image_size,
         )
         .await;
-        self.switch(&p)?;
+        if !self.switch(&p)? {
+            // Only if otadata changed under the agent since it was planned above.
+            self.fail_pending(ReasonCode::BootSwitchImpossible, true)?;
+            return Err(Stop::Refused(ReasonCode::BootSwitchImpossible));
+        }
         self.note(Some(EventKind::Installing), ReasonCode::None);
         Ok(PollOutcome::RebootRequired)
     }
 
-    /// `esp_ota_set_boot_partition(target)`: the other sector, next sequence, state NEW.
-    fn switch(&mut self, p: &Pending) -> Result<(), AgentError> {
+    /// What `esp_ota_set_boot_partition(target)` writes (the other sector, next sequence,
+    /// state NEW), after renormalising otadata when the sequence cannot advance. `None` when
+    /// no switch is possible; then nothing was written.
+    ///
+    /// Renormalisation needs no journal entry: it is planned from otadata alone, and a reset
+    /// in the middle of it leaves otadata from which the same plan (or none, when it got
+    /// through) follows, with the running slot selected at every instant.
+    fn switch_plan(&mut self, target: u8) -> Result<Option<OtadataPlan>, AgentError> {
+        let app_count = u32::from(self.layout.app_count());
+        // Once renormalised, the sequence is at most app_count: the second round switches.
+        for _ in 0..2 {
+            let ota = self.otadata()?;
+            match ota.set_boot_partition(u32::from(target), app_count, true) {
+                Ok(plan) => return Ok(Some(plan)),
+                Err(PlanError::SequenceExhausted { .. }) => {}
+                Err(_) => return Ok(None),
+            }
+            // Only an OTA slot can be kept selected by a sequence; the factory app is
+            // selected by erased otadata, which this agent does not write blind.
+            let Running::Ota(run) = self.running else {
+                return Ok(None);
+            };
+            let Ok(plan) = ota.renormalise(u32::from(run), app_count) else {
+                return Ok(None);
+            };
+            otadata::apply(&mut self.storage, &self.layout, &plan)?;
+        }
+        Ok(None)
+    }
+
+    /// Switches otadata to the staged release. `false` when that is impossible.
+    fn switch(&mut self, p: &Pending) -> Result<bool, AgentError> {
+        match self.switch_plan(p.target_slot)? {
+            Some(plan) => {
+                otadata::apply(&mut self.storage, &self.layout, &plan)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// A staged release whose switch has not happened, or was cut: verify the slot again and
+    /// switch. `false` when the release was dropped instead (slot no longer verifies, or no
+    /// switch possible, e.g. a journal staged by an agent without renormalisation): the
+    /// device then settles with a failed outcome rather than asking for resets that cannot
+    /// lead anywhere.
+    fn complete_switch(&mut self, p: &Pending) -> Result<bool, AgentError> {
+        if !self.verify_staged(p)? {
+            self.fail_pending(ReasonCode::ImageHashMismatch, true)?;
+            return Ok(false);
+        }
+        if self.switch(p)? {
+            return Ok(true);
+        }
+        self.fail_pending(ReasonCode::BootSwitchImpossible, true)?;
+        Ok(false)
+    }
+
+    /// `Staged` seen by a poll (the switch at the end of this boot's download failed): `true`
+    /// when a reset now boots the release (or sorts out what otadata holds), `false` when it
+    /// was abandoned.
+    fn resume_staged(&mut self) -> Result<bool, AgentError> {
+        let Some(p) = self.journal.state().pending else {
+            let mut next = self.journal.state().clone();
+            next.state = UpdateState::Idle;
+            self.commit(&next, Blob::Drop)?;
+            return Ok(false);
+        };
         let ota = self.otadata()?;
-        let plan = ota
-            .set_boot_partition(
-                u32::from(p.target_slot),
-                u32::from(self.layout.app_count()),
-                true,
-            )
-            .map_err(|_| AgentError::Config("otadata sequence exhausted"))?;
-        otadata::apply(&mut self.storage, &self.layout, &plan)
+        let app_count = u32::from(self.layout.app_count());
+        match ota.state_of_slot(u32::from(p.target_slot), app_count) {
+            None => self.complete_switch(&p),
+            Some(_) => Ok(true),
+        }
+    }
+
+    /// Before the first byte of the slot is written: the switch at the end must be possible
+    /// (renormalising otadata now if its sequence is exhausted), or the release is refused
+    /// and dropped with a failed outcome.
+    pub(crate) fn ensure_switchable(&mut self, p: &Pending) -> Result<(), Stop> {
+        if self.switch_plan(p.target_slot)?.is_some() {
+            return Ok(());
+        }
+        self.fail_pending(ReasonCode::BootSwitchImpossible, true)?;
+        Err(Stop::Refused(ReasonCode::BootSwitchImpossible))
     }
 
     /// Resume check: the last journaled chunk, read back from flash, must hash to `expect`.

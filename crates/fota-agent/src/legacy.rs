@@ -280,6 +280,7 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
             return Err(Stop::Agent(AgentError::Config("no pending release")));
         };
         self.protect_target(p.target_slot)?;
+        self.ensure_switchable(&p)?;
         let mut k = p.chunks_done;
         if k == 0 && self.slot_already_holds(&p)? {
             return self.finish_download().await;

@@ -1,5 +1,14 @@
 //! RAM: what the agent takes, measured, against DESIGN §3's budget.
 //!
+//! **What the budget covers.** DESIGN §3's RAM budget is for the agent's own state, its
+//! futures and its buffers, measured with a transport that holds no state: 6,472 bytes for the
+//! agent plus its largest future (`scripts/bench-emulator.sh`, docs/BENCHMARKS.md: the `Agent`
+//! value with a stateless transport, 2,232 bytes, plus the `poll()` future, 4,240 bytes; the
+//! table below, 6,120 bytes, also leaves out the flash handle and the platform). A real
+//! transport's state is not in that budget and comes on top of it: with the emulator's
+//! hyper-based HTTP transport inlined into the same futures, the agent plus its largest future
+//! is 15,696 bytes.
+//!
 //! The agent never allocates. Its RAM is the [`Agent`](crate::Agent) value, the future of the
 //! call in progress ([`Agent::startup`](crate::Agent::startup) or
 //! [`Agent::poll`](crate::Agent::poll); `poll` contains `startup`'s future because it runs it

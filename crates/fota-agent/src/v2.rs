@@ -434,6 +434,7 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
             return Err(Stop::Agent(AgentError::Config("no pending release")));
         };
         self.protect_target(p.target_slot)?;
+        self.ensure_switchable(&p)?;
         let layout = HashListLayout::new(p.image_size, p.chunk_size)
             .map_err(|_| Stop::Refused(ReasonCode::HashlistInvalid))?;
         let mut cache = PageCache::new();

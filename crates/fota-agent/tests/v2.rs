@@ -693,3 +693,195 @@ fn a_large_hash_list_is_paged_and_its_table_streamed_again_past_eight_pages() {
     );
     assert_eq!(net.with(|s| s.v2.image_bytes_served), new.len() as u64);
 }
+
+/// Sets otadata sector `sector` to `entry` (`None`: erased), as a programmer tool would.
+fn put_otadata(
+    dev: &mut Device,
+    sector: u32,
+    entry: Option<fota_protocol::esp::otadata::OtaSelectEntry>,
+) {
+    let od = flash_table(dev.flash())
+        .boot_layout()
+        .otadata
+        .unwrap()
+        .offset;
+    let bytes = entry.map_or([0xFF; 32], |e| e.encode());
+    dev.flash_mut()
+        .preload(od + sector * 0x1000, &bytes)
+        .unwrap();
+}
+
+fn failed_with(b: &BootLog, reason: ReasonCode) -> bool {
+    b.polls
+        .iter()
+        .any(|p| matches!(p, PollOutcome::Failed { reason: r, .. } if *r == reason))
+}
+
+/// An update takes the last usable sequence (0xFFFFFFFE); the next one cannot advance it, so
+/// the agent renormalises otadata around the running slot before downloading, and the update
+/// goes through like any other.
+#[test]
+fn an_exhausted_otadata_sequence_is_renormalised_before_the_download() {
+    use fota_protocol::esp::otadata::OtaSelectEntry;
+    let new = image("1.0.6", 0x9000, false);
+    let (mut dev, net, _) = setup(new);
+    let newer = image("1.0.7", 0x9000, false);
+    net.with(|s| s.v2.releases.push(release("1.0.7", newer.clone(), 3, 4096)));
+    put_otadata(
+        &mut dev,
+        0,
+        Some(OtaSelectEntry::new(0xFFFF_FFFD, OtaState::Valid)),
+    );
+    install(&mut dev, &net, 1);
+    let ota = dev.otadata();
+    assert_eq!(
+        ota.entries[1],
+        OtaSelectEntry::new(0xFFFF_FFFE, OtaState::Valid)
+    );
+
+    net.with(|s| s.v2.assign = Assign::Install(2));
+    let b = dev.boot();
+    assert_eq!(running_of(&b), Running::Ota(1));
+    assert_eq!(b.last_poll(), Some(PollOutcome::RebootRequired), "{b:?}");
+    // ota_1 is kept by the smallest sequence that selects it; the switch took the next one.
+    let ota = dev.otadata();
+    assert_eq!(ota.entries[0], OtaSelectEntry::new(2, OtaState::Valid));
+    assert_eq!(ota.entries[1], OtaSelectEntry::new(3, OtaState::New));
+    let b = dev.boot();
+    assert_eq!(running_of(&b), Running::Ota(0));
+    assert_eq!(b.startup, Some(StartupOutcome::Ready), "{b:?}");
+    assert_eq!(dev.slot_state(0), Some(OtaState::Valid));
+    assert_eq!(dev.slot_bytes(0, newer.len()), &newer[..]);
+    assert_eq!(b.status.unwrap().installed_sequence, 3);
+    assert!(events(&net).contains(&EventKind::Confirmed));
+}
+
+/// Installs 1.0.6 into ota_1, then downloads 1.0.7 for ota_0 up to `Staged` and its switch,
+/// and undoes the switch: ota_1 selected by the last usable sequence in `state`, the other
+/// sector erased. What an agent without renormalisation leaves behind after its switch failed.
+fn staged_behind_exhausted_sequence(state: OtaState) -> (Device, Net, Vec<u8>) {
+    use fota_protocol::esp::otadata::OtaSelectEntry;
+    let new = image("1.0.6", 0x9000, false);
+    let (mut dev, net, _) = setup(new);
+    let newer = image("1.0.7", 0x9000, false);
+    net.with(|s| s.v2.releases.push(release("1.0.7", newer.clone(), 3, 4096)));
+    install(&mut dev, &net, 1);
+    net.with(|s| s.v2.assign = Assign::Install(2));
+    let b = dev.boot();
+    assert_eq!(b.last_poll(), Some(PollOutcome::RebootRequired), "{b:?}");
+    assert_eq!(
+        b.status.unwrap().state,
+        fota_agent::journal::StateKind::Staged
+    );
+    put_otadata(&mut dev, 0, None);
+    put_otadata(&mut dev, 1, Some(OtaSelectEntry::new(0xFFFF_FFFE, state)));
+    (dev, net, newer)
+}
+
+/// A journal left `Staged` with otadata that cannot be switched: the next boot renormalises
+/// and switches instead of asking for a reset on every boot.
+#[test]
+fn a_staged_release_behind_an_exhausted_sequence_is_switched_after_renormalising() {
+    use fota_protocol::esp::otadata::OtaSelectEntry;
+    let (mut dev, _net, newer) = staged_behind_exhausted_sequence(OtaState::Valid);
+    let b = dev.boot();
+    assert_eq!(running_of(&b), Running::Ota(1));
+    assert_eq!(
+        b.startup,
+        Some(StartupOutcome::ResetRequired(
+            fota_agent::ResetReason::BootNewImage
+        )),
+        "{b:?}"
+    );
+    let ota = dev.otadata();
+    assert_eq!(ota.entries[0], OtaSelectEntry::new(2, OtaState::Valid));
+    assert_eq!(ota.entries[1], OtaSelectEntry::new(3, OtaState::New));
+    let b = dev.boot();
+    assert_eq!(running_of(&b), Running::Ota(0));
+    assert_eq!(b.startup, Some(StartupOutcome::Ready), "{b:?}");
+    assert_eq!(dev.slot_state(0), Some(OtaState::Valid));
+    assert_eq!(dev.slot_bytes(0, newer.len()), &newer[..]);
+}
+
+/// Staged, the sequence exhausted, and the running entry in a state renormalisation must not
+/// confirm (a torn `ota_state`): the staged release is abandoned with a failed outcome, and
+/// the device settles instead of asking for a reset on every boot.
+#[test]
+fn a_staged_release_that_cannot_be_switched_is_abandoned_not_reset_for() {
+    let torn = OtaState::from_raw(0x0000_00F2);
+    let (mut dev, net, _) = staged_behind_exhausted_sequence(torn);
+    let before = dev.otadata();
+    let b = dev.boot();
+    assert_eq!(running_of(&b), Running::Ota(1));
+    assert_eq!(b.startup, Some(StartupOutcome::Ready), "{b:?}");
+    assert_eq!(dev.otadata(), before, "otadata was written");
+    let failed: Vec<_> = net.with(|s| {
+        s.v2.events
+            .iter()
+            .filter(|e| e.0 == EventKind::Failed)
+            .map(|e| e.1)
+            .collect()
+    });
+    assert_eq!(failed, vec![ReasonCode::BootSwitchImpossible]);
+    // Settled: no reset is asked for, now or on later boots, and 1.0.7 is not fetched again.
+    let served = net.with(|s| s.v2.image_bytes_served);
+    for _ in 0..3 {
+        let b = dev.boot();
+        assert_eq!(running_of(&b), Running::Ota(1));
+        assert!(
+            !b.polls.contains(&PollOutcome::RebootRequired)
+                && !matches!(b.startup, Some(StartupOutcome::ResetRequired(_))),
+            "{b:?}"
+        );
+    }
+    assert_eq!(net.with(|s| s.v2.image_bytes_served), served);
+}
+
+/// Running the factory app with an exhausted sequence: renormalisation keeps an OTA slot, not
+/// the factory app, selected, so the release is refused before its slot is touched, reported
+/// once, and not retried.
+#[test]
+fn an_update_that_could_never_be_switched_is_refused_before_the_slot_is_written() {
+    use fota_protocol::esp::otadata::OtaSelectEntry;
+    let old = image("1.0.5", 0x8000, false);
+    let net = Net::default();
+    net.with(|s| {
+        s.v2.releases
+            .push(release("1.0.6", image("1.0.6", 0x9000, false), 2, 4096));
+        s.v2.assign = Assign::Install(0);
+    });
+    let mut dev = Device::new(
+        factory_flash(&fota_protocol::esp::layouts::two_ota(), &old),
+        net.clone(),
+        DeviceSpec::default(),
+    );
+    // otadata selects ota_1 with the last usable sequence, but ota_1 holds nothing bootable:
+    // the bootloader falls back to the factory app.
+    put_otadata(
+        &mut dev,
+        0,
+        Some(OtaSelectEntry::new(0xFFFF_FFFE, OtaState::Valid)),
+    );
+    let b = dev.boot();
+    assert_eq!(running_of(&b), Running::Factory);
+    assert!(failed_with(&b, ReasonCode::BootSwitchImpossible), "{b:?}");
+    assert!(
+        dev.slot_bytes(0, 0x9000).iter().all(|&x| x == 0xFF),
+        "the target slot was written"
+    );
+    assert_eq!(net.with(|s| s.v2.image_bytes_served), 0);
+    let b = dev.boot();
+    assert_eq!(running_of(&b), Running::Factory);
+    assert!(
+        matches!(b.last_poll(), Some(PollOutcome::Idle { .. })),
+        "{b:?}"
+    );
+    let failed: Vec<_> = net.with(|s| {
+        s.v2.events
+            .iter()
+            .filter(|e| e.0 == EventKind::Failed)
+            .map(|e| e.1)
+            .collect()
+    });
+    assert_eq!(failed, vec![ReasonCode::BootSwitchImpossible]);
+}

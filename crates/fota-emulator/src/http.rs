@@ -6,6 +6,13 @@
 //! sends that does not fit the device's rules (a body longer than the buffer, a range other
 //! than the one asked for, a stall) ends the request with a typed [`HttpError`] and drops the
 //! connection, so a half-read response can never be mistaken for the next one.
+//!
+//! Image downloads stream ([`HttpClient::get_range_stream`]): one open-ended range request
+//! (`Range: bytes=N-`) whose 206 body stays open between reads, each read taking only the
+//! bytes asked for, so a download of many chunks costs one response head instead of one per
+//! chunk. A stream lives on its own connection (taken out of the pool: its connection is busy
+//! until the body ends), serves only the read that starts exactly where it stands, and is
+//! dropped, with its connection, on any other read or on any failure.
 
 use core::pin::Pin;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -190,6 +197,25 @@ struct Conn {
     sender: SendRequest<Full<Bytes>>,
 }
 
+/// A 206 body kept open after a streamed range read (see the module documentation).
+struct Stream {
+    /// The target as the caller named it: the key a later read must match.
+    target: String,
+    /// The connection the body arrives on; busy until the body ends, closed when dropped.
+    _conn: Conn,
+    body: hyper::body::Incoming,
+    /// Bytes of the last frame beyond what was handed out; they start at `next`.
+    spare: Bytes,
+    /// Offset (in the resource) of the next byte to hand out.
+    next: u64,
+    /// Offset one past the last byte received from the body so far.
+    received: u64,
+    /// One past the last byte the answer's `Content-Range` declared.
+    end: u64,
+    /// Bytes past `end` arrived (and were dropped): the read that reaches `end` fails.
+    overflow: bool,
+}
+
 /// One device's HTTP client. See the module documentation.
 pub struct HttpClient {
     base: Origin,
@@ -197,6 +223,7 @@ pub struct HttpClient {
     bearer: Option<HeaderValue>,
     timeouts: Timeouts,
     conns: Vec<Conn>,
+    stream: Option<Stream>,
     counters: Arc<WireCounters>,
 }
 
@@ -238,6 +265,7 @@ impl HttpClient {
             bearer,
             timeouts,
             conns: Vec::new(),
+            stream: None,
             counters,
         })
     }
@@ -251,6 +279,7 @@ impl HttpClient {
             bearer: self.bearer.clone(),
             timeouts: self.timeouts,
             conns: Vec::new(),
+            stream: None,
             counters: Arc::clone(&self.counters),
         }
     }
@@ -308,6 +337,12 @@ impl HttpClient {
 
     fn drop_conn(&mut self, origin: &Origin) {
         self.conns.retain(|c| &c.origin != origin);
+    }
+
+    /// Takes the pooled connection to `origin` out of the pool (for a kept stream).
+    fn take_conn(&mut self, origin: &Origin) -> Option<Conn> {
+        let i = self.conns.iter().position(|c| &c.origin == origin)?;
+        Some(self.conns.swap_remove(i))
     }
 
     /// Sends a request; returns the head and the body, still to be read.
@@ -546,6 +581,210 @@ impl HttpClient {
                 Err(HttpError::Status(status.as_u16()))
             }
         }
+    }
+}
+
+impl HttpClient {
+    /// Bytes `[offset, offset + buf.len())` of `target`, streamed: what
+    /// [`Self::get_range`] returns, from fewer requests.
+    ///
+    /// A read that starts exactly where the kept stream of `target` stands continues it.
+    /// Otherwise, and once more when the kept stream fails (ends early, breaks, stalls past
+    /// the read timeout, or sends more than it declared), a fresh `Range: bytes=offset-`
+    /// request is made; its failure is returned. Accepted fresh answers: 206 whose
+    /// `Content-Range` starts at `offset` and runs to the end of the resource, with a
+    /// `Content-Length` (if any) equal to that length, then kept for the next read; or 200
+    /// for `offset == 0`, of which at most `buf.len()` bytes are read and which is never kept
+    /// (a server ignoring `Range` still fails every later read with
+    /// [`HttpError::BadRange`]). A read never takes more than `buf.len()` bytes or goes past
+    /// the declared end; the read that reaches the end also requires the body to end there
+    /// ([`HttpError::TooLarge`] otherwise). Returns the bytes read (short only at the end of
+    /// the resource).
+    pub async fn get_range_stream(
+        &mut self,
+        target: &str,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<usize, HttpError> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let deadline = Instant::now() + self.timeouts.request;
+        if let Some(mut kept) = self.stream.take()
+            && kept.target == target
+            && kept.next == offset
+        {
+            match read_stream(&mut kept, buf, self.timeouts.read, deadline).await {
+                Ok(n) => {
+                    if kept.next < kept.end {
+                        self.stream = Some(kept);
+                    }
+                    return Ok(n);
+                }
+                // Dropped with its connection; a long download survives one broken stream.
+                Err(e) => tracing::debug!(target, offset, error = %e, "kept stream failed"),
+            }
+        }
+        self.fresh_stream(target, offset, buf, deadline).await
+    }
+
+    async fn fresh_stream(
+        &mut self,
+        target: &str,
+        offset: u64,
+        buf: &mut [u8],
+        deadline: Instant,
+    ) -> Result<usize, HttpError> {
+        let range = HeaderValue::from_str(&format!("bytes={offset}-"))
+            .map_err(|e| HttpError::Url(e.to_string()))?;
+        let out = Outgoing {
+            method: Method::GET,
+            target,
+            headers: vec![(header::RANGE, range)],
+            body: Bytes::new(),
+        };
+        let (origin, head, incoming) = self.send(out, deadline).await?;
+        match head.status {
+            StatusCode::PARTIAL_CONTENT => {
+                let Some((start, last, total)) = content_range(&head.headers) else {
+                    self.drop_conn(&origin);
+                    return Err(HttpError::BadRange(
+                        "206 without a valid Content-Range".into(),
+                    ));
+                };
+                // Asked to the end of the resource: an answer ending earlier (with a known
+                // total) is not what was asked.
+                if start != offset || (total != u64::MAX && last + 1 != total) {
+                    self.drop_conn(&origin);
+                    return Err(HttpError::BadRange(format!(
+                        "asked {offset}-, got {start}-{last}/{total}"
+                    )));
+                }
+                if Self::declared_len(&head).is_some_and(|n| n != last - start + 1) {
+                    self.drop_conn(&origin);
+                    return Err(HttpError::BadRange(
+                        "Content-Length differs from Content-Range".into(),
+                    ));
+                }
+                let Some(conn) = self.take_conn(&origin) else {
+                    return Err(HttpError::Connect("connection lost".into()));
+                };
+                let mut fresh = Stream {
+                    target: target.to_owned(),
+                    _conn: conn,
+                    body: incoming,
+                    spare: Bytes::new(),
+                    next: offset,
+                    received: offset,
+                    end: last + 1,
+                    overflow: false,
+                };
+                let n = read_stream(&mut fresh, buf, self.timeouts.read, deadline).await?;
+                if fresh.next < fresh.end {
+                    self.stream = Some(fresh);
+                }
+                Ok(n)
+            }
+            StatusCode::OK if offset == 0 => {
+                let declared = Self::declared_len(&head);
+                let n = self
+                    .read_body(&origin, incoming, buf, deadline, true)
+                    .await?;
+                // Never kept: the next read (at offset > 0) must go to the server again.
+                self.drop_conn(&origin);
+                let complete = n == buf.len() || declared.is_none_or(|d| d == n as u64);
+                if !complete {
+                    return Err(HttpError::Truncated { got: n });
+                }
+                Ok(n)
+            }
+            StatusCode::OK => {
+                self.drop_conn(&origin);
+                Err(HttpError::BadRange(format!(
+                    "200 (whole resource) for a range at offset {offset}"
+                )))
+            }
+            status => {
+                self.discard(&origin, incoming, deadline).await;
+                Err(HttpError::Status(status.as_u16()))
+            }
+        }
+    }
+}
+
+/// Hands out the next `min(buf.len(), end - next)` bytes of a stream. The read that reaches
+/// the declared end also waits for the body to end. Any error leaves the stream unusable.
+async fn read_stream(
+    s: &mut Stream,
+    buf: &mut [u8],
+    read_timeout: Duration,
+    deadline: Instant,
+) -> Result<usize, HttpError> {
+    let left = usize::try_from(s.end - s.next).unwrap_or(usize::MAX);
+    let want = buf.len().min(left);
+    let mut got = 0usize;
+    while got < want {
+        if s.spare.is_empty() {
+            s.spare = next_data(s, read_timeout, deadline)
+                .await?
+                .ok_or(HttpError::Truncated { got })?;
+        }
+        let take = (want - got).min(s.spare.len());
+        buf[got..got + take].copy_from_slice(&s.spare.split_to(take));
+        got += take;
+    }
+    s.next += got as u64;
+    if s.next == s.end {
+        // More than declared is refused, not left unread: the next byte must be the end.
+        if s.overflow || next_data(s, read_timeout, deadline).await?.is_some() {
+            return Err(HttpError::TooLarge { cap: want });
+        }
+    }
+    Ok(got)
+}
+
+/// The next non-empty data frame of a stream's body, `None` at its end. Bytes past the
+/// declared end are never handed out: a frame is cut there and the stream marked, so the read
+/// that reaches the end fails with [`HttpError::TooLarge`] (and a frame wholly past it fails
+/// at once).
+async fn next_data(
+    s: &mut Stream,
+    read_timeout: Duration,
+    deadline: Instant,
+) -> Result<Option<Bytes>, HttpError> {
+    loop {
+        let wait = deadline.min(Instant::now() + read_timeout);
+        let frame = match timeout_at(wait, s.body.frame()).await {
+            Err(_) => return Err(HttpError::Timeout),
+            Ok(None) => return Ok(None),
+            // After every declared byte, a broken close-delimited body has still ended.
+            Ok(Some(Err(_))) if s.received == s.end => return Ok(None),
+            Ok(Some(Err(_))) => {
+                return Err(HttpError::Truncated {
+                    got: usize::try_from(s.received - s.next).unwrap_or(usize::MAX),
+                });
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if data.is_empty() {
+            continue;
+        }
+        let room = s.end - s.received;
+        if data.len() as u64 > room {
+            s.overflow = true;
+            if room == 0 {
+                return Err(HttpError::TooLarge {
+                    cap: usize::try_from(s.end - s.next).unwrap_or(usize::MAX),
+                });
+            }
+            s.received = s.end;
+            return Ok(Some(data.slice(..usize::try_from(room).unwrap_or(0))));
+        }
+        s.received += data.len() as u64;
+        return Ok(Some(data));
     }
 }
 

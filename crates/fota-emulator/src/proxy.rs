@@ -8,8 +8,17 @@
 //! would send.
 //!
 //! `fota emulate --net-fault` puts one in front of the server; the network-fault tests use it
-//! directly. It learns which blob is the image and which the hash list from the v2 check-in
-//! answers passing through, so `chunk:K` means the same in both protocols.
+//! directly. It learns which blob is the image and which the hash list, and the chunk length,
+//! from the v2 check-in answers passing through, so `chunk:K` means the same in both
+//! protocols.
+//!
+//! A device that streams the image asks for an open-ended range (`bytes=N-`) and reads many
+//! chunks from one answer. Such an answer carries at most one fault, at the first chunk it
+//! covers on which a rule fires. On its first chunk, the fault applies as to a one-chunk
+//! answer (a drop, truncation, stall or flip lands inside that chunk; the others concern the
+//! whole answer). On a later chunk K, the answer ends cleanly where chunk K starts, short of
+//! its `Content-Length`, and the fault is kept for the next request that starts at chunk K,
+//! which the device makes when its stream breaks.
 
 use core::net::SocketAddr;
 use std::collections::HashMap;
@@ -55,6 +64,11 @@ struct Shared {
     image_path: Option<String>,
     hashlist_path: Option<String>,
     chunk_len: HashMap<String, u64>,
+    /// Chunk length of the image, from the manifest of the last check-in answer.
+    image_chunk: Option<u64>,
+    /// Faults that fired on a later chunk of a streamed answer, for the request that starts
+    /// at that chunk: (path, chunk) → fault.
+    deferred: HashMap<(String, u64), Fault>,
     fired: Vec<Fired>,
     body_bytes: u64,
 }
@@ -103,6 +117,8 @@ impl FaultProxy {
             image_path: None,
             hashlist_path: None,
             chunk_len: HashMap::new(),
+            image_chunk: None,
+            deferred: HashMap::new(),
             fired: Vec::new(),
             body_bytes: 0,
         }));
@@ -241,24 +257,39 @@ fn query_param<'a>(target: &'a str, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-/// `bytes=a-b` → (a, b - a + 1).
-fn asked_range(headers: &[(String, Vec<u8>)]) -> Option<(u64, u64)> {
+/// `bytes=a-b` → (a, Some(b - a + 1)); `bytes=a-` → (a, None).
+fn asked_range(headers: &[(String, Vec<u8>)]) -> Option<(u64, Option<u64>)> {
     let v = header(headers, "range")?.trim().strip_prefix("bytes=")?;
     let (a, b) = v.split_once('-')?;
     let a: u64 = a.trim().parse().ok()?;
+    if b.trim().is_empty() {
+        return Some((a, None));
+    }
     let b: u64 = b.trim().parse().ok()?;
-    (b >= a).then_some((a, b - a + 1))
+    (b >= a).then_some((a, Some(b - a + 1)))
+}
+
+/// An open-ended image request: its answer may span many chunks.
+#[derive(Debug, Clone)]
+struct Streamed {
+    path: String,
+    /// The chunk the answer starts at.
+    first: u64,
+    /// The chunk length.
+    chunk: u64,
 }
 
 fn path_of(target: &str) -> &str {
     target.split_once('?').map_or(target, |(p, _)| p)
 }
 
-/// Classifies a request and picks the fault that fires on it, if any.
-fn decide(shared: &SharedRef, req: &Incoming) -> (RequestInfo, Option<Fault>) {
+/// Classifies a request and picks the fault that fires on it, if any; for an open-ended
+/// image request, also what [`defer_later`] needs.
+fn decide(shared: &SharedRef, req: &Incoming) -> (RequestInfo, Option<Fault>, Option<Streamed>) {
     let mut s = lock(shared);
     s.requests += 1;
     let path = path_of(&req.target).to_owned();
+    let mut streamed = None;
     let (kind, index) = match (req.method.as_str(), path.as_str()) {
         ("POST", "/api/v2/device/checkin") | ("GET", "/api/inverter/fota/manifest") => {
             s.checkins += 1;
@@ -277,10 +308,21 @@ fn decide(shared: &SharedRef, req: &Incoming) -> (RequestInfo, Option<Fault>) {
             if s.hashlist_path.as_deref() == Some(p) {
                 (Kind::Hashlist, None)
             } else {
+                let learned = s.image_chunk.filter(|_| s.image_path.as_deref() == Some(p));
                 let index = asked_range(&req.headers).map(|(offset, len)| {
                     let seen = s.chunk_len.entry(p.to_owned()).or_insert(0);
-                    *seen = (*seen).max(len);
-                    offset / (*seen).max(1)
+                    if let Some(len) = len {
+                        *seen = (*seen).max(len);
+                    }
+                    let chunk = learned.unwrap_or(*seen).max(1);
+                    if len.is_none() && learned.is_some() {
+                        streamed = Some(Streamed {
+                            path: p.to_owned(),
+                            first: offset / chunk,
+                            chunk,
+                        });
+                    }
+                    offset / chunk
                 });
                 (Kind::Chunk, Some(index.unwrap_or(0)))
             }
@@ -295,6 +337,18 @@ fn decide(shared: &SharedRef, req: &Incoming) -> (RequestInfo, Option<Fault>) {
         kind,
         index,
     };
+    if let Some(st) = &streamed
+        && let Some(f) = s.deferred.remove(&(st.path.clone(), st.first))
+    {
+        tracing::info!(request = info.number, index = st.first, fault = %f, "deferred net fault");
+        return (info, Some(f), streamed);
+    }
+    let chosen = pick(&mut s, info);
+    (info, chosen, streamed)
+}
+
+/// The fault of the first rule that fires on `info`, counted as fired.
+fn pick(s: &mut Shared, info: RequestInfo) -> Option<Fault> {
     let mut chosen = None;
     for i in 0..s.spec.rules.len() {
         let rule = s.spec.rules[i];
@@ -315,7 +369,27 @@ fn decide(shared: &SharedRef, req: &Incoming) -> (RequestInfo, Option<Fault>) {
     if let Some(f) = chosen {
         tracing::info!(request = info.number, kind = ?info.kind, index = ?info.index, fault = %f, "net fault");
     }
-    (info, chosen)
+    chosen
+}
+
+/// A streamed answer that no fault hit on its first chunk: the first later chunk a rule fires
+/// on gets the fault deferred to the request that starts there, and the answer's body is to
+/// end where that chunk starts. Returns that length.
+fn defer_later(shared: &SharedRef, number: u64, st: &Streamed, body_len: u64) -> Option<u64> {
+    let mut s = lock(shared);
+    let chunks = body_len.div_ceil(st.chunk);
+    for k in st.first + 1..st.first + chunks {
+        let info = RequestInfo {
+            number,
+            kind: Kind::Chunk,
+            index: Some(k),
+        };
+        if let Some(f) = pick(&mut s, info) {
+            s.deferred.insert((st.path.clone(), k), f);
+            return Some((k - st.first) * st.chunk);
+        }
+    }
+    None
 }
 
 /// Remembers the image and hash-list paths a check-in answer names.
@@ -335,7 +409,17 @@ fn learn(shared: &SharedRef, body: &[u8]) {
         };
         Some(path_of(path).to_owned())
     };
+    let chunk = answer
+        .manifest
+        .and_then(|m| {
+            fota_protocol::v2::Envelope::parse(&fota_protocol::v2::envelope::MANIFEST, m).ok()
+        })
+        .and_then(|e| fota_protocol::v2::ManifestBody::decode_unverified(e.unverified_body()).ok())
+        .map(|b| u64::from(b.chunk_size));
     let mut s = lock(shared);
+    if let Some(c) = chunk {
+        s.image_chunk = Some(c);
+    }
     if let Some(p) = strip(answer.image_url) {
         s.image_path = Some(p);
     }
@@ -458,11 +542,16 @@ enum After {
     Reset,
 }
 
+/// Writes `answer` with `fault`. Body faults land inside the first `unit` bytes (the first
+/// chunk of a streamed answer; the whole body otherwise). `end_at` ends the body early,
+/// short of its declared length, with a clean close.
 async fn write_answer(
     stream: &mut TcpStream,
     shared: &SharedRef,
     answer: Answer,
     fault: Option<Fault>,
+    unit: Option<usize>,
+    end_at: Option<usize>,
 ) -> io::Result<After> {
     let Answer {
         status,
@@ -470,10 +559,20 @@ async fn write_answer(
         body,
     } = answer;
     let len = body.len();
+    let unit = unit.unwrap_or(len).min(len);
     let count = |n: usize| lock(shared).body_bytes += n as u64;
+    if let Some(keep) = end_at.filter(|&k| k < len) {
+        stream
+            .write_all(&head_bytes(status, &headers, Some(len)))
+            .await?;
+        stream.write_all(&body[..keep]).await?;
+        stream.flush().await?;
+        count(keep);
+        return Ok(After::Close);
+    }
     match fault {
         Some(Fault::Drop(at)) => {
-            let at = at.unwrap_or(len / 2).min(len.saturating_sub(1));
+            let at = at.unwrap_or(unit / 2).min(unit.saturating_sub(1));
             stream
                 .write_all(&head_bytes(status, &headers, Some(len)))
                 .await?;
@@ -483,7 +582,7 @@ async fn write_answer(
             Ok(After::Reset)
         }
         Some(Fault::Truncate(cut)) => {
-            let keep = len.saturating_sub(cut.unwrap_or(len / 2).max(1));
+            let keep = unit.saturating_sub(cut.unwrap_or(unit / 2).max(1));
             stream
                 .write_all(&head_bytes(status, &headers, Some(len)))
                 .await?;
@@ -520,10 +619,10 @@ async fn write_answer(
         }
         Some(Fault::Flip(n)) => {
             let mut body = body.to_vec();
-            if !body.is_empty() {
+            if unit > 0 {
                 let mut s = lock(shared);
                 for _ in 0..n {
-                    let i = s.rng.random_range(0..body.len());
+                    let i = s.rng.random_range(0..unit);
                     body[i] ^= s.rng.random_range(1..=255u8);
                 }
             }
@@ -538,10 +637,10 @@ async fn write_answer(
             stream
                 .write_all(&head_bytes(status, &headers, Some(len)))
                 .await?;
-            stream.write_all(&body[..len / 2]).await?;
+            stream.write_all(&body[..unit / 2]).await?;
             stream.flush().await?;
             tokio::time::sleep(d).await;
-            stream.write_all(&body[len / 2..]).await?;
+            stream.write_all(&body[unit / 2..]).await?;
             count(len);
             Ok(After::KeepAlive)
         }
@@ -580,7 +679,7 @@ async fn serve_conn(mut stream: TcpStream, shared: SharedRef, up: Upstream) -> i
     let mut buf = Vec::new();
     let mut sender = None;
     while let Some(req) = read_request(&mut stream, &mut buf).await? {
-        let (info, fault) = decide(&shared, &req);
+        let (info, fault, streamed) = decide(&shared, &req);
         let answer = match fault {
             Some(Fault::Reset) => {
                 stream.set_zero_linger()?;
@@ -598,7 +697,17 @@ async fn serve_conn(mut stream: TcpStream, shared: SharedRef, up: Upstream) -> i
         if matches!(info.kind, Kind::Checkin) && answer.status == StatusCode::OK {
             learn(&shared, &answer.body);
         }
-        match write_answer(&mut stream, &shared, answer, fault).await? {
+        let partial = answer.status == StatusCode::PARTIAL_CONTENT;
+        let streamed = streamed.filter(|_| partial);
+        let unit = streamed
+            .as_ref()
+            .and_then(|st| usize::try_from(st.chunk).ok());
+        let end_at = match (&streamed, fault) {
+            (Some(st), None) => defer_later(&shared, info.number, st, answer.body.len() as u64)
+                .and_then(|n| usize::try_from(n).ok()),
+            _ => None,
+        };
+        match write_answer(&mut stream, &shared, answer, fault, unit, end_at).await? {
             After::KeepAlive => {}
             After::Close => {
                 let _ = stream.shutdown().await;

@@ -31,15 +31,24 @@ impl From<HttpError> for TransportError {
 }
 
 /// The device API over HTTP. The bearer device token (v2) is set on the [`HttpClient`].
+///
+/// Reads of the image the last check-in answer named are streamed
+/// ([`HttpClient::get_range_stream`]): the agent reads the image chunk after chunk, so one
+/// open-ended range request serves them all. Other ranges (the hash list's pages, read out of
+/// order) are single requests.
 #[derive(Debug)]
 pub struct HttpTransport {
     client: HttpClient,
+    image_url: Option<String>,
 }
 
 impl HttpTransport {
     /// A transport over `client`.
     pub fn new(client: HttpClient) -> Self {
-        Self { client }
+        Self {
+            client,
+            image_url: None,
+        }
     }
 
     /// The HTTP client (for its wire counters).
@@ -67,7 +76,14 @@ impl Transport for HttpTransport {
                 resp,
             )
             .await;
-        log_err("checkin", CHECKIN_PATH, r)
+        let n = log_err("checkin", CHECKIN_PATH, r)?;
+        // Only to know which URL to stream; the agent verifies the answer itself.
+        if let Some(answer) = resp.get(..n).and_then(|b| CheckInAnswer::decode(b).ok())
+            && !answer.image_url.is_empty()
+        {
+            self.image_url = Some(answer.image_url.to_owned());
+        }
+        Ok(n)
     }
 
     async fn get_range(
@@ -76,7 +92,11 @@ impl Transport for HttpTransport {
         offset: u64,
         buf: &mut [u8],
     ) -> Result<usize, TransportError> {
-        let r = self.client.get_range(url, offset, buf).await;
+        let r = if self.image_url.as_deref() == Some(url) {
+            self.client.get_range_stream(url, offset, buf).await
+        } else {
+            self.client.get_range(url, offset, buf).await
+        };
         log_err("range", url, r)
     }
 

@@ -16,8 +16,9 @@ fn resource() -> Vec<u8> {
     (0..SIZE).map(|i| (i * 7 + i / 256) as u8).collect()
 }
 
-/// Serves `/blob` with single ranges (206) and anything else as 200 + the whole blob, over
-/// keep-alive connections; `honour_range = false` models a server that ignores `Range`.
+/// Serves `/blob` with single ranges (206; `bytes=a-b` or open-ended `bytes=a-`) and anything
+/// else as 200 + the whole blob, over keep-alive connections; `honour_range = false` models a
+/// server that ignores `Range`.
 async fn origin(honour_range: bool) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -46,7 +47,12 @@ async fn origin(honour_range: bool) -> String {
                         .find_map(|l| l.strip_prefix("range: bytes="))
                         .and_then(|r| {
                             let (a, b) = r.split_once('-')?;
-                            Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?))
+                            let b = if b.trim().is_empty() {
+                                SIZE - 1
+                            } else {
+                                b.parse::<usize>().ok()?
+                            };
+                            Some((a.parse::<usize>().ok()?, b))
                         })
                         .filter(|_| honour_range);
                     let answer = match range {
@@ -191,4 +197,143 @@ async fn bodies_longer_than_the_buffer_are_refused() {
         .await
         .unwrap_err();
     assert!(matches!(e, HttpError::TooLarge { cap: 1000 }), "{e:?}");
+}
+
+fn requests(c: &HttpClient) -> u64 {
+    c.counters()
+        .requests
+        .load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// Reads the whole resource in 4096-byte pieces from `c`, streamed; each piece's result.
+async fn stream_all(c: &mut HttpClient) -> Vec<Result<Vec<u8>, HttpError>> {
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    for k in 0..SIZE.div_ceil(4096) as u64 {
+        out.push(
+            c.get_range_stream("/blob", k * 4096, &mut buf)
+                .await
+                .map(|n| buf[..n].to_vec()),
+        );
+    }
+    out
+}
+
+fn whole(pieces: &[Result<Vec<u8>, HttpError>]) -> Vec<u8> {
+    pieces
+        .iter()
+        .flat_map(|p| p.as_ref().unwrap().iter().copied())
+        .collect()
+}
+
+#[tokio::test]
+async fn streamed_reads_share_one_request_and_end_with_the_resource() {
+    let (_p, mut c) = through("", true).await;
+    let pieces = stream_all(&mut c).await;
+    assert_eq!(whole(&pieces), resource());
+    assert_eq!(pieces.last().unwrap().as_ref().unwrap().len(), SIZE % 4096);
+    assert_eq!(requests(&c), 1, "one open-ended range for every piece");
+    // A read elsewhere drops the kept stream and asks again, on a connection of its own.
+    let mut buf = vec![0u8; 4096];
+    let n = c.get_range_stream("/blob", 8192, &mut buf).await.unwrap();
+    assert_eq!(&buf[..n], &resource()[8192..12288]);
+    let n = c.get_range_stream("/blob", 0, &mut buf).await.unwrap();
+    assert_eq!(&buf[..n], &resource()[..4096]);
+    assert_eq!(requests(&c), 3);
+    // The pooled connection still serves other requests while a stream is kept.
+    let n = c.get_range("/blob", 4096, &mut buf).await.unwrap();
+    assert_eq!(&buf[..n], &resource()[4096..8192]);
+    let n = c.get_range_stream("/blob", 4096, &mut buf).await.unwrap();
+    assert_eq!(&buf[..n], &resource()[4096..8192]);
+    assert_eq!(requests(&c), 4, "the kept stream went on");
+}
+
+/// A kept stream that breaks (reset, clean close short of its length, stall) costs one
+/// fresh request, and the reader never sees it.
+#[tokio::test]
+async fn a_broken_stream_is_asked_for_once_more() {
+    for spec in ["drop:50000@req:1", "truncate:40000@req:1", "stall:2s@req:1"] {
+        let (proxy, mut c) = through(spec, true).await;
+        let pieces = stream_all(&mut c).await;
+        assert_eq!(whole(&pieces), resource(), "{spec}");
+        assert_eq!(proxy.fired().len(), 1, "{spec}");
+        assert_eq!(requests(&c), 2, "{spec}");
+    }
+}
+
+/// A fresh request's failure is the reader's, whether it opens a stream or replaces a
+/// broken one; the next read goes through.
+#[tokio::test]
+async fn a_failed_fresh_stream_is_a_typed_error() {
+    let mut buf = vec![0u8; 4096];
+    for (spec, check) in [
+        (
+            "5xx@req:1",
+            (|e: &HttpError| matches!(e, HttpError::Status(503))) as fn(&HttpError) -> bool,
+        ),
+        ("reset@req:1", |e| matches!(e, HttpError::Connect(_))),
+        ("delay:2s@req:1", |e| matches!(e, HttpError::Timeout)),
+        ("overlong:10@req:1", |e| matches!(e, HttpError::BadRange(_))),
+        ("drop:100@req:1", |e| {
+            matches!(e, HttpError::Truncated { .. } | HttpError::Connect(_))
+        }),
+    ] {
+        let (proxy, mut c) = through(spec, true).await;
+        let e = c
+            .get_range_stream("/blob", 4096, &mut buf)
+            .await
+            .unwrap_err();
+        assert!(check(&e), "{spec}: {e:?}");
+        assert_eq!(proxy.fired().len(), 1, "{spec}");
+        let n = c.get_range_stream("/blob", 4096, &mut buf).await.unwrap();
+        assert_eq!(&buf[..n], &resource()[4096..8192], "{spec}");
+    }
+    // The stream breaks at byte 50000 of its body and its replacement fails.
+    let (_proxy, mut c) = through("drop:50000@req:1,5xx@req:2", true).await;
+    let pieces = stream_all(&mut c).await;
+    let broken = 50_000 / 4096;
+    assert!(pieces[..broken].iter().all(Result::is_ok));
+    assert!(
+        matches!(pieces[broken], Err(HttpError::Status(503))),
+        "{:?}",
+        pieces[broken]
+    );
+    assert!(pieces[broken + 1..].iter().all(Result::is_ok));
+}
+
+/// A stream that carries more than its `Content-Range` declared is refused at the read that
+/// reaches the declared end (and again on the fresh request), never read past it.
+#[tokio::test]
+async fn a_stream_longer_than_declared_is_refused() {
+    let (_p, mut c) = through("endless@any/*", true).await;
+    let pieces = stream_all(&mut c).await;
+    let (last, rest) = pieces.split_last().unwrap();
+    assert!(rest.iter().all(Result::is_ok));
+    assert_eq!(whole(rest), resource()[..rest.len() * 4096].to_vec());
+    assert!(matches!(last, Err(HttpError::TooLarge { .. })), "{last:?}");
+}
+
+#[tokio::test]
+async fn a_server_ignoring_range_fails_every_streamed_read_after_offset_zero() {
+    let (_p, mut c) = through("", false).await;
+    let mut buf = vec![0u8; 4096];
+    let n = c.get_range_stream("/blob", 0, &mut buf).await.unwrap();
+    assert_eq!(&buf[..n], &resource()[..4096]);
+    // The 200 was not kept: the next read asks the server again and is refused.
+    let e = c
+        .get_range_stream("/blob", 4096, &mut buf)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, HttpError::BadRange(_)), "{e:?}");
+    assert_eq!(requests(&c), 2);
+}
+
+#[tokio::test]
+async fn flipped_bytes_in_a_stream_arrive_as_sent() {
+    let (proxy, mut c) = through("flip:3@req:1", true).await;
+    let pieces = stream_all(&mut c).await;
+    assert_ne!(whole(&pieces), resource());
+    assert_eq!(whole(&pieces).len(), SIZE);
+    assert_eq!(proxy.fired().len(), 1);
+    assert_eq!(requests(&c), 1);
 }

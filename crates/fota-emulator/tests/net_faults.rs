@@ -164,3 +164,37 @@ async fn server_ignoring_range_stops_safely() {
     );
     b.server.stop().await;
 }
+
+/// v2 streams the image from one open-ended range request; a fault aimed at a later chunk
+/// still lands on that chunk (the proxy ends the stream where the chunk starts, and the
+/// device's next request starts there), and the download loses nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fault_on_a_later_chunk_of_a_stream_lands_on_that_chunk() {
+    let mut b = Bench::new().await;
+    for spec in ["truncate:100@chunk:5", "drop@chunk:6", "5xx@chunk:3"] {
+        let proxy = FaultProxy::start(&b.server.url(), NetFaultSpec::parse(spec).unwrap())
+            .await
+            .unwrap();
+        let opts = b.device(false).await;
+        let mut flash = new_flash(Layout::Ecowatt, &b.old);
+        let (r, _) = run_http(&mut flash, &opts, &proxy.url(), Until::Updated).await;
+        assert_eq!(r.ended, Ended::Done, "{spec}: {r:?}");
+        assert_eq!(
+            r.last_boot.as_ref().unwrap().image_sha256,
+            sha256(&b.new),
+            "{spec}"
+        );
+        let fired = proxy.fired();
+        let want = spec.rsplit(':').next().and_then(|k| k.parse::<u64>().ok());
+        assert_eq!(fired.len(), 1, "{spec}: {fired:?}");
+        assert_eq!(fired[0].request.index, want, "{spec}: {fired:?}");
+        let bytes: u64 = r
+            .boots
+            .iter()
+            .filter_map(|b| b.status)
+            .map(|s| s.bytes_downloaded)
+            .sum();
+        assert_eq!(bytes, u64::from(SIZE), "{spec}: nothing fetched twice");
+    }
+    b.server.stop().await;
+}

@@ -8,15 +8,16 @@
 //! tearing it), powers the device back on with fresh RAM (a new agent, transport and clock),
 //! runs it to the end, and checks DESIGN §3's invariants on the whole boot history.
 //!
-//! The default run sweeps every operation with a cut before it and tears every operation;
+//! The default run sweeps every operation with a cut before it and tears every operation (and,
+//! for the update after otadata's last usable sequence, cuts before and after every operation);
 //! cuts after each operation and the torn-write variants run with
 //! `cargo test -p fota-emulator --locked -- --ignored`.
 
 use fota_agent::PollOutcome;
 use fota_emulator::device::{DeviceOptions, Ended, RunResult, Until};
 use fota_emulator::flash_file::{self, FlashSpec, Layout};
-use fota_flash_sim::{Cut, FaultPlan, SimFlash, Tear};
-use fota_protocol::esp::otadata::{BootIndex, OtaState};
+use fota_flash_sim::{Cut, FaultPlan, OpKind, SimFlash, Tear};
+use fota_protocol::esp::otadata::{BootIndex, OtaSelectEntry, OtaState};
 use fota_protocol::v2::ReasonCode;
 
 use crate::common::*;
@@ -30,6 +31,8 @@ struct Sweep {
     pristine: SimFlash,
     old: Vec<u8>,
     new: Vec<u8>,
+    /// The OTA slot the update writes; the other one runs `old` until it is confirmed.
+    new_slot: u32,
     layout: Layout,
     devices: u32,
     legacy: bool,
@@ -53,10 +56,27 @@ impl Sweep {
             pristine,
             old,
             new,
+            new_slot: 1,
             layout,
             devices: 0,
             legacy,
         }
+    }
+
+    /// The next update after one that took otadata's last usable sequence: the pristine flash
+    /// runs 1.0.6 confirmed in ota_1 at seq 0xFFFFFFFE, and the server offers 1.0.7, which
+    /// goes to ota_0 only after otadata is renormalised.
+    async fn exhausted() -> Self {
+        let mut s = Self::new(Layout::Ecowatt, false).await;
+        let (mut flash, _, _) = updated_to_last_sequence(&mut s).await;
+        let newer = image("1.0.7", IMAGE, false);
+        let rid = s.server.release("1.0.7", 2, &newer, CHUNK).await;
+        s.server.assign_class(&rid).await;
+        flash.arm(FaultPlan::none());
+        s.pristine = flash;
+        s.old = core::mem::replace(&mut s.new, newer);
+        s.new_slot = 0;
+        s
     }
 
     /// A fresh device identity: the server's view of each sweep step starts clean too.
@@ -100,7 +120,7 @@ impl Sweep {
     fn check(&self, what: &str, flash: &SimFlash, runs: &[RunResult], interruptions: usize) {
         let last = runs.last().unwrap();
         let boots: Vec<_> = runs.iter().flat_map(|r| r.boots.iter()).collect();
-        let new_slot = BootIndex::Ota(1);
+        let new_slot = BootIndex::Ota(self.new_slot);
         let mut confirmed = false;
         let mut rolled_back = false;
         for (i, b) in boots.iter().enumerate() {
@@ -130,6 +150,13 @@ impl Sweep {
                 rolled_back = true;
             }
         }
+        // A trial can also end before the agent ran in it: a cut right after the bootloader's
+        // NEW → PENDING_VERIFY rewrite leaves no boot of the new slot in the history, and the
+        // next boot aborts the entry. The agent's rolled_back report is then the evidence.
+        rolled_back |= boots
+            .iter()
+            .filter_map(|b| b.status)
+            .any(|s| s.last_outcome == Some(fota_protocol::v2::EventKind::RolledBack));
         // A legacy server keeps offering the release the device rolled back from; the device
         // rightly never takes it again, so "updated" is never reached: idle is the end.
         let settled = matches!(&last.ended, Ended::Error(m) if m.starts_with("no goal"))
@@ -162,13 +189,14 @@ impl Sweep {
                 .any(|s| s.last_outcome == Some(fota_protocol::v2::EventKind::RolledBack));
             assert!(reported, "{what}: rollback not reported");
         }
-        // The old image's bytes (ota_0, running until the new one was confirmed) never
-        // changed.
-        let r0 = self.slot_range(0);
+        // The old image's bytes (the other slot, running until the new one was confirmed)
+        // never changed.
+        let old_slot = 1 - self.new_slot;
+        let r0 = self.slot_range(old_slot);
         assert_eq!(
             &flash.contents()[r0.start..r0.start + self.old.len()],
             &self.old[..],
-            "{what}: ota_0 was written"
+            "{what}: ota_{old_slot} was written"
         );
         // A resumed download re-fetches at most one chunk per interruption (unless the trial
         // was lost and the device rightly fetched the release again).
@@ -217,9 +245,19 @@ impl Sweep {
     async fn sweep(&mut self, cuts: &[Cut], stride: u64) {
         let total = self.clean_ops().await;
         assert!(total > 250, "the whole update is {total} operations");
+        self.sweep_ops(1..=total, total, cuts, stride).await;
+    }
+
+    async fn sweep_ops(
+        &mut self,
+        ops: core::ops::RangeInclusive<u64>,
+        total: u64,
+        cuts: &[Cut],
+        stride: u64,
+    ) {
         for &cut in cuts {
-            for (i, plan) in FaultPlan::sweep(1..=total, cut, 0x5eed) {
-                if (i - 1) % stride != 0 {
+            for (i, plan) in FaultPlan::sweep(ops.clone(), cut, 0x5eed) {
+                if !(i - ops.start()).is_multiple_of(stride) {
                     continue;
                 }
                 self.step(&format!("{cut:?} at op {i} of {total}"), plan)
@@ -325,32 +363,102 @@ async fn updated_to_last_sequence(s: &mut Sweep) -> (SimFlash, DeviceOptions, Ve
     (flash, opts, runs)
 }
 
-/// The next update after 0xFFFFFFFE cannot switch otadata and must fail safely on the
-/// running image. Today the agent downloads, stages, fails the switch with
-/// `Config("otadata sequence exhausted")`, and then asks for a reset from `Staged` on every
-/// boot: a reset loop on the running image (which stays safe, but never settles).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "agent reset loop when the otadata sequence is exhausted (reported)"]
-async fn otadata_sequence_exhausted_fails_safely() {
-    let mut s = Sweep::new(Layout::Ecowatt, false).await;
-    let (mut flash, opts, _) = updated_to_last_sequence(&mut s).await;
+/// The flash operations on otadata (0xE000..0x10000 on the EcoWatt layout) and on ota_0
+/// (0x10000..0x150000) of a run, as (kind, address) and op index.
+fn otadata_and_slot_ops(flash: &SimFlash) -> (Vec<(OpKind, u32)>, Vec<u64>, Option<u64>) {
+    let mut otadata = Vec::new();
+    let mut at = Vec::new();
+    let mut first_slot_op = None;
+    for r in flash.op_log() {
+        if (0xE000..0x1_0000).contains(&r.addr) {
+            otadata.push((r.kind, r.addr));
+            at.push(r.index);
+        } else if (0x1_0000..0x15_0000).contains(&r.addr) && first_slot_op.is_none() {
+            first_slot_op = Some(r.index);
+        }
+    }
+    (otadata, at, first_slot_op)
+}
 
-    let newer = image("1.0.7", IMAGE, false);
-    let rid = s.server.release("1.0.7", 2, &newer, CHUNK).await;
-    s.server.assign_class(&rid).await;
-    let mut o = opts.clone();
-    o.until = Until::Checkins(3);
-    let r = run_local(&mut flash, &o, &s.server.app, Until::Checkins(3)).await;
+/// The next update after 0xFFFFFFFE cannot take a higher sequence for ota_0. The agent
+/// renormalises otadata before it downloads (ota_1 kept selected by seq 2, VALID: the fresh
+/// entry written into the inactive sector, then the old active sector erased), then updates as
+/// usual: the switch takes seq 3, the trial boot confirms 1.0.7. No reset loop, no failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otadata_sequence_exhausted_is_renormalised_and_the_update_completes() {
+    let s = Sweep::exhausted().await;
+    let mut flash = s.pristine.clone();
+    flash.arm(FaultPlan::none());
+    flash.set_op_log(4096);
+    let mut s = s;
+    let opts = s.options().await;
+    let r = run_local(&mut flash, &opts, &s.server.app, Until::Updated).await;
     assert_eq!(r.ended, Ended::Done, "{r:?}");
-    assert_eq!(r.boots.len(), 1, "no switch, no reboot: {r:?}");
-    assert_eq!(running_version(&r), "1.0.6");
+    assert_eq!(r.boots.len(), 2, "one switch, one reboot: {r:?}");
+    assert_eq!(r.boots[0].running, BootIndex::Ota(1));
+    assert_eq!(r.boots[0].polls.last(), Some(&PollOutcome::RebootRequired));
+    assert_eq!(r.boots[1].running, BootIndex::Ota(0));
+    assert_eq!(r.boots[1].state, Some(OtaState::PendingVerify));
+    assert_eq!(running_version(&r), "1.0.7");
+    let failed = r
+        .boots
+        .iter()
+        .flat_map(|b| b.polls.iter())
+        .any(|p| matches!(p, PollOutcome::Failed { .. }));
+    assert!(!failed, "{r:?}");
     let b = r.last_boot.as_ref().unwrap();
     assert_eq!(b.running_state_now(&flash), Some(OtaState::Valid));
-    let failed = r.boots[0]
-        .polls
-        .iter()
-        .any(|p| matches!(p, PollOutcome::Failed { .. }));
-    assert!(failed, "{:?}", r.boots[0].polls);
+    assert_eq!(b.image_sha256, sha256(&s.new));
+    // ota_1 (1.0.6) kept by the smallest sequence that selects it, 1.0.7 by the next one.
+    let od = fota_emulator::bootloader::otadata_now(&flash, &b.table.boot_layout());
+    assert_eq!(od[0], OtaSelectEntry::new(2, OtaState::Valid));
+    assert_eq!(od[1], OtaSelectEntry::new(3, OtaState::Valid));
+    // Every otadata write, in order: the download's invalidation of sector 0 (it selected
+    // ota_0), the renormalisation, the switch (NEW), the bootloader's NEW → PENDING_VERIFY and
+    // the confirmation. The renormalisation is done before the slot is first written.
+    let (ops, at, first_slot_op) = otadata_and_slot_ops(&flash);
+    use OpKind::{Erase, Program};
+    assert_eq!(
+        ops,
+        vec![
+            (Erase, 0xE000),
+            (Erase, 0xE000),
+            (Program, 0xE000),
+            (Erase, 0xF000),
+            (Erase, 0xF000),
+            (Program, 0xF000),
+            (Erase, 0xF000),
+            (Program, 0xF000),
+            (Erase, 0xF000),
+            (Program, 0xF000),
+        ]
+    );
+    assert!(at[3] < first_slot_op.unwrap(), "{at:?} {first_slot_op:?}");
+}
+
+/// Power cuts across that update: a cut before and after every flash operation (the
+/// renormalisation's three among them), a reboot with fresh RAM, run to the end; DESIGN §3's
+/// invariants on each history. The renormalisation's operations and the ones around them
+/// are also torn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweep_exhausted_sequence_cut_before_and_after_every_operation() {
+    let mut s = Sweep::exhausted().await;
+    let total = s.clean_ops().await;
+    assert!(total > 250, "the whole update is {total} operations");
+    s.sweep_ops(1..=total, total, &[Cut::Before, Cut::After], 1)
+        .await;
+    s.sweep_ops(
+        1..=12,
+        total,
+        &[
+            Cut::Torn(Tear::Random),
+            Cut::Torn(Tear::AllButLast),
+            Cut::Torn(Tear::Scatter),
+            Cut::Torn(Tear::Prefix(0)),
+        ],
+        1,
+    )
+    .await;
 }
 
 /// An image exactly as large as the slot installs; one byte more is refused before
@@ -406,14 +514,24 @@ async fn images_exactly_slot_sized_and_one_byte_over() {
 
 /// Replays one sweep step and prints its boot history and the flash operations around it:
 /// `OP=305 cargo test -p fota-emulator --test emulator replay_one_step -- --ignored --nocapture`.
+/// `AFTER=1` cuts after the operation instead of before it; `EXHAUSTED=1` replays the update
+/// after otadata's last usable sequence.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "diagnostic: needs OP=N"]
 async fn replay_one_step() {
-    let mut s = Sweep::new(Layout::Ecowatt, false).await;
+    let mut s = if std::env::var_os("EXHAUSTED").is_some() {
+        Sweep::exhausted().await
+    } else {
+        Sweep::new(Layout::Ecowatt, false).await
+    };
     let op: u64 = std::env::var("OP").unwrap().parse().unwrap();
     let mut flash = s.pristine.clone();
     flash.set_op_log(400);
-    flash.arm(FaultPlan::none().cut_before(op));
+    flash.arm(if std::env::var_os("AFTER").is_some() {
+        FaultPlan::none().cut_after(op)
+    } else {
+        FaultPlan::none().cut_before(op)
+    });
     let opts = s.options().await;
     let runs = s.run_to_end(&mut flash, &opts).await;
     for r in &runs {

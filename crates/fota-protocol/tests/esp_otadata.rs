@@ -3,7 +3,7 @@
 
 use fota_protocol::esp::layouts;
 use fota_protocol::esp::otadata::{
-    BootIndex, BootReason, OtaSelectEntry, OtaState, Otadata, OtadataOp, PlanError,
+    BootIndex, BootReason, OtaSelectEntry, OtaState, Otadata, OtadataOp, OtadataPlan, PlanError,
     RollbackCandidate, SEQ_EMPTY, select_boot, seq_crc,
 };
 use fota_protocol::esp::partition::BootLayout;
@@ -182,6 +182,109 @@ fn sequence_near_wrap_is_refused_not_wrapped() {
     let d = od(e(0xFFFF_FFFE, OtaState::New), OtaSelectEntry::ERASED);
     let (_, en) = single_write(d.set_boot_partition(1, 2, true).unwrap());
     assert_eq!(en.seq, 0xFFFF_FFFE);
+}
+
+#[test]
+fn renormalise_keeps_the_running_slot_with_the_smallest_sequence() {
+    use OtaState::*;
+    // After an update to 0xFFFFFFFE (ota_1), the switch back to ota_0 is exhausted.
+    let d = od(e(0xFFFF_FFFD, Valid), e(0xFFFF_FFFE, Valid));
+    assert!(matches!(
+        d.set_boot_partition(0, 2, true),
+        Err(PlanError::SequenceExhausted { .. })
+    ));
+    let plan = d.renormalise(1, 2).unwrap();
+    let ops: Vec<_> = plan.iter().copied().collect();
+    assert_eq!(
+        ops,
+        vec![
+            OtadataOp::Write {
+                sector: 0,
+                entry: e(2, Valid)
+            },
+            OtadataOp::Erase { sector: 1 },
+        ]
+    );
+    let mut entries = d.entries;
+    plan.apply(&mut entries);
+    let after = Otadata { entries };
+    assert_eq!(after.active_slot(2), Some((0, 1)));
+    // The switch fits again: the other sector, next sequence.
+    let (s, en) = single_write(after.set_boot_partition(0, 2, true).unwrap());
+    assert_eq!((s, en.seq, en.state), (1, 3, New));
+    // Already minimal: nothing to write.
+    assert!(after.renormalise(1, 2).unwrap().is_empty());
+
+    // The inactive sector already erased (the download's invalidation ran first); active in
+    // sector 0 this time.
+    let d = od(e(0xFFFF_FFFE, Valid), OtaSelectEntry::ERASED);
+    let ops: Vec<_> = d.renormalise(1, 2).unwrap().iter().copied().collect();
+    assert_eq!(
+        ops,
+        vec![
+            OtadataOp::Write {
+                sector: 1,
+                entry: e(2, Valid)
+            },
+            OtadataOp::Erase { sector: 0 },
+        ]
+    );
+    // Three slots: 0xFFFFFFFE selects ota_1 ((seq - 1) % 3), which is seq 2 at the bottom.
+    // UNDEFINED (written without rollback) counts as confirmed.
+    let d = od(e(0xFFFF_FFFE, Undefined), OtaSelectEntry::ERASED);
+    assert_eq!(d.active_slot(3), Some((0, 1)));
+    let ops: Vec<_> = d.renormalise(1, 3).unwrap().iter().copied().collect();
+    assert_eq!(
+        ops,
+        vec![
+            OtadataOp::Write {
+                sector: 1,
+                entry: e(2, Valid)
+            },
+            OtadataOp::Erase { sector: 0 },
+        ]
+    );
+}
+
+#[test]
+fn renormalise_refuses_what_it_cannot_do_safely() {
+    use OtaState::*;
+    // A trial is not confirmed: rewriting it VALID would confirm it unchecked.
+    for state in [New, PendingVerify, OtaState::from_raw(0x55)] {
+        let d = od(OtaSelectEntry::ERASED, e(0xFFFF_FFFE, state));
+        assert_eq!(
+            d.renormalise(1, 2),
+            Err(PlanError::NotConfirmed { state }),
+            "{state}"
+        );
+    }
+    assert_eq!(
+        Otadata::ERASED.renormalise(0, 2),
+        Err(PlanError::NoActiveEntry)
+    );
+    let d = od(e(0xFFFF_FFFE, Valid), OtaSelectEntry::ERASED);
+    assert_eq!(
+        d.renormalise(2, 2),
+        Err(PlanError::SlotOutOfRange {
+            slot: 2,
+            app_count: 2
+        })
+    );
+    assert_eq!(d.renormalise(0, 0), Err(PlanError::NoOtaSlots));
+    // The active entry selects another slot (the bootloader fell back from it): its state
+    // does not matter, the running slot's fresh entry is written and the stale one erased.
+    let d = od(e(0xFFFF_FFFE, PendingVerify), e(1, Valid));
+    let ops: Vec<_> = d.renormalise(0, 2).unwrap().iter().copied().collect();
+    assert_eq!(
+        ops,
+        vec![
+            OtadataOp::Write {
+                sector: 1,
+                entry: e(1, Valid)
+            },
+            OtadataOp::Erase { sector: 0 },
+        ]
+    );
 }
 
 #[test]
@@ -388,8 +491,164 @@ fn arb_entry() -> impl Strategy<Value = OtaSelectEntry> {
     ]
 }
 
+/// Every pair of entries the flash holds while `plan` runs, one flash operation at a time: a
+/// write is an erase, then a program; a cut can also tear either. A torn erase sets some bits
+/// of the old entry, a torn program leaves some bits of the new one unprogrammed; `noise`
+/// says which.
+fn flash_states(
+    start: [OtaSelectEntry; 2],
+    plan: &OtadataPlan,
+    noise: &[u8; 32],
+) -> Vec<[OtaSelectEntry; 2]> {
+    let torn = |entry: &OtaSelectEntry| {
+        let mut b = entry.encode();
+        for (byte, n) in b.iter_mut().zip(noise) {
+            *byte |= n;
+        }
+        OtaSelectEntry::decode(&b)
+    };
+    let mut states = vec![start];
+    let mut now = start;
+    for op in plan.iter() {
+        let s = op.sector();
+        let mut t = now;
+        t[s] = torn(&now[s]);
+        states.push(t);
+        now[s] = OtaSelectEntry::ERASED;
+        states.push(now);
+        if let OtadataOp::Write { entry, .. } = op {
+            let mut t = now;
+            t[s] = torn(entry);
+            states.push(t);
+            now[s] = *entry;
+            states.push(now);
+        }
+    }
+    states
+}
+
+/// Tear noise: any bits, or only the `ota_state` bytes (the field no CRC covers, so the entry
+/// can stay valid with a junk state).
+fn arb_noise() -> impl Strategy<Value = [u8; 32]> {
+    (any::<[u8; 32]>(), any::<bool>()).prop_map(|(mut n, state_only)| {
+        if state_only {
+            for (i, b) in n.iter_mut().enumerate() {
+                if !(24..28).contains(&i) {
+                    *b = 0;
+                }
+            }
+        }
+        n
+    })
+}
+
+/// The agent's case: the active entry is confirmed, selects the running slot, and has a
+/// sequence the switch cannot advance past; the other entry is anything below it.
+fn arb_exhausted() -> impl Strategy<Value = (Otadata, u32, u32)> {
+    (
+        2u32..=16,
+        0u32..16,
+        any::<usize>(),
+        arb_entry(),
+        any::<bool>(),
+    )
+        .prop_filter_map(
+            "active must select a slot below app_count and the switch must be exhausted",
+            |(n, back, active, other, undefined)| {
+                // The highest sequences: every slot's is within n of the top.
+                let seq = 0xFFFF_FFFE - (back % n);
+                let state = if undefined {
+                    OtaState::Undefined
+                } else {
+                    OtaState::Valid
+                };
+                let a = active % 2;
+                let mut entries = [other; 2];
+                entries[a] = e(seq, state);
+                let d = Otadata { entries };
+                let (sector, slot) = d.active_slot(n)?;
+                let exhausted = (0..n).any(|t| {
+                    matches!(
+                        d.set_boot_partition(t, n, true),
+                        Err(PlanError::SequenceExhausted { .. })
+                    )
+                });
+                (sector == a && exhausted).then_some((d, slot, n))
+            },
+        )
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Renormalising while the sequence is exhausted: after every flash operation of the plan
+    /// (and with it torn), the bootloader still picks the running slot; at the end the entry
+    /// is the smallest that selects it, VALID, and every switch fits again.
+    #[test]
+    fn renormalise_boots_the_running_slot_at_every_instant(
+        (d, slot, n) in arb_exhausted(),
+        noise in arb_noise(),
+    ) {
+        let plan = d.renormalise(slot, n).unwrap();
+        prop_assert_eq!(plan.len(), 2);
+        for (i, state) in flash_states(d.entries, &plan, &noise).iter().enumerate() {
+            let now = Otadata { entries: *state };
+            prop_assert_eq!(
+                now.active_slot(n).map(|(_, s)| s),
+                Some(slot),
+                "state {} {:?}", i, state
+            );
+            if n == 2 {
+                // The emulated bootloader's own rules (PENDING_VERIFY → ABORTED first).
+                let s = sel(state[0], state[1], &ecowatt(), true);
+                prop_assert_eq!(s.start, Some(BootIndex::Ota(slot)), "state {} {:?}", i, state);
+            }
+        }
+        let mut entries = d.entries;
+        plan.apply(&mut entries);
+        let after = Otadata { entries };
+        let (sector, s) = after.active_slot(n).unwrap();
+        prop_assert_eq!(s, slot);
+        prop_assert_eq!(after.entries[sector], e(slot + 1, OtaState::Valid));
+        prop_assert_eq!(after.entries[1 - sector], OtaSelectEntry::ERASED);
+        for t in 0..n {
+            prop_assert!(after.set_boot_partition(t, n, true).is_ok(), "slot {}", t);
+        }
+        prop_assert!(after.renormalise(slot, n).unwrap().is_empty());
+    }
+
+    /// Any otadata: a plan, when there is one, never makes the bootloader pick a third slot
+    /// on the way (only what it picked before, or `slot`), and ends selecting `slot`. Erase
+    /// tears of the inactive entry are left out when that entry has a good CRC and a higher
+    /// sequence than the active one: reviving it is the risk of any otadata erase, and the
+    /// exhausted case above has no such entry.
+    #[test]
+    fn renormalise_never_selects_a_third_slot(
+        a in arb_entry(),
+        b in arb_entry(),
+        n in 1u32..=16,
+        slot in 0u32..16,
+        noise in arb_noise(),
+    ) {
+        let d = od(a, b);
+        let Ok(plan) = d.renormalise(slot, n) else { return Ok(()) };
+        let (active, before) = d.active_slot(n).unwrap();
+        let inactive = d.entries[1 - active];
+        let revivable = inactive.crc_ok() && inactive.seq > d.entries[active].seq;
+        let states = flash_states(d.entries, &plan, &noise);
+        for (i, state) in states.iter().enumerate() {
+            if i == 1 && revivable {
+                continue;
+            }
+            let picked = Otadata { entries: *state }.active_slot(n).map(|(_, s)| s);
+            prop_assert!(
+                picked == Some(before) || picked == Some(slot),
+                "state {} {:?} picks {:?}", i, state, picked
+            );
+        }
+        let last = Otadata { entries: *states.last().unwrap() };
+        prop_assert_eq!(last.active_slot(n).map(|(_, s)| s), Some(slot));
+    }
 
     #[test]
     fn entry_round_trip(bytes in proptest::collection::vec(any::<u8>(), 32)) {

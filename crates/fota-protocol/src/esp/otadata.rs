@@ -21,7 +21,9 @@
 //! computes the next sequence in 32-bit arithmetic and would write 0xFFFFFFFF (an entry the
 //! bootloader ignores, so the switch silently does not happen) or wrap to a small number
 //! (which then loses against the old, higher entry). [`Otadata::set_boot_partition`] computes
-//! in 64 bits and returns [`PlanError::SequenceExhausted`] instead of planning such a write.
+//! in 64 bits and returns [`PlanError::SequenceExhausted`] instead of planning such a write;
+//! [`Otadata::renormalise`] then plans a power-safe rewrite that keeps the running slot
+//! selected with the smallest sequence that selects it, after which the switch fits again.
 //! Slot mapping of an existing entry uses ESP-IDF's wrapping `(seq - 1) % app_count`, so seq
 //! 0 (valid if its CRC matches) maps to `0xFFFFFFFF % app_count` exactly as on the device.
 
@@ -402,6 +404,12 @@ pub enum PlanError {
         /// The active sequence number.
         current: u32,
     },
+    /// [`Otadata::renormalise`] would rewrite an entry that is still on trial (NEW,
+    /// PENDING_VERIFY or a torn state) as VALID, confirming an image nobody checked.
+    NotConfirmed {
+        /// The active entry's state.
+        state: OtaState,
+    },
 }
 
 impl fmt::Display for PlanError {
@@ -418,6 +426,10 @@ impl fmt::Display for PlanError {
             Self::SequenceExhausted { current } => write!(
                 f,
                 "otadata sequence {current:#x} cannot advance without reaching 0xffffffff"
+            ),
+            Self::NotConfirmed { state } => write!(
+                f,
+                "the active otadata entry is {state}, not confirmed: it cannot be renormalised"
             ),
         }
     }
@@ -560,6 +572,64 @@ impl Otadata {
             sector: other,
             entry,
         }))
+    }
+
+    /// Renormalisation: the way out of [`PlanError::SequenceExhausted`]. ESP-IDF has no such
+    /// API; its sequence simply stops working near the top of `u32`.
+    ///
+    /// The result selects `slot` with the smallest sequence that selects it (`slot + 1`, as
+    /// the bootloader maps `(seq - 1) % app_count`), state VALID, in the sector that is not
+    /// active now (b), and leaves the active sector (a) erased, so every later
+    /// [`Self::set_boot_partition`] has the whole `u32` range again. The plan is two
+    /// operations, three flash operations:
+    ///
+    /// 1. erase b, 2. program the fresh entry into b, 3. erase a.
+    ///
+    /// Before step 3, a is untouched and b is erased, torn, or the fresh entry. A torn b fails
+    /// its CRC, or (seq and CRC intact, junk state) is invalid or selects `slot`; so whichever
+    /// entry wins selects what a selected, or `slot`. (a keeps winning when its sequence is
+    /// the higher, which is the exhausted case.) After step 3 only b is valid. A torn erase
+    /// of a only sets bits: its entry then fails its CRC (b wins), turns INVALID/ABORTED (b
+    /// wins), or still selects a's slot; a coincidence of a wrong sequence with a matching
+    /// CRC is the 2^-32 risk of every otadata write, as is a torn erase of b reviving an
+    /// INVALID/ABORTED entry whose sequence is above a's (when exhausted, none is above a's,
+    /// and an equal one selects the same slot). So when the active entry selects `slot`,
+    /// a power cut at any instant boots `slot`; when it selects another slot (the bootloader
+    /// fell back from it), every instant boots what the unchanged otadata booted, or `slot`.
+    ///
+    /// Re-planning from any intermediate state gives the same plan (a is still active) or
+    /// finds nothing exhausted any more, so a caller interrupted by a reset just plans again.
+    ///
+    /// The entry is written VALID, so when the active entry selects `slot` it must already be
+    /// confirmed (VALID, or UNDEFINED as written without rollback): a trial is refused with
+    /// [`PlanError::NotConfirmed`]. Nothing to write when the active entry is already
+    /// `{slot + 1, VALID}`. With no active entry there is nothing to renormalise
+    /// ([`PlanError::NoActiveEntry`]; `set_boot_partition` then starts at `slot + 1` anyway).
+    pub fn renormalise(&self, slot: u32, app_count: u32) -> Result<OtadataPlan, PlanError> {
+        let a = self.require_active(app_count)?;
+        if slot >= app_count {
+            return Err(PlanError::SlotOutOfRange { slot, app_count });
+        }
+        let active = self.entry(a);
+        let fresh = OtaSelectEntry::new(slot + 1, OtaState::Valid);
+        if active.slot(app_count) == Some(slot) {
+            if !matches!(active.state, OtaState::Valid | OtaState::Undefined) {
+                return Err(PlanError::NotConfirmed {
+                    state: active.state,
+                });
+            }
+            if active.seq == fresh.seq && active.state == OtaState::Valid {
+                return Ok(OtadataPlan::EMPTY);
+            }
+        }
+        let b = 1 - a;
+        let mut plan = OtadataPlan::EMPTY;
+        plan.push(OtadataOp::Write {
+            sector: b,
+            entry: fresh,
+        });
+        plan.push(OtadataOp::Erase { sector: a });
+        Ok(plan)
     }
 
     /// `esp_ota_set_boot_partition` for the factory app: erase both sectors.

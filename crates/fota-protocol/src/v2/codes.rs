@@ -128,6 +128,10 @@ code_enum! {
         /// A cut inside the confirmation (otadata entry erased, not yet rewritten VALID) sent
         /// the device back to the previous image; the release passed its health check.
         ConfirmInterrupted = 28 => "confirm_interrupted",
+        /// otadata cannot be switched to the new slot (its sequence is exhausted and could not
+        /// be renormalised, e.g. while running the factory app); the release was refused
+        /// before anything was written to the slot, or a staged one was abandoned.
+        BootSwitchImpossible = 29 => "boot_switch_impossible",
     }
 }
 

@@ -228,6 +228,14 @@ impl ManifestBody {
         Ok(out)
     }
 
+    /// Decodes a body as [`Envelope::unverified_body`](super::Envelope::unverified_body)
+    /// returns it, without checking signatures or fields: for tools that look at traffic
+    /// (the emulator's fault proxy learns the chunk length from it). Never act on it; a
+    /// device uses [`Manifest::verify`].
+    pub fn decode_unverified(bytes: &[u8]) -> Result<Self, Error> {
+        Self::decode(bytes)
+    }
+
     fn decode(bytes: &[u8]) -> Result<Self, Error> {
         if bytes.len() != BODY_LEN {
             return Err(Error::BodyLength {
