@@ -213,7 +213,7 @@ fn run_in(args: &DemoArgs, dir: &Path, image_size: u32) -> anyhow::Result<Summar
     config.root = Some(keys_dir.join(fota_server::keys::files::ROOT_RECORD));
     config.status_key = Some(keys_dir.join(fota_server::keys::files::STATUS));
     let admin = format!("demo-{}", uuid::Uuid::new_v4().simple());
-    let (server, stop) = runtime.block_on(async {
+    let (server, stop, serving) = runtime.block_on(async {
         let state = fota_server::AppState::open(config.clone())
             .await
             .context("opening the server's data folder")?;
@@ -226,7 +226,7 @@ fn run_in(args: &DemoArgs, dir: &Path, image_size: u32) -> anyhow::Result<Summar
             .context("binding a loopback port")?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
+        let serving = tokio::spawn(async move {
             let shutdown = async {
                 let _ = stopped.await;
             };
@@ -234,7 +234,7 @@ fn run_in(args: &DemoArgs, dir: &Path, image_size: u32) -> anyhow::Result<Summar
                 tracing::error!(error = %e, "demo server stopped");
             }
         });
-        anyhow::Ok((format!("http://{addr}"), stop))
+        anyhow::Ok((format!("http://{addr}"), stop, serving))
     })?;
     let client = Client::new(&server, Some(admin))?;
 
@@ -273,7 +273,12 @@ fn run_in(args: &DemoArgs, dir: &Path, image_size: u32) -> anyhow::Result<Summar
         .list_releases(None)
         .map(|rs| rs.into_iter().map(|r| (r.id, r.version)).collect())
         .unwrap_or_default();
+    // A graceful stop flushes the batched last-seen times, so a kept work folder holds the
+    // server's final view.
     let _ = stop.send(());
+    let _ = demo
+        .runtime
+        .block_on(async { tokio::time::timeout(Duration::from_secs(10), serving).await });
     result?;
     if !args.json {
         demo.final_table(&devices, &releases);
