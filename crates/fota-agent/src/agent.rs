@@ -518,21 +518,7 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
                     self.mark_invalid()?;
                     Ok(Next::Reset(ResetReason::RollbackMarked))
                 } else {
-                    let mut next = js.clone();
-                    next.state = UpdateState::Idle;
-                    next.last_order_id = order_id;
-                    next.report = Some(Report {
-                        kind: EventKind::RollbackRefused,
-                        reason: ReasonCode::RollbackImpossible,
-                        id: js.installed.id,
-                        fw_version: self.me.version,
-                        order_id,
-                    });
-                    self.commit(&next, Blob::Keep)?;
-                    self.note(
-                        Some(EventKind::RollbackRefused),
-                        ReasonCode::RollbackImpossible,
-                    );
+                    self.refuse_rollback(order_id)?;
                     Ok(Next::Ready)
                 }
             }
@@ -1384,6 +1370,28 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
         self.commit(&next, Blob::Keep)
     }
 
+    /// Refuses rollback order `order_id` (the other slot holds nothing verified to go back
+    /// to): back to idle, with `rollback_refused` as the report to deliver.
+    fn refuse_rollback(&mut self, order_id: u64) -> Result<(), AgentError> {
+        let js = self.journal.state();
+        let mut next = js.clone();
+        next.state = UpdateState::Idle;
+        next.last_order_id = order_id;
+        next.report = Some(Report {
+            kind: EventKind::RollbackRefused,
+            reason: ReasonCode::RollbackImpossible,
+            id: js.installed.id,
+            fw_version: self.me.version,
+            order_id,
+        });
+        self.commit(&next, Blob::Keep)?;
+        self.note(
+            Some(EventKind::RollbackRefused),
+            ReasonCode::RollbackImpossible,
+        );
+        Ok(())
+    }
+
     /// A manual rollback order (v2 statement, or legacy rollback-status).
     pub(crate) async fn manual_rollback(&mut self, order_id: u64) -> PollOutcome {
         match self.try_manual_rollback(order_id).await {
@@ -1405,21 +1413,7 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
         }
         let js = self.journal.state().clone();
         if !self.rollback_possible()? {
-            let mut next = js.clone();
-            next.state = UpdateState::Idle;
-            next.last_order_id = order_id;
-            next.report = Some(Report {
-                kind: EventKind::RollbackRefused,
-                reason: ReasonCode::RollbackImpossible,
-                id: js.installed.id,
-                fw_version: self.me.version,
-                order_id,
-            });
-            self.commit(&next, Blob::Keep)?;
-            self.note(
-                Some(EventKind::RollbackRefused),
-                ReasonCode::RollbackImpossible,
-            );
+            self.refuse_rollback(order_id)?;
             let _ = self.deliver_report().await;
             return Err(Stop::Refused(ReasonCode::RollbackImpossible));
         }
