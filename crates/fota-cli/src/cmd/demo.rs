@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use fota_client::Client;
-use fota_client::api::Device;
+use fota_client::api::{Device, Release};
 use fota_client::release::{KeyFolder, ReleaseSpec, SignedRelease, sign};
 use fota_emulator::device::{DeviceOptions, Protocol, Provisioning, Until};
 use fota_emulator::flash_file::Layout;
@@ -268,11 +268,7 @@ fn run_in(args: &DemoArgs, dir: &Path, image_size: u32) -> anyhow::Result<Summar
     ));
     let result = demo.script();
     let devices = demo.client.list_devices(None).unwrap_or_default();
-    let releases: HashMap<String, String> = demo
-        .client
-        .list_releases(None)
-        .map(|rs| rs.into_iter().map(|r| (r.id, r.version)).collect())
-        .unwrap_or_default();
+    let releases = super::devices::release_names(&demo.client).unwrap_or_default();
     // A graceful stop flushes the batched last-seen times, so a kept work folder holds the
     // server's final view.
     let _ = stop.send(());
@@ -754,13 +750,8 @@ impl Demo {
         Ok(())
     }
 
-    fn final_table(&self, devices: &[Device], releases: &HashMap<String, String>) {
-        let name = |id: Option<&str>| {
-            id.map_or_else(
-                || "-".to_owned(),
-                |id| releases.get(id).cloned().unwrap_or_else(|| id.to_owned()),
-            )
-        };
+    fn final_table(&self, devices: &[Device], releases: &HashMap<String, Release>) {
+        let name = |id: Option<&str>| super::devices::release_label(releases, id);
         let rows: Vec<Vec<String>> = devices
             .iter()
             .map(|d| {

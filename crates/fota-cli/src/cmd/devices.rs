@@ -140,7 +140,7 @@ pub(crate) fn release_names(client: &Client) -> anyhow::Result<HashMap<String, R
         .collect())
 }
 
-fn release_label(releases: &HashMap<String, Release>, id: Option<&str>) -> String {
+pub(crate) fn release_label(releases: &HashMap<String, Release>, id: Option<&str>) -> String {
     match id {
         None => "-".into(),
         Some(id) => releases
