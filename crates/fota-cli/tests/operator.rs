@@ -961,3 +961,72 @@ fn client_library_signs_uploads_and_waits() {
         Some(401)
     );
 }
+
+/// The way back in when no admin token works: `fota server admin-token` on the server's
+/// machine, while the server runs, with nothing but the data folder.
+#[test]
+fn admin_token_recovers_access_without_http() {
+    let f = Fleet::start(false);
+    let err = f.fails(1, &["tokens", "revoke", "bootstrap"]);
+    assert!(err.contains("last active admin token"), "{err}");
+    let out = bare(&["server", "admin-token", "--data"])
+        .arg(f.path("data"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let fresh = text(&out.stdout);
+    let fresh = fresh.trim();
+    assert!(
+        fresh.starts_with("fota_op_"),
+        "only the token on stdout: {fresh:?}"
+    );
+    assert!(text(&out.stderr).contains("shown only this once"));
+    // the new token is an admin: it can now retire the old one
+    f.ok(&["tokens", "revoke", "bootstrap", "--token", fresh]);
+    let err = f.fails(1, &["tokens", "list"]);
+    assert!(err.contains("HTTP 401"), "{err}");
+    let (status, audit) = f.http("GET", "/api/v2/audit", fresh, b"");
+    assert_eq!(status, 200);
+    let audit: Value = serde_json::from_slice(&audit).unwrap();
+    let recovered = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["action"] == "token.recover")
+        .expect("the recovery is audited");
+    assert_eq!(recovered["actor"], "server:admin-token");
+    assert!(!recovered.to_string().contains(fresh), "never the secret");
+    // a data folder without a database is an error, not a new empty one
+    let empty = f.path("nothing-here");
+    let out = bare(&["server", "admin-token", "--data"])
+        .arg(&empty)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("does not exist"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!empty.exists());
+}
+
+#[test]
+fn devices_delete_removes_a_device_and_its_history() {
+    let f = Fleet::start(false);
+    f.ok(&["devices", "add", "d1", "--class", "c", "-o", "d1.json"]);
+    let created = f.json(&["tokens", "create", "ops", "--role", "operator", "--json"]);
+    let operator = created["token"].as_str().unwrap();
+    let err = f.fails(1, &["devices", "delete", "d1", "--token", operator]);
+    assert!(err.contains("HTTP 403"), "deleting needs admin: {err}");
+    f.ok(&["devices", "delete", "d1"]);
+    let err = f.fails(1, &["devices", "show", "d1"]);
+    assert!(err.contains("HTTP 404"), "{err}");
+    let err = f.fails(1, &["devices", "delete", "d1"]);
+    assert!(err.contains("HTTP 404"), "{err}");
+    // the old credential is dead with its device
+    let old = provisioning(&f.path("d1.json"));
+    let blob = format!("/api/v2/device/blobs/{}", "0".repeat(64));
+    let (status, _) = f.http("GET", &blob, old["token"].as_str().unwrap(), b"");
+    assert_eq!(status, 401);
+}

@@ -361,6 +361,12 @@ impl Client {
         self.no_content("POST", &format!("/api/v2/devices/{}/revoke", segment(id)))
     }
 
+    /// `DELETE /api/v2/devices/{id}` (admin): removes a device of either protocol and its
+    /// history; the audit log keeps the deletion.
+    pub fn delete_device(&self, id: &str) -> Result<()> {
+        self.no_content("DELETE", &format!("/api/v2/devices/{}", segment(id)))
+    }
+
     /// `POST /api/v2/devices/{id}/rotate` (operator): a new credential; the old one stops
     /// working at once.
     pub fn rotate_device(&self, id: &str) -> Result<Provisioning> {

@@ -67,6 +67,25 @@ impl FromRequestParts<AppState> for Operator {
     }
 }
 
+/// The address of the client on the other end of the connection, when the server knows it
+/// ([`crate::serve`] records it on every request; a router driven without it, as in tests,
+/// reports `None`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
 /// An authenticated v2 device.
 #[derive(Debug, Clone)]
 pub struct DeviceAuth {

@@ -34,6 +34,10 @@
 //! interval = "1h"                # retention and blob GC run this often
 //! blob_grace = "1h"              # unreferenced blobs and temp files younger than this stay
 //! seen_flush = "1s"              # how often batched last-seen times are written
+//!
+//! [legacy]
+//! max_devices = 10000            # legacy devices recorded at most (unknown ids beyond: answered, not recorded)
+//! new_devices_per_minute = 60    # new legacy devices one client address may make a minute
 //! ```
 
 use std::net::SocketAddr;
@@ -108,6 +112,16 @@ pub struct FileConfig {
     pub retention: FileRetention,
     #[serde(default)]
     pub housekeeping: FileHousekeeping,
+    #[serde(default)]
+    pub legacy: FileLegacy,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct FileLegacy {
+    pub max_devices: Option<u64>,
+    pub new_devices_per_minute: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -234,6 +248,15 @@ pub struct Retention {
     pub audit: Duration,
 }
 
+/// Bounds on the device rows that unauthenticated legacy requests create.
+#[derive(Debug, Clone, Copy)]
+pub struct LegacyLimits {
+    /// Legacy devices recorded at most.
+    pub max_devices: u64,
+    /// New legacy devices one client address may make per minute.
+    pub new_devices_per_minute: u32,
+}
+
 /// The resolved settings.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -265,6 +288,8 @@ pub struct Config {
     pub blob_grace: Duration,
     /// Flush period of batched last-seen times.
     pub seen_flush: Duration,
+    /// Legacy device bounds.
+    pub legacy: LegacyLimits,
 }
 
 const DAY: u64 = 24 * 3600;
@@ -299,6 +324,10 @@ impl Config {
             housekeeping_interval: Duration::from_secs(3600),
             blob_grace: Duration::from_secs(3600),
             seen_flush: Duration::from_secs(1),
+            legacy: LegacyLimits {
+                max_devices: 10_000,
+                new_devices_per_minute: 60,
+            },
         }
     }
 
@@ -369,6 +398,11 @@ impl Config {
         c.housekeeping_interval = h.interval.map_or(c.housekeeping_interval, |d| d.0);
         c.blob_grace = h.blob_grace.map_or(c.blob_grace, |d| d.0);
         c.seen_flush = h.seen_flush.map_or(c.seen_flush, |d| d.0);
+        let lg = file.legacy;
+        c.legacy.max_devices = lg.max_devices.unwrap_or(c.legacy.max_devices);
+        c.legacy.new_devices_per_minute = lg
+            .new_devices_per_minute
+            .unwrap_or(c.legacy.new_devices_per_minute);
         c.validate()?;
         Ok(c)
     }

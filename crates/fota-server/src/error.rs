@@ -37,6 +37,10 @@ pub enum AppError {
     /// `404`: the named thing does not exist (or is not visible to this caller).
     #[error("{0}")]
     NotFound(String),
+    /// `404` with code `unknown_device`: the legacy API does not know this device id (or must
+    /// not show it: ids provisioned for v2).
+    #[error("{0}")]
+    UnknownDevice(String),
     /// `409`: the request conflicts with stored state (duplicate id, sequence not increasing).
     #[error("{message}")]
     Conflict {
@@ -112,7 +116,7 @@ impl AppError {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::NotFound(_) | Self::UnknownDevice(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
@@ -132,6 +136,7 @@ impl AppError {
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
+            Self::UnknownDevice(_) => "unknown_device",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             Self::Internal(_) => "internal",
@@ -194,6 +199,7 @@ impl From<StoreError> for AppError {
         match err {
             StoreError::NotFound(what) => Self::NotFound(what),
             StoreError::Conflict(what) => Self::conflict("conflict", what),
+            StoreError::Refused { code, message } => Self::conflict(code, message),
             other => Self::internal(other),
         }
     }

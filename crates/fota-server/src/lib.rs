@@ -46,6 +46,7 @@ pub mod config;
 pub mod error;
 pub mod housekeeping;
 pub mod keys;
+mod legacy_guard;
 mod legacy_proto;
 mod metrics;
 mod server;

@@ -46,6 +46,7 @@ pub(crate) struct Inner {
     pub(crate) trust: Option<Trust>,
     pub(crate) legacy: Option<LegacyKey>,
     pub(crate) seen: SeenBatcher,
+    pub(crate) legacy_guard: crate::legacy_guard::LegacyGuard,
     pub(crate) chunk_cache: ChunkCache,
     pub(crate) hot: HotCache,
     pub(crate) metrics: PrometheusHandle,
@@ -98,6 +99,7 @@ impl AppState {
     ) -> Self {
         Self(Arc::new(Inner {
             seen: SeenBatcher::default(),
+            legacy_guard: Default::default(),
             chunk_cache: ChunkCache::new(64 * 1024 * 1024),
             hot: HotCache::default(),
             metrics: crate::metrics::handle(),
@@ -148,6 +150,16 @@ impl AppState {
                     .store
                     .ensure_bootstrap_token(&secret.digest().0, true)
                     .await?;
+                // A revoked token stays revoked, even when named again: it may have been
+                // revoked because it leaked. Say how to get back in instead.
+                let found = self.0.store.api_token_by_digest(&secret.digest().0).await?;
+                if found.is_some_and(|f| f.token.revoked_at.is_some()) {
+                    tracing::warn!(
+                        "FOTA_ADMIN_TOKEN names a revoked token, which stays revoked; make a \
+                         fresh admin token with `fota server admin-token --data DIR` on this \
+                         machine"
+                    );
+                }
                 Ok(None)
             }
             None => {
@@ -164,7 +176,21 @@ impl AppState {
 
     /// Writes batched last-seen times now (also done periodically and at shutdown).
     pub async fn flush_seen(&self) -> Result<(), crate::store::StoreError> {
-        self.0.seen.flush(self.0.store.as_ref()).await
+        let applied = self
+            .0
+            .seen
+            .flush(self.0.store.as_ref(), self.0.config.legacy.max_devices)
+            .await?;
+        for id in &applied.not_created {
+            crate::legacy_guard::not_recorded(
+                self,
+                id,
+                None,
+                crate::legacy_guard::NotRecorded::MaxDevices,
+            )
+            .await;
+        }
+        Ok(())
     }
 }
 
@@ -217,12 +243,16 @@ pub(crate) type Grant = (String, Vec<u8>, Option<crate::store::Millis>, bool);
 
 type GrantMap = HashMap<([u8; 32], String), (std::time::Instant, Grant)>;
 
+/// Device id → its protocol, or `None` for no such device.
+type ProtocolMap = HashMap<String, (std::time::Instant, Option<String>)>;
+
 /// Short-lived copies of the reads behind the two download paths (legacy chunks, v2 ranged
 /// blob reads), which would otherwise cost a database round trip per request. See [`HOT_TTL`].
 #[derive(Default)]
 pub(crate) struct HotCache {
     legacy_latest: Mutex<Option<(std::time::Instant, Option<crate::store::LegacyRelease>)>>,
     grants: Mutex<GrantMap>,
+    protocols: Mutex<ProtocolMap>,
     sizes: Mutex<HashMap<String, u64>>,
     blobs: Mutex<(HashMap<String, Bytes>, usize)>,
 }
@@ -265,6 +295,23 @@ impl HotCache {
         );
     }
 
+    /// The protocol of device `id` as read lately (`Some(None)`: no such device).
+    pub(crate) fn protocol(&self, id: &str) -> Option<Option<String>> {
+        let guard = self.protocols.lock().unwrap_or_else(|e| e.into_inner());
+        guard
+            .get(id)
+            .filter(|(at, _)| at.elapsed() < HOT_TTL)
+            .map(|(_, p)| p.clone())
+    }
+
+    pub(crate) fn set_protocol(&self, id: &str, protocol: Option<String>) {
+        let mut guard = self.protocols.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.len() >= 100_000 {
+            guard.clear();
+        }
+        guard.insert(id.to_owned(), (std::time::Instant::now(), protocol));
+    }
+
     /// Blob sizes never change (content-addressed), so they are kept without expiry.
     pub(crate) fn size(&self, sha: &str) -> Option<u64> {
         let guard = self.sizes.lock().unwrap_or_else(|e| e.into_inner());
@@ -302,6 +349,10 @@ impl HotCache {
     pub(crate) fn invalidate(&self) {
         *self.legacy_latest.lock().unwrap_or_else(|e| e.into_inner()) = None;
         self.grants
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.protocols
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();

@@ -49,6 +49,34 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Makes a fresh admin token directly in `store`, for an operator locked out of the API
+/// (`fota server admin-token`, run on the server's machine): the recovery path that needs no
+/// HTTP and no other token. Audited as `token.recover`.
+pub async fn recover_admin(
+    store: &dyn crate::store::Store,
+    name: &str,
+) -> crate::store::StoreResult<(crate::store::ApiToken, Secret)> {
+    let secret = generate(TokenKind::Operator);
+    let token = crate::store::ApiToken {
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        name: name.to_owned(),
+        role: crate::store::Role::Admin,
+        created_at: crate::store::now_ms(),
+        created_by: "server:admin-token".into(),
+        revoked_at: None,
+    };
+    let entry = crate::store::AuditEntry {
+        actor: "server:admin-token".into(),
+        action: "token.recover".into(),
+        target: format!("token:{}", token.id),
+        detail: serde_json::json!({ "name": token.name, "role": token.role }),
+    };
+    store
+        .create_api_token(&token, &secret.digest().0, &entry)
+        .await?;
+    Ok((token, secret))
+}
+
 /// Generates a fresh token of the given kind.
 pub fn generate(kind: TokenKind) -> Secret {
     let mut raw = [0u8; 32];

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
-use crate::store::{CheckinView, NewEvent, Report, Seen, now_ms};
+use crate::store::{CheckinView, NewEvent, Progress, Report, Seen, now_ms};
 use crate::trust::{Trust, TrustError};
 
 /// Class UUID = UUIDv5(vendor id, class name).
@@ -275,12 +275,12 @@ pub(crate) async fn checkin(
         device_id: view.device_id.clone(),
         at: now,
         protocol: "v2",
-        progress: downloading.then(|| {
-            (
-                i64::try_from(ci.pending_bytes_done).unwrap_or(i64::MAX),
-                i64::try_from(ci.pending_bytes_total).unwrap_or(i64::MAX),
-            )
+        progress: downloading.then(|| Progress {
+            done: i64::try_from(ci.pending_bytes_done).unwrap_or(i64::MAX),
+            total: i64::try_from(ci.pending_bytes_total).unwrap_or(i64::MAX),
+            at: now,
         }),
+        create: false,
     });
 
     let open_order = view

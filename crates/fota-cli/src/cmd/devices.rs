@@ -65,6 +65,13 @@ enum DevicesCommand {
         /// Device name.
         id: String,
     },
+    /// Remove a device (v2 or legacy) with its history: events, check-ins, rollback orders
+    /// (admin). The audit log keeps the deletion. A v2 device's credential stops working; a
+    /// legacy device that polls again is recorded anew.
+    Delete {
+        /// Device name.
+        id: String,
+    },
     /// Give a device a new credential (the old one stops working at once) and write its new
     /// provisioning file.
     Rotate {
@@ -93,6 +100,10 @@ pub(crate) fn run(args: DevicesArgs) -> anyhow::Result<ExitCode> {
             let prov = client.rotate_device(&id).explained(&client)?;
             write_provisioning(&prov, out)?;
             eprintln!("rotated the credential of {id}; the old one no longer works");
+        }
+        DevicesCommand::Delete { id } => {
+            client.delete_device(&id).explained(&client)?;
+            eprintln!("deleted device {id}");
         }
         DevicesCommand::Revoke { id } => {
             client.revoke_device(&id).explained(&client)?;

@@ -1,4 +1,5 @@
-//! `fota server`: run the update server; `fota server backup`: copy its database online.
+//! `fota server`: run the update server; `fota server backup`: copy its database online;
+//! `fota server admin-token`: recover admin access without HTTP.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -62,6 +63,20 @@ enum ServerAction {
         #[arg(short = 'o', long = "out", value_name = "FILE")]
         out: PathBuf,
     },
+    /// Make a fresh admin token directly in the server's database and print it: the way back
+    /// in when no admin token works (lost, revoked, expired).
+    ///
+    /// Run it on the server's machine, with access to the data folder; it needs no HTTP and no
+    /// other token, and works while the server runs. The token is printed once on stdout (the
+    /// database keeps only its SHA-256), and the audit log records `token.recover`.
+    AdminToken {
+        /// Data folder of the server.
+        #[arg(long, env = "FOTA_DATA", value_name = "DIR", default_value = fota_server::config::DEFAULT_DATA)]
+        data: PathBuf,
+        /// Name of the new token.
+        #[arg(long, default_value = "recovery admin")]
+        name: String,
+    },
 }
 
 pub(crate) fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
@@ -71,20 +86,48 @@ pub(crate) fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
     match args.action {
         Some(ServerAction::Backup { data, out }) => runtime.block_on(backup(data, out)),
+        Some(ServerAction::AdminToken { data, name }) => runtime.block_on(admin_token(data, name)),
         None => runtime.block_on(serve(args)),
     }
 }
 
 async fn backup(data: PathBuf, out: PathBuf) -> anyhow::Result<ExitCode> {
-    let db = data.join("fota.db");
-    anyhow::ensure!(db.exists(), "{} does not exist", db.display());
-    let store = fota_server::store::SqliteStore::open(&db)
-        .await
-        .with_context(|| format!("opening {}", db.display()))?;
+    let store = open_existing(&data).await?;
     fota_server::store::Store::backup_into(&store, &out)
         .await
         .with_context(|| format!("writing {}", out.display()))?;
     eprintln!("backup written to {}", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn open_existing(data: &std::path::Path) -> anyhow::Result<fota_server::store::SqliteStore> {
+    let db = data.join("fota.db");
+    anyhow::ensure!(
+        db.exists(),
+        "{} does not exist (is --data the server's data folder?)",
+        db.display()
+    );
+    fota_server::store::SqliteStore::open(&db)
+        .await
+        .with_context(|| format!("opening {}", db.display()))
+}
+
+async fn admin_token(data: PathBuf, name: String) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        !name.trim().is_empty() && name.len() <= 128,
+        "--name must be 1-128 characters"
+    );
+    let store = open_existing(&data).await?;
+    let (token, secret) = fota_server::tokens::recover_admin(&store, &name)
+        .await
+        .context("creating the admin token")?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", secret.expose())?;
+    out.flush()?;
+    eprintln!(
+        "admin token {} ({name}) created; it is shown only this once",
+        token.id
+    );
     Ok(ExitCode::SUCCESS)
 }
 

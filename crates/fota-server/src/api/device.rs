@@ -217,6 +217,7 @@ pub(crate) async fn blob(
         at: crate::store::now_ms(),
         protocol: "v2",
         progress: None,
+        create: false,
     });
     let etag = format!("\"{sha256}\"");
     let etag_value = HeaderValue::from_str(&etag).map_err(AppError::internal)?;

@@ -24,23 +24,30 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 use crate::api::operator::{check_reason, new_order};
-use crate::auth::Operator;
+use crate::auth::{ClientIp, Operator};
 use crate::error::{AppError, AppJson, AppQuery, AppResult, parse_json};
+use crate::legacy_guard::{self, Admission, NotRecorded};
 use crate::state::AppState;
-use crate::store::{AuditEntry, LegacyRelease, Report, Role, Seen, now_ms};
+use crate::store::{
+    AuditEntry, LegacyRelease, LegacyStatus, LegacyStatusOutcome, Progress, Report, Role, Seen,
+    now_ms,
+};
 use crate::trust::LegacyKey;
 
 /// Path of the manifest endpoint (part of the replay MAC input).
 pub const MANIFEST_PATH: &str = "/api/inverter/fota/manifest";
 /// Path of the rollback-status endpoint (part of the replay MAC input).
 pub const ROLLBACK_STATUS_PATH: &str = "/api/inverter/fota/rollback-status";
+const CHUNK_PATH: &str = fota_protocol::legacy::paths::CHUNK;
+const STATUS_PATH: &str = fota_protocol::legacy::paths::STATUS;
+const ROLLBACK_PATH: &str = fota_protocol::legacy::paths::ROLLBACK;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route(MANIFEST_PATH, get(manifest))
-        .route("/api/inverter/fota/chunk", get(chunk))
-        .route("/api/inverter/fota/status", post(status))
-        .route("/api/cloud/fota/rollback", post(rollback))
+        .route(CHUNK_PATH, get(chunk))
+        .route(STATUS_PATH, post(status))
+        .route(ROLLBACK_PATH, post(rollback))
         .route(ROLLBACK_STATUS_PATH, get(rollback_status))
 }
 
@@ -83,21 +90,32 @@ pub struct DeviceQuery {
     pub device_id: Option<String>,
 }
 
-fn note_seen(
+/// Checks the id a request names and decides what the request may do with it
+/// ([`legacy_guard`]): a v2 device is refused as unknown.
+async fn admit(
     state: &AppState,
-    device_id: Option<&str>,
-    progress: Option<(i64, i64)>,
-) -> AppResult<()> {
-    if let Some(id) = device_id {
-        check_device_id(id)?;
-        state.0.seen.note(Seen {
-            device_id: id.to_owned(),
-            at: now_ms(),
-            protocol: "legacy",
-            progress,
-        });
+    id: &str,
+    ip: ClientIp,
+    route: &'static str,
+) -> AppResult<Admission> {
+    check_device_id(id)?;
+    legacy_guard::admit(state, id, ip.0, route).await
+}
+
+/// Notes a contact of an admitted device for the next batch (nothing for one answered
+/// unrecorded).
+fn note_seen(state: &AppState, id: &str, admission: Admission, progress: Option<(i64, i64)>) {
+    if admission == Admission::NotRecorded {
+        return;
     }
-    Ok(())
+    let at = now_ms();
+    state.0.seen.note(Seen {
+        device_id: id.to_owned(),
+        at,
+        protocol: "legacy",
+        progress: progress.map(|(done, total)| Progress { done, total, at }),
+        create: admission == Admission::New,
+    });
 }
 
 async fn latest(state: &AppState) -> AppResult<LegacyRelease> {
@@ -179,10 +197,14 @@ pub(crate) async fn upload(
         (status = 404, body = crate::error::ErrorBody)))]
 pub(crate) async fn manifest(
     State(state): State<AppState>,
+    ip: ClientIp,
     AppQuery(q): AppQuery<DeviceQuery>,
 ) -> AppResult<Response> {
     let key = legacy(&state)?;
-    note_seen(&state, q.device_id.as_deref(), None)?;
+    if let Some(id) = q.device_id.as_deref() {
+        let admission = admit(&state, id, ip, MANIFEST_PATH).await?;
+        note_seen(&state, id, admission, None);
+    }
     let release = latest(&state).await?;
     let nonce = state.store().next_counter("legacy_nonce").await?;
     let device_id = q.device_id.as_deref().unwrap_or("");
@@ -225,10 +247,15 @@ fn chunk_number(params: &HashMap<String, String>) -> AppResult<u64> {
         (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub(crate) async fn chunk(
     State(state): State<AppState>,
+    ip: ClientIp,
     AppQuery(params): AppQuery<HashMap<String, String>>,
 ) -> AppResult<Response> {
     let key = legacy(&state)?;
     let n = chunk_number(&params)?;
+    let device = match params.get("device_id") {
+        Some(id) => Some((id, admit(&state, id, ip, CHUNK_PATH).await?)),
+        None => None,
+    };
     // The newest upload, reused for up to a second: chunks of an immutable upload are what a
     // device downloads in bulk (the manifest always reads the store).
     let release = match state.0.hot.legacy_latest() {
@@ -250,14 +277,10 @@ pub(crate) async fn chunk(
     let size = u64::try_from(release.size).unwrap_or(0);
     let offset = n * chunk_size;
     let len = chunk_size.min(size - offset);
-    note_seen(
-        &state,
-        params.get("device_id").map(String::as_str),
-        Some((
-            i64::try_from(offset + len).unwrap_or(i64::MAX),
-            release.size,
-        )),
-    )?;
+    if let Some((id, admission)) = device {
+        let done = i64::try_from(offset + len).unwrap_or(i64::MAX);
+        note_seen(&state, id, admission, Some((done, release.size)));
+    }
     ::metrics::counter!("fota_legacy_chunks_total").increment(1);
     if let Some(body) = state.0.chunk_cache.get((release.id, n)) {
         return Ok(json_bytes(body));
@@ -280,6 +303,7 @@ pub(crate) async fn chunk(
         (status = 400, body = crate::error::ErrorBody)))]
 pub(crate) async fn status(
     State(state): State<AppState>,
+    ip: ClientIp,
     AppQuery(q): AppQuery<DeviceQuery>,
     body: Result<Bytes, BytesRejection>,
 ) -> AppResult<Json<serde_json::Value>> {
@@ -307,20 +331,49 @@ pub(crate) async fn status(
     let device_id = text("device_id")?
         .or(q.device_id)
         .ok_or_else(|| AppError::bad_request("missing_field", "device_id is required"))?;
-    check_device_id(&device_id)?;
     let status = text("status")?.unwrap_or_else(|| "reported".into());
     let report = Report {
         fw_version: text("version")?,
         last_result: Some(status.clone()),
         ..Report::default()
     };
-    let closed = state
+    let create_under = match admit(&state, &device_id, ip, STATUS_PATH).await? {
+        Admission::Known => None,
+        Admission::New => Some(state.config().legacy.max_devices),
+        Admission::NotRecorded => return Ok(Json(serde_json::json!({ "success": true }))),
+    };
+    let outcome = state
         .store()
-        .legacy_status(&device_id, &report, &status, &value, now_ms())
+        .legacy_status(
+            &LegacyStatus {
+                device_id: device_id.clone(),
+                report,
+                status,
+                detail: value,
+                at: now_ms(),
+            },
+            create_under,
+        )
         .await?;
     let mut answer = serde_json::json!({ "success": true });
-    if let Some(order) = closed {
-        answer["rollback_closed"] = serde_json::Value::String(order.id);
+    match outcome {
+        LegacyStatusOutcome::Recorded { closed } => {
+            if let Some(order) = closed {
+                answer["rollback_closed"] = serde_json::Value::String(order.id);
+            }
+        }
+        // Provisioned for v2 since the look-up: the store refused to touch it.
+        LegacyStatusOutcome::V2Device => {
+            state.0.hot.invalidate();
+            return Err(
+                legacy_guard::refuse_v2_device(&state, &device_id, ip.0, STATUS_PATH).await,
+            );
+        }
+        LegacyStatusOutcome::NotRecorded => {
+            if create_under.is_some() {
+                legacy_guard::not_recorded(&state, &device_id, ip.0, NotRecorded::MaxDevices).await;
+            }
+        }
     }
     Ok(Json(answer))
 }
@@ -342,6 +395,7 @@ pub struct LegacyRollback {
         (status = 409, body = crate::error::ErrorBody)))]
 pub(crate) async fn rollback(
     State(state): State<AppState>,
+    ip: ClientIp,
     op: Operator,
     AppJson(req): AppJson<LegacyRollback>,
 ) -> AppResult<Json<serde_json::Value>> {
@@ -349,6 +403,19 @@ pub(crate) async fn rollback(
     legacy(&state)?;
     check_device_id(&req.device_id)?;
     check_reason(&req.reason)?;
+    if state
+        .store()
+        .device_protocol(&req.device_id)
+        .await?
+        .is_some_and(|p| p != "legacy")
+    {
+        legacy_guard::refuse_v2_device(&state, &req.device_id, ip.0, ROLLBACK_PATH).await;
+        return Err(AppError::UnknownDevice(format!(
+            "no legacy device {:?}: v2 devices take rollback orders at \
+             POST /api/v2/devices/{{id}}/rollback (`fota rollback`)",
+            req.device_id
+        )));
+    }
     let order = new_order(&state, &op, &req.device_id, req.reason).await?;
     let entry = AuditEntry {
         actor: op.actor(),
@@ -360,6 +427,8 @@ pub(crate) async fn rollback(
         .store()
         .create_rollback_order(&order, true, &entry)
         .await?;
+    // The order may have created the device: forget a cached "unknown".
+    state.0.hot.invalidate();
     Ok(Json(
         serde_json::json!({ "success": true, "order_id": order.id }),
     ))
@@ -373,22 +442,20 @@ pub(crate) async fn rollback(
         (status = 400, body = crate::error::ErrorBody)))]
 pub(crate) async fn rollback_status(
     State(state): State<AppState>,
+    ip: ClientIp,
     AppQuery(q): AppQuery<DeviceQuery>,
 ) -> AppResult<Response> {
     let key = legacy(&state)?;
     let device_id = q
         .device_id
         .ok_or_else(|| AppError::bad_request("missing_parameter", "device_id is required"))?;
-    note_seen(&state, Some(&device_id), None)?;
-    let order = state.store().open_rollback_order(&device_id).await?;
-    if let Some(order) = &order
-        && order.delivered_at.is_none()
-    {
-        state
-            .store()
-            .mark_rollback_delivered(&order.id, now_ms())
-            .await?;
-    }
+    let admission = admit(&state, &device_id, ip, ROLLBACK_STATUS_PATH).await?;
+    note_seen(&state, &device_id, admission, None);
+    // Read whatever the look-up said: an operator's order may have created the device since.
+    let order = state
+        .store()
+        .deliver_legacy_rollback_order(&device_id, now_ms())
+        .await?;
     let nonce = state.store().next_counter("legacy_nonce").await?;
     let reason = order.as_ref().map(|o| o.reason.as_str());
     let body = crate::legacy_proto::rollback_status_answer(key, reason, nonce, &device_id)?;

@@ -125,6 +125,7 @@ impl utoipa::Modify for SecurityAddon {
         crate::api::operator::create_token, crate::api::operator::list_tokens,
         crate::api::operator::revoke_token, crate::api::operator::create_device,
         crate::api::operator::list_devices, crate::api::operator::show_device,
+        crate::api::operator::delete_device,
         crate::api::operator::revoke_device, crate::api::operator::rotate_device,
         crate::api::operator::device_events, crate::api::operator::order_rollback,
         crate::api::operator::list_rollbacks, crate::api::operator::create_release,

@@ -23,7 +23,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v2/tokens", post(create_token).get(list_tokens))
         .route("/api/v2/tokens/{id}", axum::routing::delete(revoke_token))
         .route("/api/v2/devices", post(create_device).get(list_devices))
-        .route("/api/v2/devices/{id}", get(show_device))
+        .route(
+            "/api/v2/devices/{id}",
+            get(show_device).delete(delete_device),
+        )
         .route("/api/v2/devices/{id}/revoke", post(revoke_device))
         .route("/api/v2/devices/{id}/rotate", post(rotate_device))
         .route("/api/v2/devices/{id}/events", get(device_events))
@@ -161,10 +164,12 @@ pub(crate) async fn list_tokens(
     Ok(Json(state.store().list_api_tokens().await?))
 }
 
-/// Revoke an operator token (admin).
+/// Revoke an operator token (admin). The last active admin token cannot be revoked (409
+/// `last_admin_token`): make another admin token first.
 #[utoipa::path(delete, path = "/api/v2/tokens/{id}", tag = "tokens", security(("bearer" = [])),
     params(("id" = String, Path, description = "token id")),
-    responses((status = 204), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 204), (status = 404, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody)))]
 pub(crate) async fn revoke_token(
     State(state): State<AppState>,
     op: Operator,
@@ -264,6 +269,8 @@ pub(crate) async fn create_device(
         serde_json::json!({ "class": req.class }),
     );
     state.store().create_device(&device, &entry).await?;
+    // A legacy device just converted to v2 must stop being served as legacy at once.
+    state.0.hot.invalidate();
     Ok((StatusCode::CREATED, Json(prov)))
 }
 
@@ -308,6 +315,32 @@ pub(crate) async fn show_device(
 ) -> AppResult<Json<Device>> {
     op.require(Role::Viewer)?;
     Ok(Json(get_device(&state, &id).await?))
+}
+
+/// Remove a device of either protocol with its events, check-ins and rollback orders
+/// (admin). The audit log keeps the deletion.
+#[utoipa::path(delete, path = "/api/v2/devices/{id}", tag = "devices",
+    security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 204, description = "deleted"),
+        (status = 401, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody)))]
+pub(crate) async fn delete_device(
+    State(state): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+) -> AppResult<StatusCode> {
+    op.require(Role::Admin)?;
+    let device = get_device(&state, &id).await?;
+    let entry = audit(
+        &op,
+        "device.delete",
+        format!("device:{id}"),
+        serde_json::json!({ "protocol": device.protocol, "class": device.class }),
+    );
+    state.store().delete_device(&id, &entry).await?;
+    state.0.hot.invalidate();
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Revoke a device's credential (operator); its requests then get 401.

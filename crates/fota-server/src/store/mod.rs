@@ -35,6 +35,15 @@ pub enum StoreError {
     /// A uniqueness rule or a precondition on stored state was violated.
     #[error("{0}")]
     Conflict(String),
+    /// A rule the store keeps refused the change, with a stable code for the API (e.g.
+    /// `last_admin_token`).
+    #[error("{message}")]
+    Refused {
+        /// Stable machine-readable reason.
+        code: &'static str,
+        /// Human-readable detail.
+        message: String,
+    },
     /// The database failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
@@ -399,10 +408,66 @@ pub struct Seen {
     pub device_id: String,
     /// Last contact.
     pub at: Millis,
-    /// `legacy` creates unknown devices as legacy devices; `v2` only touches existing ones.
+    /// The protocol the contact came in on (`v2` or `legacy`): a batch only ever touches a
+    /// device row of that protocol.
     pub protocol: &'static str,
-    /// Legacy download progress: (bytes done, total).
-    pub progress: Option<(i64, i64)>,
+    /// Download progress, with the time the sample was taken.
+    pub progress: Option<Progress>,
+    /// Create the device as a legacy device when it does not exist (a legacy contact the
+    /// server admitted under its limits; see [`Store::apply_seen`]). v2 contacts never create.
+    pub create: bool,
+}
+
+/// A download progress sample.
+///
+/// It carries its own time because a batch is written later than it was taken: a sample older
+/// than the state an event or a status report set since (`state_set_at`) is dropped, so a
+/// flush can never put back `downloading` over an outcome the device reported after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Bytes done.
+    pub done: i64,
+    /// Bytes in all.
+    pub total: i64,
+    /// When the sample was taken.
+    pub at: Millis,
+}
+
+/// What [`Store::apply_seen`] could not do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SeenApplied {
+    /// Legacy devices not created because `legacy.max_devices` was reached.
+    pub not_created: Vec<String>,
+}
+
+/// A legacy (seed) status report.
+#[derive(Debug, Clone)]
+pub struct LegacyStatus {
+    /// The device naming itself.
+    pub device_id: String,
+    /// What it reports running.
+    pub report: Report,
+    /// The status word (`reported` when the device sent none).
+    pub status: String,
+    /// The whole body, kept as the event's detail.
+    pub detail: serde_json::Value,
+    /// Now.
+    pub at: Millis,
+}
+
+/// What became of a [`LegacyStatus`].
+#[derive(Debug, Clone)]
+pub enum LegacyStatusOutcome {
+    /// Recorded; the device's delivered rollback order, if it had one, is now closed.
+    Recorded {
+        /// The order the report closed.
+        closed: Option<RollbackOrder>,
+    },
+    /// The id belongs to a v2 device: nothing was read or written.
+    V2Device,
+    /// The device is unknown and was not created (the caller did not allow it, or
+    /// `legacy.max_devices` was reached): nothing was written.
+    NotRecorded,
 }
 
 /// Retention cut-offs: records older than these are deleted.
@@ -446,7 +511,8 @@ pub trait Store: Send + Sync + 'static {
     async fn api_token_by_digest(&self, digest: &[u8; 32]) -> StoreResult<Option<ApiTokenAuth>>;
     /// All tokens.
     async fn list_api_tokens(&self) -> StoreResult<Vec<ApiToken>>;
-    /// Revokes a token.
+    /// Revokes a token. Refused (`last_admin_token`) when it is the last active admin token:
+    /// nobody could then manage tokens through the API.
     async fn revoke_api_token(&self, id: &str, at: Millis, audit: &AuditEntry) -> StoreResult<()>;
 
     // -- devices --
@@ -454,6 +520,12 @@ pub trait Store: Send + Sync + 'static {
     async fn create_device(&self, device: &NewDevice, audit: &AuditEntry) -> StoreResult<()>;
     /// One device.
     async fn device(&self, id: &str) -> StoreResult<Option<Device>>;
+    /// The protocol of a device (`v2` or `legacy`), if it exists: the one read the legacy
+    /// endpoints make before touching a device.
+    async fn device_protocol(&self, id: &str) -> StoreResult<Option<String>>;
+    /// Removes a device of either protocol with its history (events, check-ins, rollback
+    /// orders); the audit record stays.
+    async fn delete_device(&self, id: &str, audit: &AuditEntry) -> StoreResult<()>;
     /// Devices, optionally of one class.
     async fn list_devices(&self, class: Option<&str>) -> StoreResult<Vec<Device>>;
     /// Replaces a device's token digest (and clears a revocation).
@@ -498,8 +570,12 @@ pub trait Store: Send + Sync + 'static {
         before: Option<i64>,
         limit: i64,
     ) -> StoreResult<Vec<DeviceEvent>>;
-    /// Applies a batch of contacts (see [`Seen`]).
-    async fn apply_seen(&self, batch: &[Seen]) -> StoreResult<()>;
+    /// Applies a batch of contacts (see [`Seen`]): moves `last_seen_at` forward and applies
+    /// progress samples newer than the device's `state_set_at`. Legacy contacts marked
+    /// `create` make their device when it is missing, unless `max_legacy_devices` legacy
+    /// devices exist already.
+    async fn apply_seen(&self, batch: &[Seen], max_legacy_devices: u64)
+    -> StoreResult<SeenApplied>;
 
     // -- releases --
     /// Stores a verified release. Conflict if its sequence is not above the class's highest,
@@ -531,7 +607,8 @@ pub trait Store: Send + Sync + 'static {
 
     // -- rollback orders --
     /// Opens an order; creates the device as a legacy device when `create_legacy` and it is
-    /// unknown. Conflict if an order is already open.
+    /// unknown (with `create_legacy`, a v2 device is not found: the legacy API never touches
+    /// one). Conflict if an order is already open.
     async fn create_rollback_order(
         &self,
         order: &RollbackOrder,
@@ -540,6 +617,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// A device's open order.
     async fn open_rollback_order(&self, device_id: &str) -> StoreResult<Option<RollbackOrder>>;
+    /// The open order of legacy device `device_id`, marked delivered at `at` if it was not
+    /// yet (one transaction). `None` for a v2 device, whatever it has: the legacy API never
+    /// reads one.
+    async fn deliver_legacy_rollback_order(
+        &self,
+        device_id: &str,
+        at: Millis,
+    ) -> StoreResult<Option<RollbackOrder>>;
     /// A device's orders, newest first.
     async fn list_rollback_orders(&self, device_id: &str) -> StoreResult<Vec<RollbackOrder>>;
 
@@ -555,14 +640,13 @@ pub trait Store: Send + Sync + 'static {
     /// Next value of the persisted, strictly increasing counter `name` (starts at 1).
     async fn next_counter(&self, name: &str) -> StoreResult<u64>;
     /// Records a legacy status report: the report, an event, and closes the delivered order.
+    /// A missing device is created first when `create_under` is given and fewer legacy devices
+    /// than that exist; a v2 device is never touched.
     async fn legacy_status(
         &self,
-        device_id: &str,
-        report: &Report,
-        status: &str,
-        detail: &serde_json::Value,
-        at: Millis,
-    ) -> StoreResult<Option<RollbackOrder>>;
+        status: &LegacyStatus,
+        create_under: Option<u64>,
+    ) -> StoreResult<LegacyStatusOutcome>;
 
     // -- audit and housekeeping --
     /// Audit records, newest first.

@@ -119,6 +119,11 @@ fn migrator() -> sqlx::migrate::Migrator {
             "assignment generation",
             include_str!("../../migrations/sqlite/0002_assignment_generation.sql"),
         ),
+        m(
+            3,
+            "state set at",
+            include_str!("../../migrations/sqlite/0003_state_set_at.sql"),
+        ),
     ])
 }
 
@@ -322,21 +327,64 @@ async fn bump(conn: &mut sqlx::AnyConnection, name: &str) -> StoreResult<i64> {
     .try_get(0)?)
 }
 
+/// What a device id names, for the legacy paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LegacyRow {
+    /// A legacy device (it may have just been created).
+    Legacy,
+    /// A v2 device: the legacy paths must not touch it.
+    V2,
+    /// No device, and none was created.
+    Missing,
+}
+
+/// Finds the device `device_id`; when it is missing and `create_under` is given, creates it as
+/// a legacy device unless that many legacy devices exist already. The count and the insert are
+/// one statement inside the caller's transaction, so concurrent writers cannot overshoot.
 async fn ensure_legacy_device(
     conn: &mut sqlx::AnyConnection,
     device_id: &str,
     at: Millis,
-) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO devices (id, protocol, created_at, state) VALUES ($1, 'legacy', $2, 'idle') \
-         ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(device_id.to_owned())
-    .bind(at)
-    .execute(conn)
-    .await?;
-    Ok(())
+    create_under: Option<u64>,
+) -> StoreResult<LegacyRow> {
+    let protocol: Option<String> = sqlx::query("SELECT protocol FROM devices WHERE id = $1")
+        .bind(device_id.to_owned())
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(|r| r.try_get(0))
+        .transpose()?;
+    match (protocol.as_deref(), create_under) {
+        (Some("legacy"), _) => Ok(LegacyRow::Legacy),
+        (Some(_), _) => Ok(LegacyRow::V2),
+        (None, None) => Ok(LegacyRow::Missing),
+        (None, Some(cap)) => {
+            let cap = i64::try_from(cap).unwrap_or(i64::MAX);
+            let created = sqlx::query(
+                "INSERT INTO devices (id, protocol, created_at, state) \
+                 SELECT $1, 'legacy', $2, 'idle' \
+                 WHERE (SELECT COUNT(*) FROM devices WHERE protocol = 'legacy') < $3 \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(device_id.to_owned())
+            .bind(at)
+            .bind(cap)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            Ok(if created == 1 {
+                LegacyRow::Legacy
+            } else {
+                LegacyRow::Missing
+            })
+        }
+    }
 }
+
+/// Sets `state` as of `at`: `state_changed_at` moves when the value changes, `state_set_at`
+/// whenever it is written (never backwards).
+const SET_STATE: &str = "state_changed_at = CASE WHEN state = $2 THEN state_changed_at \
+     ELSE $3 END, state = $2, state_set_at = CASE WHEN state_set_at IS NULL OR \
+     state_set_at < $3 THEN $3 ELSE state_set_at END";
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
@@ -451,18 +499,45 @@ impl Store for SqliteStore {
 
     async fn revoke_api_token(&self, id: &str, at: Millis, audit: &AuditEntry) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        let done = sqlx::query(
-            "UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
-        )
-        .bind(id.to_owned())
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
+        let role: Option<String> =
+            sqlx::query("SELECT role FROM api_tokens WHERE id = $1 AND revoked_at IS NULL")
+                .bind(id.to_owned())
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.try_get(0))
+                .transpose()?;
+        let Some(role) = role else {
             return Err(StoreError::NotFound(format!(
                 "no active token with id {id:?}"
             )));
+        };
+        if role == Role::Admin.as_str() {
+            // Inside the write transaction, so two revocations racing cannot both pass.
+            let others: i64 = sqlx::query(
+                "SELECT COUNT(*) FROM api_tokens WHERE role = $1 AND revoked_at IS NULL \
+                 AND id <> $2",
+            )
+            .bind(Role::Admin.as_str())
+            .bind(id.to_owned())
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+            if others == 0 {
+                return Err(StoreError::Refused {
+                    code: "last_admin_token",
+                    message: format!(
+                        "token {id:?} is the last active admin token; create another admin \
+                         token first (or recover with `fota server admin-token` on the \
+                         server's machine)"
+                    ),
+                });
+            }
         }
+        sqlx::query("UPDATE api_tokens SET revoked_at = $2 WHERE id = $1")
+            .bind(id.to_owned())
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
         insert_audit(&mut tx, audit, at).await?;
         tx.commit().await?;
         Ok(())
@@ -523,6 +598,38 @@ impl Store for SqliteStore {
             .as_ref()
             .map(device_from_row)
             .transpose()
+    }
+
+    async fn device_protocol(&self, id: &str) -> StoreResult<Option<String>> {
+        Ok(sqlx::query("SELECT protocol FROM devices WHERE id = $1")
+            .bind(id.to_owned())
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?)
+    }
+
+    async fn delete_device(&self, id: &str, audit: &AuditEntry) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("DELETE FROM devices WHERE id = $1")
+            .bind(id.to_owned())
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("no device {id:?}")));
+        }
+        // The history goes with it: a device provisioned later under the same name must not
+        // inherit another device's events or orders.
+        for table in ["events", "checkins", "rollback_orders"] {
+            let sql = format!("DELETE FROM {table} WHERE device_id = $1");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(id.to_owned())
+                .execute(&mut *tx)
+                .await?;
+        }
+        insert_audit(&mut tx, audit, now_ms()).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn list_devices(&self, class: Option<&str>) -> StoreResult<Vec<Device>> {
@@ -725,15 +832,13 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?;
         if let Some(state) = &event.new_state {
-            sqlx::query(
-                "UPDATE devices SET state_changed_at = CASE WHEN state = $2 THEN \
-                 state_changed_at ELSE $3 END, state = $2 WHERE id = $1",
-            )
-            .bind(event.device_id.clone())
-            .bind(state.clone())
-            .bind(event.at)
-            .execute(&mut *tx)
-            .await?;
+            let sql = format!("UPDATE devices SET {SET_STATE} WHERE id = $1");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(event.device_id.clone())
+                .bind(state.clone())
+                .bind(event.at)
+                .execute(&mut *tx)
+                .await?;
         }
         if let (Some(done), Some(total)) = (event.bytes_done, event.bytes_total) {
             sqlx::query(
@@ -802,42 +907,63 @@ impl Store for SqliteStore {
         .collect()
     }
 
-    async fn apply_seen(&self, batch: &[Seen]) -> StoreResult<()> {
+    async fn apply_seen(
+        &self,
+        batch: &[Seen],
+        max_legacy_devices: u64,
+    ) -> StoreResult<SeenApplied> {
+        let mut applied = SeenApplied::default();
         if batch.is_empty() {
-            return Ok(());
+            return Ok(applied);
         }
         let mut tx = self.begin().await?;
         for seen in batch {
-            if seen.protocol == "legacy" {
-                ensure_legacy_device(&mut tx, &seen.device_id, seen.at).await?;
+            if seen.create && seen.protocol == "legacy" {
+                let row = ensure_legacy_device(
+                    &mut tx,
+                    &seen.device_id,
+                    seen.at,
+                    Some(max_legacy_devices),
+                )
+                .await?;
+                if row == LegacyRow::Missing {
+                    applied.not_created.push(seen.device_id.clone());
+                    continue;
+                }
             }
             sqlx::query(
                 "UPDATE devices SET last_seen_at = CASE WHEN last_seen_at IS NULL OR \
-                 last_seen_at < $2 THEN $2 ELSE last_seen_at END WHERE id = $1",
+                 last_seen_at < $2 THEN $2 ELSE last_seen_at END WHERE id = $1 AND protocol = $3",
             )
             .bind(seen.device_id.clone())
             .bind(seen.at)
+            .bind(seen.protocol)
             .execute(&mut *tx)
             .await?;
-            if let Some((done, total)) = seen.progress {
+            if let Some(p) = seen.progress {
                 sqlx::query(
                     // A finished download keeps the state the device reported since; an
-                    // unfinished one is "downloading".
+                    // unfinished one is "downloading". A sample not newer than the last state
+                    // an event or report set is stale and dropped whole.
                     "UPDATE devices SET progress_bytes = $2, progress_total = $3, \
                      state_changed_at = CASE WHEN state = 'downloading' OR $2 >= $3 \
                      THEN state_changed_at ELSE $4 END, \
-                     state = CASE WHEN $2 < $3 THEN 'downloading' ELSE state END WHERE id = $1",
+                     state = CASE WHEN $2 < $3 THEN 'downloading' ELSE state END, \
+                     state_set_at = $4 \
+                     WHERE id = $1 AND protocol = $5 \
+                     AND (state_set_at IS NULL OR state_set_at < $4)",
                 )
                 .bind(seen.device_id.clone())
-                .bind(done)
-                .bind(total)
-                .bind(seen.at)
+                .bind(p.done)
+                .bind(p.total)
+                .bind(p.at)
+                .bind(seen.protocol)
                 .execute(&mut *tx)
                 .await?;
             }
         }
         tx.commit().await?;
-        Ok(())
+        Ok(applied)
     }
 
     async fn create_release(&self, release: &Release, audit: &AuditEntry) -> StoreResult<()> {
@@ -1050,8 +1176,15 @@ impl Store for SqliteStore {
         audit: &AuditEntry,
     ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        if create_legacy {
-            ensure_legacy_device(&mut tx, &order.device_id, order.created_at).await?;
+        if create_legacy
+            && ensure_legacy_device(&mut tx, &order.device_id, order.created_at, Some(u64::MAX))
+                .await?
+                != LegacyRow::Legacy
+        {
+            return Err(StoreError::NotFound(format!(
+                "no legacy device {:?}",
+                order.device_id
+            )));
         }
         let device = sqlx::query("SELECT fw_sha256, class FROM devices WHERE id = $1")
             .bind(order.device_id.clone())
@@ -1120,6 +1253,39 @@ impl Store for SqliteStore {
             .transpose()
     }
 
+    async fn deliver_legacy_rollback_order(
+        &self,
+        device_id: &str,
+        at: Millis,
+    ) -> StoreResult<Option<RollbackOrder>> {
+        let mut tx = self.begin().await?;
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS} FROM rollback_orders WHERE device_id = $1 \
+             AND closed_at IS NULL AND EXISTS (SELECT 1 FROM devices \
+             WHERE id = $1 AND protocol = 'legacy')"
+        );
+        let order = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(device_id.to_owned())
+            .fetch_optional(&mut *tx)
+            .await?
+            .as_ref()
+            .map(order_from_row)
+            .transpose()?;
+        let Some(mut order) = order else {
+            return Ok(None);
+        };
+        if order.delivered_at.is_none() {
+            sqlx::query("UPDATE rollback_orders SET delivered_at = $2 WHERE id = $1")
+                .bind(order.id.clone())
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+            order.delivered_at = Some(at);
+            tx.commit().await?;
+        }
+        Ok(Some(order))
+    }
+
     async fn list_rollback_orders(&self, device_id: &str) -> StoreResult<Vec<RollbackOrder>> {
         let sql = format!(
             "SELECT {ORDER_COLUMNS} FROM rollback_orders WHERE device_id = $1 \
@@ -1183,34 +1349,34 @@ impl Store for SqliteStore {
 
     async fn legacy_status(
         &self,
-        device_id: &str,
-        report: &Report,
-        status: &str,
-        detail: &serde_json::Value,
-        at: Millis,
-    ) -> StoreResult<Option<RollbackOrder>> {
+        status: &LegacyStatus,
+        create_under: Option<u64>,
+    ) -> StoreResult<LegacyStatusOutcome> {
         let mut tx = self.begin().await?;
-        ensure_legacy_device(&mut tx, device_id, at).await?;
-        insert_report(&mut tx, device_id, "legacy", report, at).await?;
+        let (device_id, at) = (status.device_id.as_str(), status.at);
+        match ensure_legacy_device(&mut tx, device_id, at, create_under).await? {
+            LegacyRow::Legacy => {}
+            LegacyRow::V2 => return Ok(LegacyStatusOutcome::V2Device),
+            LegacyRow::Missing => return Ok(LegacyStatusOutcome::NotRecorded),
+        }
+        insert_report(&mut tx, device_id, "legacy", &status.report, at).await?;
         sqlx::query(
             "INSERT INTO events (device_id, at, kind, reason, detail) \
              VALUES ($1, $2, 'legacy_status', $3, $4)",
         )
         .bind(device_id.to_owned())
         .bind(at)
-        .bind(status.to_owned())
-        .bind(detail.to_string())
+        .bind(status.status.clone())
+        .bind(status.detail.to_string())
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "UPDATE devices SET state_changed_at = CASE WHEN state = $2 THEN state_changed_at \
-             ELSE $3 END, state = $2 WHERE id = $1",
-        )
-        .bind(device_id.to_owned())
-        .bind(status.to_owned())
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
+        let sql = format!("UPDATE devices SET {SET_STATE} WHERE id = $1");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(device_id.to_owned())
+            .bind(status.status.clone())
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
         let sql = format!(
             "SELECT {ORDER_COLUMNS} FROM rollback_orders WHERE device_id = $1 \
              AND closed_at IS NULL AND delivered_at IS NOT NULL"
@@ -1229,17 +1395,17 @@ impl Store for SqliteStore {
                 )
                 .bind(order.id.clone())
                 .bind(at)
-                .bind(status.to_owned())
+                .bind(status.status.clone())
                 .execute(&mut *tx)
                 .await?;
                 order.closed_at = Some(at);
-                order.outcome = Some(status.to_owned());
+                order.outcome = Some(status.status.clone());
                 Some(order)
             }
             None => None,
         };
         tx.commit().await?;
-        Ok(closed)
+        Ok(LegacyStatusOutcome::Recorded { closed })
     }
 
     async fn list_audit(&self, before: Option<i64>, limit: i64) -> StoreResult<Vec<AuditRecord>> {

@@ -528,11 +528,25 @@ async fn two_servers_over_one_data_folder_answer_identically() {
             serde_json::from_slice(&s.call("GET", paths::MANIFEST, &[], b"").await.body).unwrap();
         last = m.verify_replay(PSK, paths::MANIFEST, "", last).unwrap();
     }
-    // a rollback order read through B and closed through A
+    // a legacy rollback order made through A, read through B and closed through A (DEV is
+    // a v2 device, which the legacy API never touches: the order goes to a legacy device)
+    let legacy_dev = "EcoWatt002";
+    a.call(
+        "POST",
+        paths::ROLLBACK,
+        &[
+            ("Authorization", &bearer("admin")),
+            ("Content-Type", "application/json"),
+        ],
+        json!({"device_id": legacy_dev, "reason": "r"})
+            .to_string()
+            .as_bytes(),
+    )
+    .await;
     let r = b
         .call(
             "GET",
-            &format!("{}?device_id={DEV}", paths::ROLLBACK_STATUS),
+            &format!("{}?device_id={legacy_dev}", paths::ROLLBACK_STATUS),
             &[],
             b"",
         )
@@ -543,7 +557,7 @@ async fn two_servers_over_one_data_folder_answer_identically() {
         "POST",
         paths::STATUS,
         &[],
-        json!({"device_id": DEV, "status": "rolled_back"})
+        json!({"device_id": legacy_dev, "status": "rolled_back"})
             .to_string()
             .as_bytes(),
     )
@@ -551,7 +565,7 @@ async fn two_servers_over_one_data_folder_answer_identically() {
     let r = b
         .call(
             "GET",
-            &format!("{}?device_id={DEV}", paths::ROLLBACK_STATUS),
+            &format!("{}?device_id={legacy_dev}", paths::ROLLBACK_STATUS),
             &[],
             b"",
         )

@@ -172,6 +172,9 @@ async fn chunk_numbers_and_device_ids_are_checked() {
         serde_json::from_value(last).unwrap();
     let mut buf = [0u8; 1000];
     assert_eq!(answer.decode_verified(PSK, &mut buf).unwrap(), &fw[2000..]);
+    // Write the progress sample now: the status report below is newer, and a batched sample
+    // older than the last reported state is dropped when it is written.
+    f.state.flush_seen().await.unwrap();
     get(
         &f.app,
         "/api/inverter/fota/chunk?chunk_number=0&device_id=a%20b",
@@ -241,4 +244,244 @@ async fn chunk_numbers_and_device_ids_are_checked() {
         (Some("legacy"), Some(2500), Some(2500))
     );
     assert!(d["last_seen_at"].is_i64());
+}
+
+fn audit_actions(records: &serde_json::Value, action: &str) -> Vec<serde_json::Value> {
+    records
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == action)
+        .cloned()
+        .collect()
+}
+
+/// The review's live attack: unauthenticated legacy requests naming a v2 device rewrote its
+/// state and version, read and delivered its rollback order, then closed it.
+#[tokio::test]
+async fn legacy_requests_for_a_v2_device_are_refused_as_unknown_and_change_nothing() {
+    let (f, _keys) = v2_fixture().await;
+    post_json(
+        &f.app,
+        "/api/cloud/fota/upload",
+        Some(&f.admin),
+        &seed_payload("1.0.5", &[7u8; 3000], 1000),
+    )
+    .await;
+    provision(&f, "devA", "ecowatt-v1").await;
+    let order = post_json(
+        &f.app,
+        "/api/v2/devices/devA/rollback",
+        Some(&f.admin),
+        &json!({"reason": "secret reason"}),
+    )
+    .await;
+    assert_eq!(order.status, StatusCode::CREATED);
+
+    let bad_status = json!({"device_id": "devA", "status": "failed", "version": "6.6.6"});
+    for _ in 0..2 {
+        let a = post_json(&f.app, "/api/inverter/fota/status", None, &bad_status).await;
+        assert_eq!(a.error(StatusCode::NOT_FOUND), "unknown_device");
+    }
+    let a = get(
+        &f.app,
+        "/api/inverter/fota/rollback-status?device_id=devA",
+        None,
+    )
+    .await;
+    assert_eq!(a.error(StatusCode::NOT_FOUND), "unknown_device");
+    assert!(!String::from_utf8_lossy(&a.body).contains("secret reason"));
+    for path in [
+        "/api/inverter/fota/manifest?device_id=devA",
+        "/api/inverter/fota/chunk?chunk_number=0&device_id=devA",
+    ] {
+        assert_eq!(
+            get(&f.app, path, None).await.error(StatusCode::NOT_FOUND),
+            "unknown_device",
+            "{path}"
+        );
+    }
+    // an operator's legacy rollback order cannot reach it either
+    let a = post_json(
+        &f.app,
+        "/api/cloud/fota/rollback",
+        Some(&f.admin),
+        &json!({"device_id": "devA", "reason": "x"}),
+    )
+    .await;
+    assert_eq!(a.error(StatusCode::NOT_FOUND), "unknown_device");
+
+    f.state.flush_seen().await.unwrap();
+    let d = get(&f.app, "/api/v2/devices/devA", Some(&f.admin))
+        .await
+        .json();
+    assert_eq!(d["protocol"], "v2");
+    assert_eq!(d["state"], "idle");
+    assert_eq!(d["fw_version"], serde_json::Value::Null);
+    assert_eq!(d["last_seen_at"], serde_json::Value::Null);
+    assert_eq!(
+        d["rollback_order"]["delivered_at"],
+        serde_json::Value::Null,
+        "the real device still gets its order"
+    );
+    let events = get(&f.app, "/api/v2/devices/devA/events", Some(&f.admin))
+        .await
+        .json();
+    assert_eq!(events, json!([]));
+
+    // one audit entry per device per minute, naming the route, never the body
+    let audit = get(&f.app, "/api/v2/audit", Some(&f.admin)).await.json();
+    let entries = audit_actions(&audit, "legacy_request_for_v2_device");
+    assert_eq!(entries.len(), 1, "{audit}");
+    assert_eq!(entries[0]["target"], "device:devA");
+    assert_eq!(entries[0]["detail"]["route"], "/api/inverter/fota/status");
+    assert!(!entries[0].to_string().contains("6.6.6"));
+    let metrics = get(&f.app, "/metrics", None).await;
+    let text = String::from_utf8_lossy(&metrics.body);
+    let count: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("fota_legacy_v2_device_requests_total "))
+        .expect("the refusals are counted")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(count >= 6.0, "{count}");
+}
+
+#[tokio::test]
+async fn a_legacy_device_provisioned_for_v2_keeps_its_history_and_leaves_the_legacy_api() {
+    let (f, _keys) = v2_fixture().await;
+    let status = json!({"device_id": "EcoWatt009", "status": "success", "version": "1.0.5"});
+    let a = post_json(&f.app, "/api/inverter/fota/status", None, &status).await;
+    assert_eq!(a.json(), json!({"success": true}));
+    assert_eq!(
+        get(&f.app, "/api/v2/devices/EcoWatt009", Some(&f.admin))
+            .await
+            .json()["protocol"],
+        "legacy"
+    );
+    provision(&f, "EcoWatt009", "ecowatt-v1").await;
+    let d = get(&f.app, "/api/v2/devices/EcoWatt009", Some(&f.admin))
+        .await
+        .json();
+    assert_eq!(
+        (d["protocol"].as_str(), d["class"].as_str()),
+        (Some("v2"), Some("ecowatt-v1"))
+    );
+    let a = post_json(&f.app, "/api/inverter/fota/status", None, &status).await;
+    assert_eq!(a.error(StatusCode::NOT_FOUND), "unknown_device");
+    let events = get(&f.app, "/api/v2/devices/EcoWatt009/events", Some(&f.admin))
+        .await
+        .json();
+    let kinds: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["legacy_status"],
+        "the legacy history is kept, nothing added"
+    );
+}
+
+/// 3,000 made-up ids once made 3,203 permanent rows in 7 s. Now one client address makes at
+/// most `new_devices_per_minute` new devices, every request is still answered, and the audit
+/// log says what went unrecorded.
+#[tokio::test]
+async fn new_legacy_devices_are_limited_per_client_address() {
+    let k = keys();
+    let f = fixture_with(
+        |c| c.legacy.new_devices_per_minute = 3,
+        Some(trust(&k)),
+        Some(PSK),
+    )
+    .await;
+    post_json(
+        &f.app,
+        "/api/cloud/fota/upload",
+        Some(&f.admin),
+        &seed_payload("1.0.5", &[7u8; 3000], 1000),
+    )
+    .await;
+    let s = Running::start(f.state.clone()).await;
+    for i in 0..6 {
+        let path = format!("/api/inverter/fota/manifest?device_id=made-up-{i}");
+        let a = s.call("GET", &path, &[], b"").await;
+        assert_eq!(a.status, StatusCode::OK, "still answered: {path}");
+        assert_eq!(a.json()["version"], "1.0.5");
+    }
+    // the same new device polling again is not a new device
+    let a = s
+        .call(
+            "GET",
+            "/api/inverter/fota/manifest?device_id=made-up-0",
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    f.state.flush_seen().await.unwrap();
+    let devices = get(&f.app, "/api/v2/devices", Some(&f.admin)).await.json();
+    let ids: Vec<&str> = devices
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["made-up-0", "made-up-1", "made-up-2"]);
+    let audit = get(&f.app, "/api/v2/audit", Some(&f.admin)).await.json();
+    let entries = audit_actions(&audit, "legacy.device_not_recorded");
+    assert_eq!(entries.len(), 1, "one entry a minute: {audit}");
+    assert_eq!(entries[0]["detail"]["reason"], "new_devices_per_minute");
+    assert_eq!(entries[0]["detail"]["client"], "127.0.0.1");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn legacy_devices_beyond_the_cap_are_answered_but_not_recorded() {
+    let k = keys();
+    let f = fixture_with(|c| c.legacy.max_devices = 2, Some(trust(&k)), Some(PSK)).await;
+    for i in 0..4 {
+        let status = json!({"device_id": format!("Eco{i}"), "status": "success"});
+        let a = post_json(&f.app, "/api/inverter/fota/status", None, &status).await;
+        assert_eq!(a.json(), json!({"success": true}));
+    }
+    get(
+        &f.app,
+        "/api/inverter/fota/rollback-status?device_id=Eco5",
+        None,
+    )
+    .await
+    .json();
+    f.state.flush_seen().await.unwrap();
+    let devices = get(&f.app, "/api/v2/devices", Some(&f.admin)).await.json();
+    assert_eq!(devices.as_array().unwrap().len(), 2, "{devices}");
+    let audit = get(&f.app, "/api/v2/audit", Some(&f.admin)).await.json();
+    let entries = audit_actions(&audit, "legacy.device_not_recorded");
+    assert_eq!(entries.len(), 1, "{audit}");
+    assert_eq!(entries[0]["detail"]["reason"], "max_devices");
+    // v2 provisioning is not bound by the legacy cap, and deleting a legacy device frees a
+    // place for a new one
+    provision(&f, "devA", "ecowatt-v1").await;
+    let a = send(
+        &f.app,
+        req(
+            axum::http::Method::DELETE,
+            "/api/v2/devices/Eco0",
+            Some(&f.admin),
+            axum::body::Body::empty(),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT);
+    let status = json!({"device_id": "Eco7", "status": "success"});
+    post_json(&f.app, "/api/inverter/fota/status", None, &status).await;
+    assert_eq!(
+        get(&f.app, "/api/v2/devices/Eco7", Some(&f.admin))
+            .await
+            .json()["protocol"],
+        "legacy"
+    );
 }

@@ -51,6 +51,21 @@ fn release(class: &str, seq: i64, version: &str) -> Release {
     }
 }
 
+fn legacy_status(
+    id: &str,
+    report: &Report,
+    status: &str,
+    detail: serde_json::Value,
+) -> LegacyStatus {
+    LegacyStatus {
+        device_id: id.into(),
+        report: report.clone(),
+        status: status.into(),
+        detail,
+        at: now_ms(),
+    }
+}
+
 fn device(id: &str, class: &str, digest: u8) -> NewDevice {
     NewDevice {
         id: id.into(),
@@ -84,22 +99,26 @@ async fn legacy_rollback_order_closes_only_after_the_flag_was_read() {
         ..Report::default()
     };
     let closed = s
-        .legacy_status("EcoWatt001", &report, "ok", &json!({}), now_ms())
+        .legacy_status(&legacy_status("EcoWatt001", &report, "ok", json!({})), None)
         .await
         .unwrap();
-    assert!(closed.is_none());
+    assert!(matches!(
+        closed,
+        LegacyStatusOutcome::Recorded { closed: None }
+    ));
     s.mark_rollback_delivered("o1", now_ms()).await.unwrap();
-    let closed = s
+    let LegacyStatusOutcome::Recorded {
+        closed: Some(closed),
+    } = s
         .legacy_status(
-            "EcoWatt001",
-            &report,
-            "rolled_back",
-            &json!({"x": 1}),
-            now_ms(),
+            &legacy_status("EcoWatt001", &report, "rolled_back", json!({"x": 1})),
+            None,
         )
         .await
         .unwrap()
-        .unwrap();
+    else {
+        panic!("the delivered order is closed by the report")
+    };
     assert_eq!(closed.outcome.as_deref(), Some("rolled_back"));
     assert!(s.open_rollback_order("EcoWatt001").await.unwrap().is_none());
     let history = s.list_rollback_orders("EcoWatt001").await.unwrap();
@@ -342,26 +361,34 @@ async fn seen_batches_update_last_seen_and_create_legacy_devices() {
         at: 1000,
         protocol: "v2",
         progress: None,
+        create: false,
     });
     b.note(Seen {
         device_id: "v1".into(),
         at: 900,
         protocol: "v2",
         progress: None,
+        create: false,
     });
     b.note(Seen {
         device_id: "L1".into(),
         at: 5,
         protocol: "legacy",
-        progress: Some((16, 100)),
+        progress: Some(Progress {
+            done: 16,
+            total: 100,
+            at: 5,
+        }),
+        create: true,
     });
     b.note(Seen {
         device_id: "ghost".into(),
         at: 5,
         protocol: "v2",
         progress: None,
+        create: false,
     });
-    b.flush(&s).await.unwrap();
+    b.flush(&s, 10_000).await.unwrap();
     assert_eq!(
         s.device("v1").await.unwrap().unwrap().last_seen_at,
         Some(1000)
@@ -382,12 +409,291 @@ async fn seen_batches_update_last_seen_and_create_legacy_devices() {
         at: 10,
         protocol: "v2",
         progress: None,
+        create: false,
     });
-    b.flush(&s).await.unwrap();
+    b.flush(&s, 10_000).await.unwrap();
     assert_eq!(
         s.device("v1").await.unwrap().unwrap().last_seen_at,
         Some(1000)
     );
+}
+
+fn event(device: &str, at: Millis, kind: &str, state: &str) -> NewEvent {
+    NewEvent {
+        device_id: device.into(),
+        at,
+        kind: kind.into(),
+        reason: None,
+        release_id: Some("r1".into()),
+        bytes_done: None,
+        bytes_total: None,
+        detail: None,
+        new_state: Some(state.into()),
+        suppress_release: None,
+        close_rollback: None,
+    }
+}
+
+fn progress_seen(device: &str, at: Millis, done: i64) -> Seen {
+    Seen {
+        device_id: device.into(),
+        at,
+        protocol: "v2",
+        progress: Some(Progress {
+            done,
+            total: 1000,
+            at,
+        }),
+        create: false,
+    }
+}
+
+/// The demo's flaky failure, made deterministic: a check-in's progress sample waits in the
+/// batch while the device finishes, reports `rolled_back`, and checks in again; the flush must
+/// not turn the device back into `downloading`.
+#[tokio::test]
+async fn a_batched_progress_taken_before_a_terminal_event_keeps_the_terminal_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path()).await;
+    s.create_device(&device("v1", "cls", 1), &entry("device.create"))
+        .await
+        .unwrap();
+    let b = fota_server::housekeeping::SeenBatcher::default();
+    // t=1000: a check-in while downloading (sample noted, not yet written)
+    b.note(progress_seen("v1", 1000, 500));
+    // t=2000: the trial fails and the device reports it at once
+    s.add_event(&event("v1", 2000, "rolled_back", "rolled_back"))
+        .await
+        .unwrap();
+    // t=3000: the next check-in, idle, moves only the contact time
+    b.note(Seen {
+        device_id: "v1".into(),
+        at: 3000,
+        protocol: "v2",
+        progress: None,
+        create: false,
+    });
+    b.flush(&s, 10_000).await.unwrap();
+    let d = s.device("v1").await.unwrap().unwrap();
+    assert_eq!(
+        d.state, "rolled_back",
+        "the outcome outlives an older sample"
+    );
+    assert_eq!(d.progress_bytes, 0, "the stale sample is dropped whole");
+    assert_eq!(d.last_seen_at, Some(3000), "the contact still counts");
+    assert_eq!(d.state_changed_at, Some(2000));
+}
+
+/// The same rule straight at the store, including the case `state_changed_at` alone cannot
+/// catch: an event that sets the state the device already had.
+#[tokio::test]
+async fn progress_older_than_the_last_state_written_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path()).await;
+    s.create_device(&device("v1", "cls", 1), &entry("device.create"))
+        .await
+        .unwrap();
+    s.add_event(&event("v1", 1000, "rolled_back", "rolled_back"))
+        .await
+        .unwrap();
+    // a second release fails the same way; the state does not change, but it was set at 3000
+    s.add_event(&event("v1", 3000, "rolled_back", "rolled_back"))
+        .await
+        .unwrap();
+    s.apply_seen(&[progress_seen("v1", 2000, 500)], 10_000)
+        .await
+        .unwrap();
+    let d = s.device("v1").await.unwrap().unwrap();
+    assert_eq!((d.state.as_str(), d.progress_bytes), ("rolled_back", 0));
+    // a sample taken at the same instant as the state is ambiguous, and dropped
+    s.apply_seen(&[progress_seen("v1", 3000, 600)], 10_000)
+        .await
+        .unwrap();
+    assert_eq!(s.device("v1").await.unwrap().unwrap().state, "rolled_back");
+    // a sample taken after it is a new download
+    s.apply_seen(&[progress_seen("v1", 4000, 700)], 10_000)
+        .await
+        .unwrap();
+    let d = s.device("v1").await.unwrap().unwrap();
+    assert_eq!((d.state.as_str(), d.progress_bytes), ("downloading", 700));
+    assert_eq!(d.state_changed_at, Some(4000));
+    // and an older one cannot undo the newer one
+    s.apply_seen(&[progress_seen("v1", 3500, 650)], 10_000)
+        .await
+        .unwrap();
+    assert_eq!(s.device("v1").await.unwrap().unwrap().progress_bytes, 700);
+    // the batcher keeps each sample's own time: the newest sample wins, whatever order
+    let b = fota_server::housekeeping::SeenBatcher::default();
+    b.note(progress_seen("v1", 6000, 900));
+    b.note(progress_seen("v1", 5000, 800));
+    b.flush(&s, 10_000).await.unwrap();
+    assert_eq!(s.device("v1").await.unwrap().unwrap().progress_bytes, 900);
+}
+
+#[tokio::test]
+async fn legacy_contacts_never_touch_v2_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path()).await;
+    s.create_device(&device("v1", "cls", 1), &entry("device.create"))
+        .await
+        .unwrap();
+    let seen = Seen {
+        device_id: "v1".into(),
+        at: 5000,
+        protocol: "legacy",
+        progress: Some(Progress {
+            done: 1,
+            total: 10,
+            at: 5000,
+        }),
+        create: true,
+    };
+    s.apply_seen(&[seen], 10_000).await.unwrap();
+    let d = s.device("v1").await.unwrap().unwrap();
+    assert_eq!(
+        (d.protocol.as_str(), d.state.as_str(), d.last_seen_at),
+        ("v2", "idle", None)
+    );
+    let report = Report {
+        fw_version: Some("6.6.6".into()),
+        last_result: Some("failed".into()),
+        ..Report::default()
+    };
+    let outcome = s
+        .legacy_status(
+            &legacy_status("v1", &report, "failed", json!({})),
+            Some(10_000),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(outcome, LegacyStatusOutcome::V2Device));
+    let d = s.device("v1").await.unwrap().unwrap();
+    assert_eq!((d.state.as_str(), d.fw_version), ("idle", None));
+    assert!(s.list_events("v1", None, 10).await.unwrap().is_empty());
+    // a v2 device's open order is invisible to the legacy read
+    s.create_rollback_order(&order("v1", "o1"), false, &entry("rollback.order"))
+        .await
+        .unwrap();
+    assert!(
+        s.deliver_legacy_rollback_order("v1", now_ms())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let o = s.open_rollback_order("v1").await.unwrap().unwrap();
+    assert_eq!(o.delivered_at, None, "and not marked delivered");
+    assert!(matches!(
+        s.create_rollback_order(&order("v1", "o2"), true, &entry("rollback.order"))
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn legacy_devices_are_created_under_the_cap_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path()).await;
+    let new = |id: &str| Seen {
+        device_id: id.into(),
+        at: 10,
+        protocol: "legacy",
+        progress: None,
+        create: true,
+    };
+    let applied = s
+        .apply_seen(&[new("L1"), new("L2"), new("L3")], 2)
+        .await
+        .unwrap();
+    assert_eq!(applied.not_created.len(), 1);
+    assert_eq!(s.list_devices(None).await.unwrap().len(), 2);
+    // known devices keep being seen at the cap
+    let seen_again = Seen {
+        create: false,
+        at: 20,
+        ..new("L1")
+    };
+    let applied = s.apply_seen(&[seen_again], 2).await.unwrap();
+    assert!(applied.not_created.is_empty());
+    assert_eq!(
+        s.device("L1").await.unwrap().unwrap().last_seen_at,
+        Some(20)
+    );
+    // a status report of an unknown device at the cap is not recorded
+    let outcome = s
+        .legacy_status(
+            &legacy_status("L9", &Report::default(), "ok", json!({})),
+            Some(2),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(outcome, LegacyStatusOutcome::NotRecorded));
+    assert!(s.device("L9").await.unwrap().is_none());
+    // v2 provisioning is not bound by the legacy cap
+    s.create_device(&device("v1", "cls", 1), &entry("device.create"))
+        .await
+        .unwrap();
+    // deleting a device frees its place and takes its history along
+    s.add_event(&event("L1", 30, "legacy_status", "ok"))
+        .await
+        .unwrap();
+    s.delete_device("L1", &entry("device.delete"))
+        .await
+        .unwrap();
+    assert!(s.device("L1").await.unwrap().is_none());
+    assert!(s.list_events("L1", None, 10).await.unwrap().is_empty());
+    assert!(matches!(
+        s.delete_device("L1", &entry("device.delete")).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let applied = s.apply_seen(&[new("L3")], 2).await.unwrap();
+    assert!(applied.not_created.is_empty());
+    let audit = s.list_audit(None, 10).await.unwrap();
+    assert_eq!(audit[0].entry.action, "device.delete");
+}
+
+#[tokio::test]
+async fn the_last_active_admin_token_cannot_be_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path()).await;
+    s.ensure_bootstrap_token(&[1; 32], true).await.unwrap();
+    let refused = s
+        .revoke_api_token("bootstrap", now_ms(), &entry("token.revoke"))
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(StoreError::Refused {
+                code: "last_admin_token",
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    let (second, _) = fota_server::tokens::recover_admin(&s, "second admin")
+        .await
+        .unwrap();
+    s.revoke_api_token("bootstrap", now_ms(), &entry("token.revoke"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.revoke_api_token(&second.id, now_ms(), &entry("token.revoke"))
+            .await,
+        Err(StoreError::Refused { .. })
+    ));
+    let tokens = s.list_api_tokens().await.unwrap();
+    assert_eq!(
+        tokens.iter().filter(|t| t.revoked_at.is_none()).count(),
+        1,
+        "{tokens:?}"
+    );
+    let actions: Vec<String> = s
+        .list_audit(None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.entry.action)
+        .collect();
+    assert!(actions.contains(&"token.recover".to_owned()), "{actions:?}");
 }
 
 #[tokio::test]
