@@ -961,3 +961,22 @@ fn client_library_signs_uploads_and_waits() {
         Some(401)
     );
 }
+
+#[test]
+fn logs_written_to_a_pipe_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    // An unknown key is a warning: a log line, before the (failing) request.
+    std::fs::write(&config, "colour = true\nserver = \"http://127.0.0.1:1\"\n").unwrap();
+    let out = bare(&["release", "list"])
+        .env("FOTA_CONFIG", &config)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("unknown key `colour`"), "{stderr}");
+    assert!(
+        !out.stderr.contains(&0x1b),
+        "no ANSI escapes on a pipe: {stderr:?}"
+    );
+}
