@@ -980,3 +980,41 @@ fn logs_written_to_a_pipe_carry_no_colour_codes() {
         "no ANSI escapes on a pipe: {stderr:?}"
     );
 }
+
+#[test]
+fn an_empty_release_version_is_a_usage_error_said_once() {
+    let f = Fleet::start(false);
+    f.ok(&[
+        "image",
+        "build",
+        "--version",
+        "",
+        "--size",
+        "40K",
+        "-o",
+        "empty.bin",
+    ]);
+    for offline in [false, true] {
+        let mut args = vec![
+            "release",
+            "create",
+            "empty.bin",
+            "--version",
+            "",
+            "--class",
+            "c",
+        ];
+        if offline {
+            args.extend(["--offline", "--sequence", "1", "-o", "r.fota"]);
+        }
+        let err = f.fails(2, &args);
+        assert_eq!(err.matches("1-31 bytes").count(), 1, "{err}");
+        assert!(!err.contains("offset"), "{err}");
+        assert!(!f.path("r.fota").exists());
+    }
+    assert_eq!(
+        f.json(&["release", "list", "--json"]),
+        serde_json::json!([]),
+        "nothing was uploaded"
+    );
+}

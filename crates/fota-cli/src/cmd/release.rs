@@ -65,8 +65,8 @@ enum ReleaseCommand {
 struct CreateArgs {
     /// The ESP32 app image (`app.bin`).
     image: PathBuf,
-    /// Firmware version; must equal the image's app descriptor version.
-    #[arg(long, value_name = "V")]
+    /// Firmware version (1-31 bytes); must equal the image's app descriptor version.
+    #[arg(long, value_name = "V", value_parser = parse_version)]
     version: String,
     /// Hardware class the release is for.
     #[arg(long, value_name = "C", value_parser = super::parse_name)]
@@ -96,6 +96,13 @@ struct CreateArgs {
     /// The stored release as JSON on stdout.
     #[arg(long, conflicts_with = "offline")]
     json: bool,
+}
+
+/// A version no release can have is a usage error, before any key is read or request sent.
+fn parse_version(s: &str) -> Result<String, String> {
+    release::check_version(s)
+        .map(|()| s.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 fn parse_chunk_size(s: &str) -> Result<u32, String> {
