@@ -460,9 +460,10 @@ fn offline_bundle_uploads_later() {
     assert_eq!(stored["id"], id.as_str());
     assert_eq!(stored["sequence"], 7);
     assert_eq!(stored["class"], "c1");
-    // The same bundle again: its sequence is no longer above the class's highest.
-    let err = f.fails(1, &["release", "upload", "r.fota"]);
-    assert!(err.contains("HTTP 409"), "{err}");
+    // The same bundle again: the server already holds it, which is no failure.
+    let out = f.run(&["release", "upload", "r.fota"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("already uploaded"));
     // A damaged bundle is refused before anything is sent.
     std::fs::write(f.path("bad.fota"), &bundle[..bundle.len() - 1]).unwrap();
     let err = f.fails(1, &["release", "upload", "bad.fota"]);
@@ -912,8 +913,13 @@ fn client_library_signs_uploads_and_waits() {
             .upload_signed(&signed, &image, &mut |n| sent += n)
             .unwrap();
         assert_eq!(sent, image.len() as u64, "progress counts every image byte");
-        assert_eq!(stored.id, signed.release_id());
-        releases.push(stored);
+        assert!(stored.created);
+        assert_eq!(stored.release.id, signed.release_id());
+        // Again: the stored release, not created anew.
+        let again = client.upload_signed(&signed, &image, &mut |_| {}).unwrap();
+        assert!(!again.created);
+        assert_eq!(again.release.id, stored.release.id);
+        releases.push(stored.release);
     }
     assert_eq!(client.next_sequence("c1").unwrap(), 2);
 
@@ -1016,5 +1022,63 @@ fn an_empty_release_version_is_a_usage_error_said_once() {
         f.json(&["release", "list", "--json"]),
         serde_json::json!([]),
         "nothing was uploaded"
+    );
+}
+
+#[test]
+fn re_uploading_a_bundle_the_server_holds_answers_the_stored_release() {
+    let f = Fleet::start(false);
+    let app = f.image("2.0.0");
+    f.ok(&[
+        "release",
+        "create",
+        &app,
+        "--version",
+        "2.0.0",
+        "--class",
+        "c1",
+        "--sequence",
+        "50",
+        "-o",
+        "r.fota",
+    ]);
+    let first = f.json(&["release", "show", "2.0.0", "--json"]);
+    // The same bundle (the same signed manifest) again: success, the stored release, said so.
+    let out = f.run(&["release", "upload", "r.fota"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(said.contains("already uploaded"), "{said}");
+    assert!(said.contains(first["id"].as_str().unwrap()), "{said}");
+    let again = f.json(&["release", "upload", "r.fota", "--json"]);
+    assert_eq!(again, first, "the stored release, unchanged");
+    let list = f.json(&["release", "list", "--json"]);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let audit = f.json(&["audit", "--json"]);
+    let creates = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "release.create")
+        .count();
+    assert_eq!(creates, 1, "a repeat is not a new release");
+    // Another manifest with the same sequence is still a conflict.
+    let app2 = f.image("2.0.1");
+    let err = f.fails(
+        1,
+        &[
+            "release",
+            "create",
+            &app2,
+            "--version",
+            "2.0.1",
+            "--class",
+            "c1",
+            "--sequence",
+            "50",
+        ],
+    );
+    assert!(
+        err.contains("HTTP 409") && err.contains("not above"),
+        "{err}"
     );
 }

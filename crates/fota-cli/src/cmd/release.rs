@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use fota_client::api::Release;
 use fota_client::release::{self, KeyFolder, ReleaseSpec};
-use fota_client::{Client, ReleaseParts, bundle};
+use fota_client::{Client, ReleaseParts, Upload, bundle};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::common::{self, ConnArgs, Explain as _, OutFile};
@@ -304,7 +304,7 @@ fn upload(
     parts: ReleaseParts<'_>,
     image: &mut dyn Read,
     len: u64,
-) -> anyhow::Result<Release> {
+) -> anyhow::Result<Upload> {
     let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
     bar.set_style(
         ProgressStyle::with_template(
@@ -319,7 +319,16 @@ fn upload(
     result.explained(client)
 }
 
-fn report(stored: &Release, json: bool) -> anyhow::Result<ExitCode> {
+fn report(upload: &Upload, json: bool) -> anyhow::Result<ExitCode> {
+    let stored = &upload.release;
+    if !upload.created {
+        // A repeat is a success (the server holds exactly this release), but not a new one.
+        eprintln!(
+            "release {} was already uploaded (the server holds this signed manifest); nothing \
+             changed",
+            stored.id
+        );
+    }
     if json {
         common::print_json(stored)?;
     } else {

@@ -720,3 +720,52 @@ async fn housekeeping_collects_only_unreferenced_blobs() {
     assert!(!orphan.exists() && !stray_tmp.exists());
     assert_eq!(blob_count(&f), 2, "the release's image and hash list stay");
 }
+
+#[tokio::test]
+async fn re_uploading_the_same_signed_manifest_answers_200_with_the_stored_release() {
+    let (f, k) = v2_fixture().await;
+    let op = token(&f, "operator").await;
+    provision(&f, "d1", "ecowatt").await;
+    let good = build(&k, "ecowatt", "1.0.1", 50, 20_000);
+    let first = upload(&f, &op, &good, None).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    let stored = first.json();
+    let blobs = blob_count(&f);
+    let audits = get(&f.app, "/api/v2/audit", Some(&op)).await.json();
+
+    // The same envelope again: nothing new, the stored release as it was.
+    let again = upload(&f, &op, &good, Some("ecowatt")).await;
+    assert_eq!(
+        again.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&again.body)
+    );
+    assert_eq!(again.json(), stored);
+    assert_eq!(blob_count(&f), blobs, "no second copy of the blobs");
+    assert_eq!(
+        get(&f.app, "/api/v2/audit", Some(&op)).await.json(),
+        audits,
+        "a repeat is not a change"
+    );
+    // It is still checked first: the same manifest with another image is refused.
+    let mut wrong = build(&k, "ecowatt", "1.0.1", 50, 20_000);
+    wrong.manifest = good.manifest.clone();
+    wrong.image[100] ^= 1;
+    upload(&f, &op, &wrong, None)
+        .await
+        .error(StatusCode::UNPROCESSABLE_ENTITY);
+    // Another manifest with the same sequence (even the same version and image, signed
+    // again) stays a conflict.
+    let mut resigned = build(&k, "ecowatt", "1.0.1", 50, 20_000);
+    resigned.body.issued_at += 1;
+    resigned.resign(&[&k.release]);
+    assert_eq!(
+        upload(&f, &op, &resigned, None)
+            .await
+            .error(StatusCode::CONFLICT),
+        "conflict"
+    );
+    let list = get(&f.app, "/api/v2/releases", Some(&op)).await.json();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+}
