@@ -1082,3 +1082,35 @@ fn re_uploading_a_bundle_the_server_holds_answers_the_stored_release() {
         "{err}"
     );
 }
+
+#[test]
+fn rotating_a_revoked_device_needs_reactivate() {
+    let f = Fleet::start(false);
+    f.ok(&["devices", "add", "d1", "--class", "c", "-o", "d1.json"]);
+    let before = provisioning(&f.path("d1.json"));
+    f.ok(&["devices", "revoke", "d1"]);
+    let err = f.fails(1, &["devices", "rotate", "d1", "-o", "d1.json"]);
+    assert!(err.contains("HTTP 409, device_revoked"), "{err}");
+    assert!(err.contains("--reactivate"), "says how: {err}");
+    assert_eq!(
+        provisioning(&f.path("d1.json")),
+        before,
+        "the file is left as it was"
+    );
+    let shown = f.json(&["devices", "show", "d1", "--json"]);
+    assert!(shown["revoked_at"].is_i64(), "still revoked: {shown}");
+    let blob = format!("/api/v2/device/blobs/{}", "0".repeat(64));
+    let (status, _) = f.http("GET", &blob, before["token"].as_str().unwrap(), b"");
+    assert_eq!(status, 401);
+
+    // Asked for: a new credential, and the device is active again.
+    f.ok(&["devices", "rotate", "d1", "--reactivate", "-o", "d1.json"]);
+    let after = provisioning(&f.path("d1.json"));
+    assert_ne!(after["token"], before["token"]);
+    let shown = f.json(&["devices", "show", "d1", "--json"]);
+    assert!(shown["revoked_at"].is_null(), "{shown}");
+    let (status, _) = f.http("GET", &blob, after["token"].as_str().unwrap(), b"");
+    assert_eq!(status, 403, "known again (the blob is just not offered)");
+    // On an active device --reactivate changes nothing else.
+    f.ok(&["devices", "rotate", "d1", "--reactivate", "-o", "d1.json"]);
+}

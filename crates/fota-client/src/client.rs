@@ -264,9 +264,13 @@ impl Client {
         Self::decode(&url, &answer)
     }
 
-    fn post_empty<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+    /// A POST without a body, with `query` parameters.
+    fn post_empty<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<T> {
         let url = self.url(path);
-        let request = self.authorize(self.agent.post(&url));
+        let mut request = self.authorize(self.agent.post(&url));
+        for (k, v) in query {
+            request = request.query(*k, *v);
+        }
         let (_, answer) = self.answer(&url, request.send_empty())?;
         Self::decode(&url, &answer)
     }
@@ -373,9 +377,15 @@ impl Client {
     }
 
     /// `POST /api/v2/devices/{id}/rotate` (operator): a new credential; the old one stops
-    /// working at once.
-    pub fn rotate_device(&self, id: &str) -> Result<Provisioning> {
-        self.post_empty(&format!("/api/v2/devices/{}/rotate", segment(id)))
+    /// working at once. A revoked device is refused (409 `device_revoked`) unless
+    /// `reactivate`, which also lifts the revocation.
+    pub fn rotate_device(&self, id: &str, reactivate: bool) -> Result<Provisioning> {
+        let query: &[(&str, &str)] = if reactivate {
+            &[("reactivate", "true")]
+        } else {
+            &[]
+        };
+        self.post_empty(&format!("/api/v2/devices/{}/rotate", segment(id)), query)
     }
 
     /// `GET /api/v2/devices/{id}/events` (viewer): newest first, at most `limit` (1-1000,

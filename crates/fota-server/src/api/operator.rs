@@ -331,16 +331,29 @@ pub(crate) async fn revoke_device(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Issue a new credential for a device (operator); the old one stops working at once.
+/// Options of a credential rotation.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RotateQuery {
+    /// Also lift a revocation (default false: a revoked device is refused with 409).
+    pub reactivate: Option<bool>,
+}
+
+/// Issue a new credential for a device (operator); the old one stops working at once. A
+/// revoked device stays revoked (409 `device_revoked`) unless `reactivate=true`: a rotation
+/// must not quietly undo a revocation.
 #[utoipa::path(post, path = "/api/v2/devices/{id}/rotate", tag = "devices",
-    security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 200, body = Provisioning), (status = 404, body = crate::error::ErrorBody)))]
+    security(("bearer" = [])), params(("id" = String, Path), RotateQuery),
+    responses((status = 200, body = Provisioning), (status = 404, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody)))]
 pub(crate) async fn rotate_device(
     State(state): State<AppState>,
     op: Operator,
     Path(id): Path<String>,
+    AppQuery(query): AppQuery<RotateQuery>,
 ) -> AppResult<Json<Provisioning>> {
     op.require(Role::Operator)?;
+    let reactivate = query.reactivate.unwrap_or(false);
     let device = get_device(&state, &id).await?;
     let class = device
         .class
@@ -351,12 +364,18 @@ pub(crate) async fn rotate_device(
         &op,
         "device.rotate",
         format!("device:{id}"),
-        serde_json::json!({}),
+        serde_json::json!({ "reactivated": reactivate && device.revoked_at.is_some() }),
     );
+    // The store decides on the revocation in the same transaction as the update, so a revoke
+    // that lands between the read above and this write is not undone either.
     state
         .store()
-        .set_device_token(&id, &secret.digest().0, &entry)
-        .await?;
+        .set_device_token(&id, &secret.digest().0, reactivate, &entry)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(message) => AppError::conflict("device_revoked", message),
+            other => other.into(),
+        })?;
     state.0.hot.invalidate();
     Ok(Json(prov))
 }

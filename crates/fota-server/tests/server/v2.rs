@@ -666,9 +666,15 @@ async fn device_credentials_revoke_rotate_and_isolation() {
     )
     .await;
     a.error(StatusCode::UNAUTHORIZED);
-    let rotated = post_raw(&f.app, "/api/v2/devices/d1/rotate", Some(&f.admin), "")
-        .await
-        .json();
+    // (rotating a revoked device re-enables it only when asked to)
+    let rotated = post_raw(
+        &f.app,
+        "/api/v2/devices/d1/rotate?reactivate=true",
+        Some(&f.admin),
+        "",
+    )
+    .await
+    .json();
     let new = Dev {
         id: "d1".into(),
         token: rotated["token"].as_str().unwrap().into(),
@@ -768,4 +774,70 @@ async fn re_uploading_the_same_signed_manifest_answers_200_with_the_stored_relea
     );
     let list = get(&f.app, "/api/v2/releases", Some(&op)).await.json();
     assert_eq!(list.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn rotating_a_revoked_device_is_refused_unless_reactivation_is_asked_for() {
+    let (f, k) = v2_fixture().await;
+    let d1 = dev(&f, "d1", "ecowatt").await;
+    let r = post_raw(&f.app, "/api/v2/devices/d1/revoke", Some(&f.admin), "").await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    for path in [
+        "/api/v2/devices/d1/rotate",
+        "/api/v2/devices/d1/rotate?reactivate=false",
+    ] {
+        assert_eq!(
+            post_raw(&f.app, path, Some(&f.admin), "")
+                .await
+                .error(StatusCode::CONFLICT),
+            "device_revoked"
+        );
+    }
+    let dv = get(&f.app, "/api/v2/devices/d1", Some(&f.admin))
+        .await
+        .json();
+    assert!(dv["revoked_at"].is_i64(), "still revoked: {dv}");
+    let audit = get(&f.app, "/api/v2/audit?limit=1", Some(&f.admin))
+        .await
+        .json();
+    assert_eq!(
+        audit[0]["action"], "device.revoke",
+        "a refusal is not audited"
+    );
+    let body = checkin_record(&k, "d1", rand_nonce(), [0; 32], 0, 0);
+    post_raw(&f.app, "/api/v2/device/checkin", Some(&d1.token), body)
+        .await
+        .error(StatusCode::UNAUTHORIZED);
+
+    let rotated = post_raw(
+        &f.app,
+        "/api/v2/devices/d1/rotate?reactivate=true",
+        Some(&f.admin),
+        "",
+    )
+    .await;
+    assert_eq!(rotated.status, StatusCode::OK);
+    let new = Dev {
+        id: "d1".into(),
+        token: rotated.json()["token"].as_str().unwrap().into(),
+    };
+    checkin(&f, &k, &new, [0; 32], 0).await;
+    let dv = get(&f.app, "/api/v2/devices/d1", Some(&f.admin))
+        .await
+        .json();
+    assert!(dv["revoked_at"].is_null());
+    let audit = get(&f.app, "/api/v2/audit?limit=1", Some(&f.admin))
+        .await
+        .json();
+    assert_eq!(audit[0]["action"], "device.rotate");
+    assert_eq!(audit[0]["detail"]["reactivated"], true);
+    // Unknown query parameters are refused as everywhere.
+    post_raw(
+        &f.app,
+        "/api/v2/devices/d1/rotate?reactivated=1",
+        Some(&f.admin),
+        "",
+    )
+    .await
+    .error(StatusCode::BAD_REQUEST);
 }
