@@ -987,6 +987,76 @@ fn logs_written_to_a_pipe_carry_no_colour_codes() {
     );
 }
 
+/// The `Usage:` line of clap's output.
+fn usage_line(output: &str) -> &str {
+    output
+        .lines()
+        .find(|l| l.starts_with("Usage:"))
+        .unwrap_or_else(|| panic!("no usage line in {output}"))
+}
+
+#[test]
+fn usage_lines_do_not_show_settings_from_the_environment_as_required() {
+    let dir = tempfile::tempdir().unwrap();
+    let from_env = |args: &[&str]| {
+        let mut cmd = bare(args);
+        cmd.current_dir(dir.path())
+            .env("FOTA_SERVER", "http://127.0.0.1:1")
+            .env("FOTA_TOKEN", "fota_op_x")
+            .env("FOTA_KEYS", "K")
+            .env("FOTA_LEGACY_PSK", PSK);
+        cmd.output().unwrap()
+    };
+    // A usage error of an offline signing: only what the command line gave and what is
+    // missing, not the server, token or key folder the environment supplies.
+    let out = from_env(&["release", "create", "app.bin", "--class", "c", "--offline"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    let usage = usage_line(&err);
+    assert!(usage.contains("--sequence <N>"), "{usage}");
+    for flag in ["--keys", "--token", "--server"] {
+        assert!(!usage.contains(flag), "{flag} in {usage}");
+    }
+    let out = from_env(&["devices", "add", "d1"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    let usage = usage_line(&err);
+    assert!(usage.contains("--class <C>"), "{usage}");
+    assert!(
+        !usage.contains("--token") && !usage.contains("--server"),
+        "{usage}"
+    );
+    // The emulator: a PSK in the environment (for a server) neither shows up nor conflicts
+    // with a v2 credential given on the command line.
+    let out = from_env(&["emulate", "--id", "d1", "--credential", "d1.json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(!err.contains("cannot be used with"), "{err}");
+    let usage = usage_line(&err);
+    assert!(usage.contains("--flash"), "{usage}");
+    assert!(
+        !usage.contains("--legacy-psk") && !usage.contains("--server"),
+        "{usage}"
+    );
+
+    // Help: the same usage, and where each setting may come from.
+    let out = from_env(&["release", "create", "--help"]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    let usage = usage_line(&help);
+    assert_eq!(
+        usage,
+        "Usage: fota release create [OPTIONS] --version <V> --class <C> <IMAGE>"
+    );
+    for source in ["FOTA_KEYS", "FOTA_TOKEN", "FOTA_SERVER", "config `keys`"] {
+        assert!(help.contains(source), "{source} in {help}");
+    }
+    assert!(
+        !help.contains("fota_op_x"),
+        "the token's value is never shown"
+    );
+}
+
 #[test]
 fn an_empty_release_version_is_a_usage_error_said_once() {
     let f = Fleet::start(false);

@@ -12,6 +12,8 @@ use fota_emulator::http::Timeouts;
 use fota_emulator::netfault::NetFaultSpec;
 use fota_emulator::session::{self, FleetSpec, SessionSpec};
 
+use super::common;
+
 /// Exit status: 0 the `--until` goal was reached; 1 an argument or file was unusable; 2 a
 /// usage error; 3 the power was cut (`--power-cut-after-ops`; the flash file holds what the
 /// cut left: run again to continue); 4 no bootable image (bricked); 5 the device could not
@@ -23,9 +25,11 @@ use fota_emulator::session::{self, FleetSpec, SessionSpec};
 The --net-fault grammar and the --report json keys are in crates/fota-emulator/README.md."
 )]
 pub(crate) struct EmulateArgs {
-    /// Server base URL.
-    #[arg(long, env = "FOTA_SERVER", default_value = "http://127.0.0.1:8080")]
-    server: String,
+    /// Server base URL [else FOTA_SERVER, else http://127.0.0.1:8080].
+    // The environment is read in `run`, not by clap, which would count it as given on the
+    // command line (see `common::ConnArgs`).
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
     /// Device id (`EcoWatt001`); with --count, the prefix of the fleet's names.
     #[arg(long)]
     id: String,
@@ -36,13 +40,8 @@ pub(crate) struct EmulateArgs {
     #[arg(long, value_name = "ID.json", conflicts_with = "legacy_psk")]
     credential: Option<PathBuf>,
     /// Speak the seed's legacy protocol with this pre-shared key (UTF-8 bytes as given;
-    /// `hex:…` for binary keys).
-    #[arg(
-        long,
-        value_name = "KEY",
-        env = "FOTA_LEGACY_PSK",
-        hide_env_values = true
-    )]
+    /// `hex:…` for binary keys) [else FOTA_LEGACY_PSK, when no --credential is given].
+    #[arg(long, value_name = "KEY")]
     legacy_psk: Option<String>,
     /// Image for ota_0 when the flash file is created (never cut, not counted).
     #[arg(long, value_name = "app.bin")]
@@ -86,7 +85,16 @@ fn parse_until(s: &str) -> Result<Until, String> {
 }
 
 pub(crate) fn run(args: EmulateArgs) -> anyhow::Result<ExitCode> {
-    let protocol = match (&args.credential, &args.legacy_psk) {
+    let legacy_psk = args
+        .legacy_psk
+        .clone()
+        .or_else(|| common::env_setting("FOTA_LEGACY_PSK"));
+    let server = args
+        .server
+        .clone()
+        .or_else(|| common::env_setting("FOTA_SERVER"))
+        .unwrap_or_else(|| common::DEFAULT_SERVER.to_owned());
+    let protocol = match (&args.credential, &legacy_psk) {
         (Some(path), _) => {
             let bytes =
                 std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -125,7 +133,7 @@ pub(crate) fn run(args: EmulateArgs) -> anyhow::Result<ExitCode> {
     options.poll_interval = args.poll_interval;
     options.until = args.until;
     let spec = SessionSpec {
-        server: args.server.clone(),
+        server,
         flash: args.flash.clone().unwrap_or_default(),
         initial_image,
         layout,

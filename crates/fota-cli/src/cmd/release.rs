@@ -90,8 +90,8 @@ struct CreateArgs {
     /// Write the signed release as a bundle file (for `fota release upload`).
     #[arg(short = 'o', long = "out", value_name = "release.fota")]
     out: Option<PathBuf>,
-    /// Key folder made by `fota keys init` [else config `keys`].
-    #[arg(long, env = "FOTA_KEYS", value_name = "K")]
+    /// Key folder made by `fota keys init` [else FOTA_KEYS, else config `keys`].
+    #[arg(long, value_name = "K")]
     keys: Option<PathBuf>,
     /// The stored release as JSON on stdout.
     #[arg(long, conflicts_with = "offline")]
