@@ -969,6 +969,70 @@ fn client_library_signs_uploads_and_waits() {
 }
 
 #[test]
+fn an_emulated_device_whose_credential_was_rotated_stops_with_status_6() {
+    let f = Fleet::start(false);
+    f.ok(&["devices", "add", "d1", "--class", "c", "-o", "d1.json"]);
+    std::fs::copy(f.path("d1.json"), f.path("old.json")).unwrap();
+    f.ok(&["devices", "rotate", "d1", "-o", "d1.json"]);
+    let app = f.image("1.0.0");
+    let emulate = |credential: &str| {
+        f.cmd(&[
+            "emulate",
+            "--id",
+            "d1",
+            "--credential",
+            credential,
+            "--flash",
+            "d1.bin",
+            "--initial-image",
+            &app,
+            "--until",
+            "1-checkins",
+            "--poll-interval",
+            "100ms",
+            "--report",
+            "json",
+        ])
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap()
+    };
+
+    // The old credential: every check-in gets 401. None of them counts, the refusal is an
+    // error line, and the run ends with its own status instead of retrying or saying `done`.
+    let out = emulate("old.json");
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", text(&out.stdout), text(&out.stderr)));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{report}\n{stderr}");
+    assert_eq!(report["outcome"], "refused", "{report}");
+    assert_eq!(report["exit_code"], 6);
+    assert_eq!(report["checkins"], 0, "refused check-ins are not check-ins");
+    assert!(
+        report["error"].as_str().unwrap().contains("401"),
+        "{report}"
+    );
+    let refusal = stderr
+        .lines()
+        .find(|l| l.contains("401"))
+        .unwrap_or_else(|| panic!("no line names the 401: {stderr}"));
+    assert!(refusal.contains("ERROR"), "{refusal}");
+    assert!(
+        !stderr
+            .lines()
+            .any(|l| l.contains("INFO") && l.contains("401")),
+        "the refusal is not logged as information: {stderr}"
+    );
+
+    // The current credential on the same flash file: one answered check-in, done.
+    let out = emulate("d1.json");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["outcome"], "done");
+    assert_eq!(report["checkins"], 1);
+}
+
+#[test]
 fn logs_written_to_a_pipe_carry_no_colour_codes() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.toml");

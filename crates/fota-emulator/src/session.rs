@@ -154,7 +154,7 @@ pub struct FleetSpec {
 pub struct FleetReport {
     /// Devices run.
     pub devices: u32,
-    /// Devices per outcome (`done`, `power_cut`, `bricked`, `error`).
+    /// Devices per outcome (`done`, `power_cut`, `bricked`, `refused`, `error`).
     pub outcomes: std::collections::BTreeMap<String, u32>,
     /// Wall time until the last device finished.
     pub elapsed_ms: u64,

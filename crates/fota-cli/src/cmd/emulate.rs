@@ -17,11 +17,13 @@ use super::common;
 /// Exit status: 0 the `--until` goal was reached; 1 an argument or file was unusable; 2 a
 /// usage error; 3 the power was cut (`--power-cut-after-ops`; the flash file holds what the
 /// cut left: run again to continue); 4 no bootable image (bricked); 5 the device could not
-/// start or gave up. A fleet exits with the worst status of its devices.
+/// start or gave up; 6 the server refused the device's credential (HTTP 401: unknown,
+/// rotated or revoked). A fleet exits with the worst status of its devices.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Exit status: 0 goal reached, 1 unusable argument or file, 2 usage, \
-3 power cut, 4 bricked, 5 failed.\n\
+3 power cut, 4 bricked, 5 failed, 6 credential refused (HTTP 401: rotated or revoked; \
+use the current provisioning file).\n\
 The --net-fault grammar and the --report json keys are in crates/fota-emulator/README.md."
 )]
 pub(crate) struct EmulateArgs {
@@ -60,7 +62,7 @@ pub(crate) struct EmulateArgs {
     #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
     poll_interval: Duration,
     /// `updated` (the offered release runs, confirmed), `idle` (a check-in found nothing to
-    /// do), or `N-checkins`.
+    /// do), or `N-checkins` (check-ins the server refused do not count).
     #[arg(long, default_value = "updated", value_parser = parse_until)]
     until: Until,
     /// Print one JSON object on stdout (logs stay on stderr).
@@ -181,6 +183,9 @@ pub(crate) fn run(args: EmulateArgs) -> anyhow::Result<ExitCode> {
                 report.checkins,
                 report.bytes_downloaded,
             );
+            if let Some(error) = &report.error {
+                eprintln!("{}: {error}", report.device_id);
+            }
         }
         report.exit_code
     };
