@@ -968,6 +968,19 @@ fn client_library_signs_uploads_and_waits() {
     );
 }
 
+/// Bytes that are no ESP32 app image (the first is not the 0xE9 magic), from a fixed seed.
+fn noise(len: usize) -> Vec<u8> {
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8 | 1
+        })
+        .collect()
+}
+
 #[test]
 fn an_emulated_device_whose_credential_was_rotated_stops_with_status_6() {
     let f = Fleet::start(false);
@@ -1030,6 +1043,47 @@ fn an_emulated_device_whose_credential_was_rotated_stops_with_status_6() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["outcome"], "done");
     assert_eq!(report["checkins"], 1);
+}
+
+#[test]
+fn an_initial_image_that_is_no_esp32_app_is_refused_before_the_flash_file_exists() {
+    let f = Fleet::start(false);
+    f.ok(&["devices", "add", "d1", "--class", "c", "-o", "d1.json"]);
+    std::fs::write(f.path("random.bin"), noise(64 * 1024)).unwrap();
+    let args = |image: &str| {
+        [
+            "emulate",
+            "--id",
+            "d1",
+            "--credential",
+            "d1.json",
+            "--flash",
+            "d1.bin",
+            "--initial-image",
+            image,
+            "--until",
+            "1-checkins",
+            "--poll-interval",
+            "100ms",
+        ]
+        .map(str::to_owned)
+    };
+    let random = args("random.bin");
+    let random: Vec<&str> = random.iter().map(String::as_str).collect();
+    let err = f.fails(1, &random);
+    assert_eq!(
+        err.matches("not a valid ESP32 app image").count(),
+        1,
+        "said once: {err}"
+    );
+    assert!(err.contains("random.bin"), "names the file: {err}");
+    assert!(!f.path("d1.bin").exists(), "no flash file was made");
+    // Nothing was left behind to brick the next run: a real image makes the device.
+    let app = f.image("1.0.0");
+    let good = args(&app);
+    let good: Vec<&str> = good.iter().map(String::as_str).collect();
+    f.ok(&good);
+    assert!(f.path("d1.bin").exists());
 }
 
 #[test]

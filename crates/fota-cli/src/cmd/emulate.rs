@@ -7,18 +7,20 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::Args;
 use fota_emulator::device::{DeviceOptions, Protocol, Provisioning, Until};
-use fota_emulator::flash_file::Layout;
+use fota_emulator::flash_file::{self, Layout};
 use fota_emulator::http::Timeouts;
 use fota_emulator::netfault::NetFaultSpec;
+use fota_emulator::report;
 use fota_emulator::session::{self, FleetSpec, SessionSpec};
 
 use super::common;
 
-/// Exit status: 0 the `--until` goal was reached; 1 an argument or file was unusable; 2 a
-/// usage error; 3 the power was cut (`--power-cut-after-ops`; the flash file holds what the
-/// cut left: run again to continue); 4 no bootable image (bricked); 5 the device could not
-/// start or gave up; 6 the server refused the device's credential (HTTP 401: unknown,
-/// rotated or revoked). A fleet exits with the worst status of its devices.
+/// Exit status: 0 the `--until` goal was reached; 1 an argument or file was unusable (an
+/// `--initial-image` that is no ESP32 app image among them); 2 a usage error; 3 the power was
+/// cut (`--power-cut-after-ops`; the flash file holds what the cut left: run again to
+/// continue); 4 no bootable image (bricked); 5 the device could not start or gave up; 6 the
+/// server refused the device's credential (HTTP 401: unknown, rotated or revoked). A fleet
+/// exits with the worst status of its devices.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Exit status: 0 goal reached, 1 unusable argument or file, 2 usage, \
@@ -122,13 +124,20 @@ pub(crate) fn run(args: EmulateArgs) -> anyhow::Result<ExitCode> {
             p.device_id
         );
     }
-    let initial_image = args
-        .initial_image
-        .as_ref()
-        .map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display())))
-        .transpose()?;
-    let net_fault = NetFaultSpec::parse(args.net_fault.as_deref().unwrap_or(""))?;
     let layout = Layout::from_name(&args.layout).unwrap_or_default();
+    // Checked even when the flash file exists (and the image is not needed): a file that is
+    // no app image is a mistake worth hearing about at once, not a device bricked later.
+    let initial_image = match &args.initial_image {
+        Some(path) => {
+            let image =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            flash_file::check_image(layout, &image)
+                .with_context(|| format!("--initial-image {}", path.display()))?;
+            Some(image)
+        }
+        None => None,
+    };
+    let net_fault = NetFaultSpec::parse(args.net_fault.as_deref().unwrap_or(""))?;
     let mut options = DeviceOptions::new(&args.id, protocol);
     options.boot_attempts = args.boot_attempts;
     options.chunk_interval = args.chunk_interval;
@@ -186,6 +195,13 @@ pub(crate) fn run(args: EmulateArgs) -> anyhow::Result<ExitCode> {
             if let Some(error) = &report.error {
                 eprintln!("{}: {error}", report.device_id);
             }
+        }
+        if report.exit_code == report::exit::BRICKED {
+            eprintln!(
+                "{} holds no bootable image; every run boots from it: remove it to make the \
+                 device anew from --initial-image",
+                spec.flash.display()
+            );
         }
         report.exit_code
     };
