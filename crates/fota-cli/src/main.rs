@@ -1,8 +1,9 @@
 //! `fota`: one binary for operators, servers and emulated devices.
 //!
 //! Conventions shared by every subcommand: outputs go to `-o/--out`; listings and reports take
-//! `--json` (machine output on stdout); logs go to stderr (`RUST_LOG` filters them); settings
-//! come from flag > environment > config file.
+//! `--json` (machine output on stdout); logs go to stderr (`RUST_LOG` filters them; coloured
+//! only on a terminal and without `NO_COLOR`); settings come from flag > environment > config
+//! file.
 //!
 //! Exit status: 0 on success, 1 when the command failed or its verdict is negative (an invalid
 //! image, a bad partition table, a request the server refused), 2 on a usage error.
@@ -12,6 +13,7 @@
 //! `--token`/`FOTA_TOKEN`, else the `server`/`token` keys of the config file (`FOTA_CONFIG`, or
 //! `~/.config/fota/config.toml`); the server's refusals are shown with its reason.
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -81,8 +83,13 @@ fn main() -> ExitCode {
     } else {
         "info"
     };
+    // Colour only for a person at a terminal: logs piped to a file or another program must
+    // not carry escape codes. NO_COLOR (https://no-color.org) turns it off there too.
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| default_filter.into()),

@@ -460,9 +460,10 @@ fn offline_bundle_uploads_later() {
     assert_eq!(stored["id"], id.as_str());
     assert_eq!(stored["sequence"], 7);
     assert_eq!(stored["class"], "c1");
-    // The same bundle again: its sequence is no longer above the class's highest.
-    let err = f.fails(1, &["release", "upload", "r.fota"]);
-    assert!(err.contains("HTTP 409"), "{err}");
+    // The same bundle again: the server already holds it, which is no failure.
+    let out = f.run(&["release", "upload", "r.fota"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("already uploaded"));
     // A damaged bundle is refused before anything is sent.
     std::fs::write(f.path("bad.fota"), &bundle[..bundle.len() - 1]).unwrap();
     let err = f.fails(1, &["release", "upload", "bad.fota"]);
@@ -912,8 +913,13 @@ fn client_library_signs_uploads_and_waits() {
             .upload_signed(&signed, &image, &mut |n| sent += n)
             .unwrap();
         assert_eq!(sent, image.len() as u64, "progress counts every image byte");
-        assert_eq!(stored.id, signed.release_id());
-        releases.push(stored);
+        assert!(stored.created);
+        assert_eq!(stored.release.id, signed.release_id());
+        // Again: the stored release, not created anew.
+        let again = client.upload_signed(&signed, &image, &mut |_| {}).unwrap();
+        assert!(!again.created);
+        assert_eq!(again.release.id, stored.release.id);
+        releases.push(stored.release);
     }
     assert_eq!(client.next_sequence("c1").unwrap(), 2);
 
@@ -1029,4 +1035,339 @@ fn devices_delete_removes_a_device_and_its_history() {
     let blob = format!("/api/v2/device/blobs/{}", "0".repeat(64));
     let (status, _) = f.http("GET", &blob, old["token"].as_str().unwrap(), b"");
     assert_eq!(status, 401);
+}
+
+/// Bytes that are no ESP32 app image (the first is not the 0xE9 magic), from a fixed seed.
+fn noise(len: usize) -> Vec<u8> {
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8 | 1
+        })
+        .collect()
+}
+
+#[test]
+fn an_emulated_device_whose_credential_was_rotated_stops_with_status_6() {
+    let f = Fleet::start(false);
+    f.ok(&["devices", "add", "d1", "--class", "c", "-o", "d1.json"]);
+    std::fs::copy(f.path("d1.json"), f.path("old.json")).unwrap();
+    f.ok(&["devices", "rotate", "d1", "-o", "d1.json"]);
+    let app = f.image("1.0.0");
+    let emulate = |credential: &str| {
+        f.cmd(&[
+            "emulate",
+            "--id",
+            "d1",
+            "--credential",
+            credential,
+            "--flash",
+            "d1.bin",
+            "--initial-image",
+            &app,
+            "--until",
+            "1-checkins",
+            "--poll-interval",
+            "100ms",
+            "--report",
+            "json",
+        ])
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap()
+    };
+
+    // The old credential: every check-in gets 401. None of them counts, the refusal is an
+    // error line, and the run ends with its own status instead of retrying or saying `done`.
+    let out = emulate("old.json");
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", text(&out.stdout), text(&out.stderr)));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{report}\n{stderr}");
+    assert_eq!(report["outcome"], "refused", "{report}");
+    assert_eq!(report["exit_code"], 6);
+    assert_eq!(report["checkins"], 0, "refused check-ins are not check-ins");
+    assert!(
+        report["error"].as_str().unwrap().contains("401"),
+        "{report}"
+    );
+    let refusal = stderr
+        .lines()
+        .find(|l| l.contains("401"))
+        .unwrap_or_else(|| panic!("no line names the 401: {stderr}"));
+    assert!(refusal.contains("ERROR"), "{refusal}");
+    assert!(
+        !stderr
+            .lines()
+            .any(|l| l.contains("INFO") && l.contains("401")),
+        "the refusal is not logged as information: {stderr}"
+    );
+
+    // The current credential on the same flash file: one answered check-in, done.
+    let out = emulate("d1.json");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["outcome"], "done");
+    assert_eq!(report["checkins"], 1);
+}
+
+#[test]
+fn an_initial_image_that_is_no_esp32_app_is_refused_before_the_flash_file_exists() {
+    let f = Fleet::start(false);
+    f.ok(&["devices", "add", "d1", "--class", "c", "-o", "d1.json"]);
+    std::fs::write(f.path("random.bin"), noise(64 * 1024)).unwrap();
+    let args = |image: &str| {
+        [
+            "emulate",
+            "--id",
+            "d1",
+            "--credential",
+            "d1.json",
+            "--flash",
+            "d1.bin",
+            "--initial-image",
+            image,
+            "--until",
+            "1-checkins",
+            "--poll-interval",
+            "100ms",
+        ]
+        .map(str::to_owned)
+    };
+    let random = args("random.bin");
+    let random: Vec<&str> = random.iter().map(String::as_str).collect();
+    let err = f.fails(1, &random);
+    assert_eq!(
+        err.matches("not a valid ESP32 app image").count(),
+        1,
+        "said once: {err}"
+    );
+    assert!(err.contains("random.bin"), "names the file: {err}");
+    assert!(!f.path("d1.bin").exists(), "no flash file was made");
+    // Nothing was left behind to brick the next run: a real image makes the device.
+    let app = f.image("1.0.0");
+    let good = args(&app);
+    let good: Vec<&str> = good.iter().map(String::as_str).collect();
+    f.ok(&good);
+    assert!(f.path("d1.bin").exists());
+}
+
+#[test]
+fn logs_written_to_a_pipe_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    // An unknown key is a warning: a log line, before the (failing) request.
+    std::fs::write(&config, "colour = true\nserver = \"http://127.0.0.1:1\"\n").unwrap();
+    let out = bare(&["release", "list"])
+        .env("FOTA_CONFIG", &config)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("unknown key `colour`"), "{stderr}");
+    assert!(
+        !out.stderr.contains(&0x1b),
+        "no ANSI escapes on a pipe: {stderr:?}"
+    );
+}
+
+/// The `Usage:` line of clap's output.
+fn usage_line(output: &str) -> &str {
+    output
+        .lines()
+        .find(|l| l.starts_with("Usage:"))
+        .unwrap_or_else(|| panic!("no usage line in {output}"))
+}
+
+#[test]
+fn usage_lines_do_not_show_settings_from_the_environment_as_required() {
+    let dir = tempfile::tempdir().unwrap();
+    let from_env = |args: &[&str]| {
+        let mut cmd = bare(args);
+        cmd.current_dir(dir.path())
+            .env("FOTA_SERVER", "http://127.0.0.1:1")
+            .env("FOTA_TOKEN", "fota_op_x")
+            .env("FOTA_KEYS", "K")
+            .env("FOTA_LEGACY_PSK", PSK);
+        cmd.output().unwrap()
+    };
+    // A usage error of an offline signing: only what the command line gave and what is
+    // missing, not the server, token or key folder the environment supplies.
+    let out = from_env(&["release", "create", "app.bin", "--class", "c", "--offline"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    let usage = usage_line(&err);
+    assert!(usage.contains("--sequence <N>"), "{usage}");
+    for flag in ["--keys", "--token", "--server"] {
+        assert!(!usage.contains(flag), "{flag} in {usage}");
+    }
+    let out = from_env(&["devices", "add", "d1"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    let usage = usage_line(&err);
+    assert!(usage.contains("--class <C>"), "{usage}");
+    assert!(
+        !usage.contains("--token") && !usage.contains("--server"),
+        "{usage}"
+    );
+    // The emulator: a PSK in the environment (for a server) neither shows up nor conflicts
+    // with a v2 credential given on the command line.
+    let out = from_env(&["emulate", "--id", "d1", "--credential", "d1.json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(!err.contains("cannot be used with"), "{err}");
+    let usage = usage_line(&err);
+    assert!(usage.contains("--flash"), "{usage}");
+    assert!(
+        !usage.contains("--legacy-psk") && !usage.contains("--server"),
+        "{usage}"
+    );
+
+    // Help: the same usage, and where each setting may come from.
+    let out = from_env(&["release", "create", "--help"]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    let usage = usage_line(&help);
+    assert_eq!(
+        usage,
+        "Usage: fota release create [OPTIONS] --version <V> --class <C> <IMAGE>"
+    );
+    for source in ["FOTA_KEYS", "FOTA_TOKEN", "FOTA_SERVER", "config `keys`"] {
+        assert!(help.contains(source), "{source} in {help}");
+    }
+    assert!(
+        !help.contains("fota_op_x"),
+        "the token's value is never shown"
+    );
+}
+
+#[test]
+fn an_empty_release_version_is_a_usage_error_said_once() {
+    let f = Fleet::start(false);
+    f.ok(&[
+        "image",
+        "build",
+        "--version",
+        "",
+        "--size",
+        "40K",
+        "-o",
+        "empty.bin",
+    ]);
+    for offline in [false, true] {
+        let mut args = vec![
+            "release",
+            "create",
+            "empty.bin",
+            "--version",
+            "",
+            "--class",
+            "c",
+        ];
+        if offline {
+            args.extend(["--offline", "--sequence", "1", "-o", "r.fota"]);
+        }
+        let err = f.fails(2, &args);
+        assert_eq!(err.matches("1-31 bytes").count(), 1, "{err}");
+        assert!(!err.contains("offset"), "{err}");
+        assert!(!f.path("r.fota").exists());
+    }
+    assert_eq!(
+        f.json(&["release", "list", "--json"]),
+        serde_json::json!([]),
+        "nothing was uploaded"
+    );
+}
+
+#[test]
+fn re_uploading_a_bundle_the_server_holds_answers_the_stored_release() {
+    let f = Fleet::start(false);
+    let app = f.image("2.0.0");
+    f.ok(&[
+        "release",
+        "create",
+        &app,
+        "--version",
+        "2.0.0",
+        "--class",
+        "c1",
+        "--sequence",
+        "50",
+        "-o",
+        "r.fota",
+    ]);
+    let first = f.json(&["release", "show", "2.0.0", "--json"]);
+    // The same bundle (the same signed manifest) again: success, the stored release, said so.
+    let out = f.run(&["release", "upload", "r.fota"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(said.contains("already uploaded"), "{said}");
+    assert!(said.contains(first["id"].as_str().unwrap()), "{said}");
+    let again = f.json(&["release", "upload", "r.fota", "--json"]);
+    assert_eq!(again, first, "the stored release, unchanged");
+    let list = f.json(&["release", "list", "--json"]);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let audit = f.json(&["audit", "--json"]);
+    let creates = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "release.create")
+        .count();
+    assert_eq!(creates, 1, "a repeat is not a new release");
+    // Another manifest with the same sequence is still a conflict.
+    let app2 = f.image("2.0.1");
+    let err = f.fails(
+        1,
+        &[
+            "release",
+            "create",
+            &app2,
+            "--version",
+            "2.0.1",
+            "--class",
+            "c1",
+            "--sequence",
+            "50",
+        ],
+    );
+    assert!(
+        err.contains("HTTP 409") && err.contains("not above"),
+        "{err}"
+    );
+}
+
+#[test]
+fn rotating_a_revoked_device_needs_reactivate() {
+    let f = Fleet::start(false);
+    f.ok(&["devices", "add", "d1", "--class", "c", "-o", "d1.json"]);
+    let before = provisioning(&f.path("d1.json"));
+    f.ok(&["devices", "revoke", "d1"]);
+    let err = f.fails(1, &["devices", "rotate", "d1", "-o", "d1.json"]);
+    assert!(err.contains("HTTP 409, device_revoked"), "{err}");
+    assert!(err.contains("--reactivate"), "says how: {err}");
+    assert_eq!(
+        provisioning(&f.path("d1.json")),
+        before,
+        "the file is left as it was"
+    );
+    let shown = f.json(&["devices", "show", "d1", "--json"]);
+    assert!(shown["revoked_at"].is_i64(), "still revoked: {shown}");
+    let blob = format!("/api/v2/device/blobs/{}", "0".repeat(64));
+    let (status, _) = f.http("GET", &blob, before["token"].as_str().unwrap(), b"");
+    assert_eq!(status, 401);
+
+    // Asked for: a new credential, and the device is active again.
+    f.ok(&["devices", "rotate", "d1", "--reactivate", "-o", "d1.json"]);
+    let after = provisioning(&f.path("d1.json"));
+    assert_ne!(after["token"], before["token"]);
+    let shown = f.json(&["devices", "show", "d1", "--json"]);
+    assert!(shown["revoked_at"].is_null(), "{shown}");
+    let (status, _) = f.http("GET", &blob, after["token"].as_str().unwrap(), b"");
+    assert_eq!(status, 403, "known again (the blob is just not offered)");
+    // On an active device --reactivate changes nothing else.
+    f.ok(&["devices", "rotate", "d1", "--reactivate", "-o", "d1.json"]);
 }

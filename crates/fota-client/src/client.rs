@@ -123,6 +123,17 @@ impl Error {
 
 type Result<T, E = Error> = core::result::Result<T, E>;
 
+/// What a release upload did.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Upload {
+    /// The release as the server stores it.
+    pub release: Release,
+    /// Whether this upload stored it; `false` when the server already held the same signed
+    /// manifest (it answered 200, not 201, and changed nothing).
+    pub created: bool,
+}
+
 /// The byte parts of a signed release, as the upload endpoint takes them (the image is
 /// streamed separately).
 #[derive(Debug, Clone, Copy)]
@@ -253,9 +264,13 @@ impl Client {
         Self::decode(&url, &answer)
     }
 
-    fn post_empty<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+    /// A POST without a body, with `query` parameters.
+    fn post_empty<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<T> {
         let url = self.url(path);
-        let request = self.authorize(self.agent.post(&url));
+        let mut request = self.authorize(self.agent.post(&url));
+        for (k, v) in query {
+            request = request.query(*k, *v);
+        }
         let (_, answer) = self.answer(&url, request.send_empty())?;
         Self::decode(&url, &answer)
     }
@@ -368,9 +383,15 @@ impl Client {
     }
 
     /// `POST /api/v2/devices/{id}/rotate` (operator): a new credential; the old one stops
-    /// working at once.
-    pub fn rotate_device(&self, id: &str) -> Result<Provisioning> {
-        self.post_empty(&format!("/api/v2/devices/{}/rotate", segment(id)))
+    /// working at once. A revoked device is refused (409 `device_revoked`) unless
+    /// `reactivate`, which also lifts the revocation.
+    pub fn rotate_device(&self, id: &str, reactivate: bool) -> Result<Provisioning> {
+        let query: &[(&str, &str)] = if reactivate {
+            &[("reactivate", "true")]
+        } else {
+            &[]
+        };
+        self.post_empty(&format!("/api/v2/devices/{}/rotate", segment(id)), query)
     }
 
     /// `GET /api/v2/devices/{id}/events` (viewer): newest first, at most `limit` (1-1000,
@@ -411,14 +432,15 @@ impl Client {
     ///
     /// The server verifies everything (signature against its root record, hash list, image
     /// hash and format, sequence above the class's highest) before the release becomes
-    /// visible, and answers the stored release.
+    /// visible, and answers the stored release. A release it already holds (the same signed
+    /// manifest) is not an error: the answer is that release, with [`Upload::created`] false.
     pub fn upload_release(
         &self,
         parts: ReleaseParts<'_>,
         image: &mut dyn Read,
         image_len: u64,
         on_sent: &mut dyn FnMut(u64),
-    ) -> Result<Release> {
+    ) -> Result<Upload> {
         let boundary = boundary(parts.manifest);
         let mut head = Vec::with_capacity(parts.manifest.len() + parts.hashlist.len() + 512);
         let mut part = |name: &str, file: bool, data: &[u8]| {
@@ -483,8 +505,12 @@ impl Client {
         if let Some(e) = failed {
             return Err(Error::Image(e));
         }
-        let (_, answer) = self.answer(&url, result)?;
-        Self::decode(&url, &answer)
+        let (status, answer) = self.answer(&url, result)?;
+        Ok(Upload {
+            release: Self::decode(&url, &answer)?,
+            // 201 Created; 200 is the server's answer for a release it already held.
+            created: status != 200,
+        })
     }
 
     /// Uploads a release made by [`crate::release::sign`] with the `image` it was signed for
@@ -494,7 +520,7 @@ impl Client {
         release: &crate::release::SignedRelease,
         image: &[u8],
         on_sent: &mut dyn FnMut(u64),
-    ) -> Result<Release> {
+    ) -> Result<Upload> {
         self.upload_release(
             release.parts(),
             &mut &image[..],

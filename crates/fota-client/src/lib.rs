@@ -33,7 +33,7 @@
 //!     expires_at: 0,
 //! };
 //! let signed = release::sign(&image, &spec, &keys)?;
-//! let stored = client.upload_signed(&signed, &image, &mut |_sent| {})?;
+//! let stored = client.upload_signed(&signed, &image, &mut |_sent| {})?.release;
 //! client.assign_class(&stored.id, "ecowatt-v1")?;
 //! let device = client.wait_for_device(
 //!     &provisioning.device_id,
@@ -59,7 +59,7 @@ mod client;
 pub mod bundle;
 pub mod release;
 
-pub use client::{Client, Error, ReleaseParts};
+pub use client::{Client, Error, ReleaseParts, Upload};
 
 /// The JSON types of the operator API, as the server defines them.
 pub mod api {

@@ -77,9 +77,22 @@ pub enum ReleaseError {
         /// The image's `esp_app_desc_t.version`.
         image: String,
     },
-    /// A manifest field is out of range (chunk size, version length, sequence 0, ...).
-    #[error("manifest: {0}")]
+    /// The version cannot be a release's (see [`check_version`]).
+    #[error("{0:?} is not a release version: 1-31 bytes of text without NUL")]
+    InvalidVersion(String),
+    /// A manifest field is out of range (chunk size, project name, sequence 0, ...). The
+    /// field is named by the source, so that an error chain says it once.
+    #[error("the manifest cannot be built")]
     Manifest(#[from] v2::Error),
+}
+
+/// Checks that `version` can be a release's: the manifest's `fw_version` holds 1-31 bytes of
+/// UTF-8 without NUL (as `esp_app_desc_t.version` does, and it is never empty in a release).
+pub fn check_version(version: &str) -> Result<(), ReleaseError> {
+    if version.is_empty() || FixedStr::new(version).is_none() {
+        return Err(ReleaseError::InvalidVersion(version.to_owned()));
+    }
+    Ok(())
 }
 
 /// The signing side of a key folder (as `fota keys init` writes it): its root record and
@@ -229,6 +242,7 @@ pub fn sign(
     spec: &ReleaseSpec,
     keys: &KeyFolder,
 ) -> Result<SignedRelease, ReleaseError> {
+    check_version(&spec.version)?;
     let info = inspect_image(image)?;
     if info.version != spec.version {
         return Err(ReleaseError::VersionMismatch {

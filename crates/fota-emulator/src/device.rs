@@ -11,7 +11,7 @@ use core::time::Duration;
 
 use fota_agent::{
     Agent, AgentStatus, BootInfo, Buffers, DeviceConfig, Mode, PollOutcome, Running,
-    StartupOutcome, Transport,
+    StartupOutcome, Transport, TransportError,
 };
 use fota_flash_sim::SimFlash;
 use fota_protocol::esp::otadata::{BootIndex, OtaState};
@@ -216,6 +216,9 @@ pub enum Ended {
     PowerCut,
     /// No partition holds a bootable image.
     Bricked(String),
+    /// The server refused the device's credential (HTTP 401: unknown, rotated or revoked).
+    /// No retry can help: only a new provisioning file can.
+    Refused(String),
     /// The bootloader or agent could not start (table, provisioning), or a limit was hit.
     Error(String),
 }
@@ -247,8 +250,10 @@ pub struct RunResult {
     pub ended: Ended,
     /// Every boot, in order.
     pub boots: Vec<BootRecord>,
-    /// Check-ins made (agent polls).
+    /// Check-ins made (agent polls) that the server did not refuse.
     pub checkins: u32,
+    /// Agent polls the server refused (HTTP 401/403); they are not check-ins.
+    pub refused: u32,
     /// The last boot's bootloader view.
     pub last_boot: Option<Boot>,
     /// The last offer seen.
@@ -279,6 +284,18 @@ fn running_of(index: BootIndex) -> Running {
 
 fn ms(d: Duration) -> u32 {
     u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+}
+
+/// The HTTP status with which the server refused a poll's request: 401 (the credential is
+/// unknown, rotated or revoked) or 403 (a request this credential may not make).
+fn refusal(outcome: &PollOutcome) -> Option<u16> {
+    match outcome {
+        PollOutcome::Retry {
+            error: TransportError::Status(code @ (401 | 403)),
+            ..
+        } => Some(*code),
+        _ => None,
+    }
 }
 
 /// Whether the device runs what the server offers, confirmed.
@@ -320,6 +337,7 @@ where
         ended: Ended::Done,
         boots: Vec::new(),
         checkins: 0,
+        refused: 0,
         last_boot: None,
         offer: Offer::Unknown,
     };
@@ -419,7 +437,7 @@ where
         let mut stop = None;
         match startup {
             StartupOutcome::Ready => loop {
-                if result.checkins >= opts.max_checkins {
+                if result.checkins.saturating_add(result.refused) >= opts.max_checkins {
                     stop = Some(Ended::Error(format!(
                         "no goal after {} check-ins",
                         opts.max_checkins
@@ -427,26 +445,51 @@ where
                     break;
                 }
                 let outcome = agent.poll().await;
-                result.checkins += 1;
                 record.polls.push(outcome);
-                tracing::info!(device = %opts.name, ?outcome, "poll");
+                let refused = refusal(&outcome);
+                match refused {
+                    // A refusal is not a check-in: it must neither reach an `N-checkins` goal
+                    // nor pass for routine retrying.
+                    Some(code) => {
+                        result.refused += 1;
+                        tracing::error!(
+                            device = %opts.name,
+                            status = code,
+                            "the server refused the device's request (HTTP {code})"
+                        );
+                    }
+                    None => {
+                        result.checkins += 1;
+                        tracing::info!(device = %opts.name, ?outcome, "poll");
+                    }
+                }
                 if !agent.flash().is_powered() {
                     stop = Some(Ended::PowerCut);
                     break;
                 }
+                if refused == Some(401) {
+                    stop = Some(Ended::Refused(
+                        "the server refused the device's credential (HTTP 401): it is unknown, \
+                         rotated or revoked; run again with the provisioning file `fota devices \
+                         rotate` wrote"
+                            .into(),
+                    ));
+                    break;
+                }
                 let status = agent.status();
-                let done = match (opts.until, outcome) {
-                    (Until::Checkins(n), _) => result.checkins >= n,
-                    (Until::Idle, PollOutcome::Idle { .. }) => true,
-                    (Until::Updated, PollOutcome::Idle { .. }) => is_updated(
-                        &boot,
-                        agent.flash(),
-                        &status,
-                        agent.journal().installed.id,
-                        offers.last().0,
-                    ),
-                    _ => false,
-                };
+                let done = refused.is_none()
+                    && match (opts.until, outcome) {
+                        (Until::Checkins(n), _) => result.checkins >= n,
+                        (Until::Idle, PollOutcome::Idle { .. }) => true,
+                        (Until::Updated, PollOutcome::Idle { .. }) => is_updated(
+                            &boot,
+                            agent.flash(),
+                            &status,
+                            agent.journal().installed.id,
+                            offers.last().0,
+                        ),
+                        _ => false,
+                    };
                 if done {
                     stop = Some(Ended::Done);
                     break;

@@ -10,6 +10,7 @@ use std::path::Path;
 
 use fota_flash_sim::{Config, SimFlash};
 use fota_protocol::esp::flash::{FlashBuildError, FlashBuilder};
+use fota_protocol::esp::image::{self as esp_image, ImageError, VerifyOptions};
 use fota_protocol::esp::layouts;
 use fota_protocol::esp::otadata::{BootIndex, OtaSelectEntry, OtaState};
 use fota_protocol::esp::partition::PartitionTable;
@@ -80,18 +81,22 @@ impl<'a> FlashSpec<'a> {
     }
 }
 
-/// Why a flash could not be created or opened.
+/// Why a flash could not be created or opened. (Each message leaves its cause to `source()`,
+/// so an error chain says it once.)
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FlashFileError {
+    /// The initial image is not one the bootloader would boot from `ota_0`.
+    #[error("the initial image is not a valid ESP32 app image")]
+    InvalidImage(#[source] ImageError),
     /// The image does not fit or the table is unusable.
-    #[error("building the flash image: {0}")]
+    #[error("building the flash image")]
     Build(#[from] FlashBuildError),
     /// The image file could not be created or opened.
-    #[error("flash file: {0}")]
+    #[error(transparent)]
     Open(#[from] fota_flash_sim::OpenError),
     /// Writing the contents failed.
-    #[error("flash: {0}")]
+    #[error("writing the flash")]
     Flash(#[from] fota_flash_sim::Error),
     /// The otadata sequence does not select `ota_0`.
     #[error("otadata sequence {0:#x} does not select ota_0")]
@@ -101,11 +106,33 @@ pub enum FlashFileError {
     Missing(String),
 }
 
-/// The bytes of a new flash.
+/// Checks `image` as the bootloader will when it boots `ota_0` of `layout` (ESP-IDF's
+/// `esp_image_verify`, the slot's size as the limit). A factory does not program a device
+/// with something it cannot boot; a flash made that way would only ever be bricked.
+pub fn check_image(layout: Layout, image: &[u8]) -> Result<(), FlashFileError> {
+    let max_len = layout
+        .table()
+        .boot_layout()
+        .slot(0)
+        .map(|p| p.size)
+        .ok_or_else(|| FlashBuildError::NoSuchPartition("ota_0".into()))?;
+    esp_image::verify(
+        image,
+        VerifyOptions {
+            max_len: Some(max_len),
+            ..VerifyOptions::default()
+        },
+    )
+    .map(drop)
+    .map_err(FlashFileError::InvalidImage)
+}
+
+/// The bytes of a new flash. The image must pass [`check_image`].
 pub fn build_image(spec: &FlashSpec<'_>) -> Result<Vec<u8>, FlashFileError> {
     if spec.otadata_seq == u32::MAX || !spec.otadata_seq.wrapping_sub(1).is_multiple_of(2) {
         return Err(FlashFileError::Sequence(spec.otadata_seq));
     }
+    check_image(spec.layout, spec.image)?;
     let table = spec.layout.table();
     let mut builder = FlashBuilder::new(FLASH_SIZE as u32, &table)?;
     builder
@@ -120,7 +147,8 @@ pub fn new_in_memory(spec: &FlashSpec<'_>) -> Result<SimFlash, FlashFileError> {
 }
 
 /// Opens the flash file at `path`; when it does not exist and `spec` is given, creates it
-/// first (uncounted, never cut). An existing file is never rewritten: it is the device.
+/// first (uncounted, never cut). An existing file is never rewritten: it is the device. An
+/// image that fails [`check_image`] is refused before the file exists.
 pub fn open_or_create(
     path: &Path,
     spec: Option<&FlashSpec<'_>>,

@@ -19,6 +19,9 @@ pub mod exit {
     pub const BRICKED: u8 = 4;
     /// The device could not start, or gave up (boot loop, check-in limit).
     pub const FAILED: u8 = 5;
+    /// The server refused the device's credential (HTTP 401): it is unknown, was rotated or
+    /// revoked. Only a new provisioning file helps.
+    pub const REFUSED: u8 = 6;
 }
 
 /// One otadata entry.
@@ -119,11 +122,11 @@ pub struct Report {
     pub device_id: String,
     /// `v2` or `legacy`.
     pub protocol: String,
-    /// `done`, `power_cut`, `bricked`, `error`.
+    /// `done`, `power_cut`, `bricked`, `refused`, `error`.
     pub outcome: String,
     /// The exit status this outcome maps to.
     pub exit_code: u8,
-    /// The error text when `outcome` is `bricked` or `error`.
+    /// The error text when `outcome` is `bricked`, `refused` or `error`.
     pub error: Option<String>,
     /// The running image after the last boot.
     pub running: Option<RunningReport>,
@@ -134,8 +137,10 @@ pub struct Report {
     pub agent_state: Option<String>,
     /// Boots in this run.
     pub boots: usize,
-    /// Check-ins in this run.
+    /// Check-ins in this run (polls the server refused not counted).
     pub checkins: u32,
+    /// Polls the server refused with HTTP 401 or 403 in this run.
+    pub refused: u32,
     /// Image bytes received this run (every boot).
     pub bytes_downloaded: u64,
     /// Chunks fetched again this run.
@@ -165,6 +170,7 @@ pub fn exit_code(ended: &Ended) -> u8 {
         Ended::Done => exit::DONE,
         Ended::PowerCut => exit::POWER_CUT,
         Ended::Bricked(_) => exit::BRICKED,
+        Ended::Refused(_) => exit::REFUSED,
         _ => exit::FAILED,
     }
 }
@@ -183,6 +189,7 @@ pub fn build(
         Ended::Done => ("done", None),
         Ended::PowerCut => ("power_cut", None),
         Ended::Bricked(e) => ("bricked", Some(e.clone())),
+        Ended::Refused(e) => ("refused", Some(e.clone())),
         Ended::Error(e) => ("error", Some(e.clone())),
     };
     let otadata = result
@@ -219,6 +226,7 @@ pub fn build(
         agent_state: status.map(|s| s.state.as_str().to_owned()),
         boots: result.boots.len(),
         checkins: result.checkins,
+        refused: result.refused,
         bytes_downloaded: bytes,
         chunks_redownloaded: rechunks,
         resumes: status.map_or(0, |s| s.resumes),

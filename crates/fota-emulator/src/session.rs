@@ -46,8 +46,8 @@ pub enum SessionError {
     /// The flash file.
     #[error(transparent)]
     Flash(#[from] flash_file::FlashFileError),
-    /// The server URL.
-    #[error("server URL: {0}")]
+    /// The server URL (what is wrong with it is the source, so a chain says it once).
+    #[error("server URL")]
     Url(#[from] crate::http::HttpError),
     /// The fault proxy could not start.
     #[error("fault proxy: {0}")]
@@ -154,7 +154,7 @@ pub struct FleetSpec {
 pub struct FleetReport {
     /// Devices run.
     pub devices: u32,
-    /// Devices per outcome (`done`, `power_cut`, `bricked`, `error`).
+    /// Devices per outcome (`done`, `power_cut`, `bricked`, `refused`, `error`).
     pub outcomes: std::collections::BTreeMap<String, u32>,
     /// Wall time until the last device finished.
     pub elapsed_ms: u64,
@@ -185,6 +185,18 @@ fn read_provisioning(path: &Path) -> Result<device::Provisioning, SessionError> 
         path: path.into(),
         message: e.to_string(),
     })
+}
+
+/// `e` and its sources, `: `-separated (the messages leave their causes to `source()`).
+fn chain(e: &dyn core::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 /// Runs a fleet: one task per device in this process.
@@ -218,7 +230,7 @@ pub async fn run_fleet(spec: &FleetSpec) -> Result<FleetReport, SessionError> {
         let report = match r {
             Ok(rep) => rep,
             Err(e) => {
-                tracing::warn!(device = %name, error = %e, "device could not run");
+                tracing::warn!(device = %name, error = %chain(&e), "device could not run");
                 *outcomes.entry("error".to_owned()).or_insert(0) += 1;
                 continue;
             }

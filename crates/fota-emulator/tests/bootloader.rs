@@ -167,3 +167,27 @@ fn two_ota_layout_boots_ota_0_from_the_valid_entry() {
     assert_eq!(b.running, BootIndex::Ota(0));
     assert_eq!(b.partition.offset, 0x11_0000);
 }
+
+#[test]
+fn a_flash_file_is_never_made_from_an_image_the_bootloader_would_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.bin");
+    let mut broken = image("1.0.0", 0);
+    broken[0] = 0xE8; // not the app image magic
+    let mut truncated = image("1.0.0", 0);
+    truncated.truncate(truncated.len() / 2);
+    for bad in [broken, truncated, vec![0xFF; 4096]] {
+        let made = flash_file::open_or_create(&path, Some(&FlashSpec::new(Layout::Ecowatt, &bad)));
+        assert!(
+            matches!(made, Err(flash_file::FlashFileError::InvalidImage(_))),
+            "{made:?}"
+        );
+        assert!(!path.exists(), "no file was created");
+    }
+    let (_, created) = flash_file::open_or_create(
+        &path,
+        Some(&FlashSpec::new(Layout::Ecowatt, &image("1.0.0", 0))),
+    )
+    .unwrap();
+    assert!(created && path.exists());
+}

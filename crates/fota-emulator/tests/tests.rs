@@ -6,4 +6,5 @@ mod bootloader;
 mod http;
 mod net_faults;
 mod power_cut;
+mod refusals;
 mod seed_guide;

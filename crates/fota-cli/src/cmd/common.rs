@@ -25,20 +25,23 @@ use serde::Serialize;
 pub(crate) const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
 
 /// How to reach the server. Global, so they may follow the subcommand anywhere.
+///
+/// The environment is read here, not by clap: clap counts a value from the environment as
+/// given on the command line, and so would print `--token <TOKEN>` in every usage line as if
+/// it were required (and make it conflict with flags it conflicts with).
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct ConnArgs {
-    /// Server URL [else config `server`, else http://127.0.0.1:8080].
-    #[arg(long, env = "FOTA_SERVER", value_name = "URL", global = true)]
+    /// Server URL [else FOTA_SERVER, else config `server`, else http://127.0.0.1:8080].
+    #[arg(long, value_name = "URL", global = true)]
     server: Option<String>,
-    /// Operator API token [else config `token`].
-    #[arg(
-        long,
-        env = "FOTA_TOKEN",
-        value_name = "TOKEN",
-        global = true,
-        hide_env_values = true
-    )]
+    /// Operator API token [else FOTA_TOKEN, else config `token`].
+    #[arg(long, value_name = "TOKEN", global = true)]
     token: Option<String>,
+}
+
+/// A setting's value from the environment; unset and empty are the same.
+pub(crate) fn env_setting(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 /// The optional config file.
@@ -103,23 +106,25 @@ fn load_config() -> anyhow::Result<ConfigFile> {
 impl ConnArgs {
     /// A client for the configured server and token.
     pub(crate) fn client(&self) -> anyhow::Result<Client> {
-        let (server, token) = if self.server.is_some() && self.token.is_some() {
-            (self.server.clone(), self.token.clone())
+        let server = self.server.clone().or_else(|| env_setting("FOTA_SERVER"));
+        let token = self.token.clone().or_else(|| env_setting("FOTA_TOKEN"));
+        let (server, token) = if server.is_some() && token.is_some() {
+            (server, token)
         } else {
             let file = load_config()?;
-            (
-                self.server.clone().or(file.server),
-                self.token.clone().or(file.token),
-            )
+            (server.or(file.server), token.or(file.token))
         };
         let server = server.unwrap_or_else(|| DEFAULT_SERVER.to_owned());
         Ok(Client::new(&server, token)?)
     }
 }
 
-/// The key folder: `--keys`/`FOTA_KEYS`, else the config file's `keys`.
+/// The key folder: `--keys`, else `FOTA_KEYS`, else the config file's `keys`.
 pub(crate) fn key_dir(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    if let Some(dir) = flag {
+    let from_env = std::env::var_os("FOTA_KEYS")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    if let Some(dir) = flag.or(from_env) {
         return Ok(dir);
     }
     load_config()?.keys.ok_or_else(|| {

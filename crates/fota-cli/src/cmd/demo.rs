@@ -579,7 +579,8 @@ impl Demo {
                 image.len() as u64,
                 &mut |_| {},
             )
-            .map_err(|e| common::explain(&self.client, e))?;
+            .map_err(|e| common::explain(&self.client, e))?
+            .release;
         self.client
             .assign_class(&stored.id, CLASS)
             .map_err(|e| common::explain(&self.client, e))?;

@@ -74,9 +74,14 @@ enum DevicesCommand {
     },
     /// Give a device a new credential (the old one stops working at once) and write its new
     /// provisioning file.
+    ///
+    /// A revoked device is refused: rotating it would re-enable it. --reactivate does that.
     Rotate {
         /// Device name.
         id: String,
+        /// Also lift the device's revocation, if it is revoked.
+        #[arg(long)]
+        reactivate: bool,
         /// Provisioning file to write (replaced if it exists) [default: stdout].
         #[arg(short = 'o', long = "out", value_name = "ID.json")]
         out: Option<PathBuf>,
@@ -94,10 +99,22 @@ pub(crate) fn run(args: DevicesArgs) -> anyhow::Result<ExitCode> {
             write_provisioning(&prov, out)?;
             eprintln!("provisioned {id} (class {class})");
         }
-        DevicesCommand::Rotate { id, out } => {
+        DevicesCommand::Rotate {
+            id,
+            reactivate,
+            out,
+        } => {
             let out = out.map(|p| OutFile::create(&p, true).map(|f| (p, f)));
             let out = out.transpose()?;
-            let prov = client.rotate_device(&id).explained(&client)?;
+            let prov = match client.rotate_device(&id, reactivate) {
+                Err(e) if e.code() == Some("device_revoked") => {
+                    return Err(anyhow::Error::new(e).context(
+                        "a rotation would re-enable the revoked device: pass --reactivate to do \
+                         that",
+                    ));
+                }
+                other => other.explained(&client)?,
+            };
             write_provisioning(&prov, out)?;
             eprintln!("rotated the credential of {id}; the old one no longer works");
         }

@@ -7,25 +7,33 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::Args;
 use fota_emulator::device::{DeviceOptions, Protocol, Provisioning, Until};
-use fota_emulator::flash_file::Layout;
+use fota_emulator::flash_file::{self, Layout};
 use fota_emulator::http::Timeouts;
 use fota_emulator::netfault::NetFaultSpec;
+use fota_emulator::report;
 use fota_emulator::session::{self, FleetSpec, SessionSpec};
 
-/// Exit status: 0 the `--until` goal was reached; 1 an argument or file was unusable; 2 a
-/// usage error; 3 the power was cut (`--power-cut-after-ops`; the flash file holds what the
-/// cut left: run again to continue); 4 no bootable image (bricked); 5 the device could not
-/// start or gave up. A fleet exits with the worst status of its devices.
+use super::common;
+
+/// Exit status: 0 the `--until` goal was reached; 1 an argument or file was unusable (an
+/// `--initial-image` that is no ESP32 app image among them); 2 a usage error; 3 the power was
+/// cut (`--power-cut-after-ops`; the flash file holds what the cut left: run again to
+/// continue); 4 no bootable image (bricked); 5 the device could not start or gave up; 6 the
+/// server refused the device's credential (HTTP 401: unknown, rotated or revoked). A fleet
+/// exits with the worst status of its devices.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Exit status: 0 goal reached, 1 unusable argument or file, 2 usage, \
-3 power cut, 4 bricked, 5 failed.\n\
+3 power cut, 4 bricked, 5 failed, 6 credential refused (HTTP 401: rotated or revoked; \
+use the current provisioning file).\n\
 The --net-fault grammar and the --report json keys are in crates/fota-emulator/README.md."
 )]
 pub(crate) struct EmulateArgs {
-    /// Server base URL.
-    #[arg(long, env = "FOTA_SERVER", default_value = "http://127.0.0.1:8080")]
-    server: String,
+    /// Server base URL [else FOTA_SERVER, else http://127.0.0.1:8080].
+    // The environment is read in `run`, not by clap, which would count it as given on the
+    // command line (see `common::ConnArgs`).
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
     /// Device id (`EcoWatt001`); with --count, the prefix of the fleet's names.
     #[arg(long)]
     id: String,
@@ -36,13 +44,8 @@ pub(crate) struct EmulateArgs {
     #[arg(long, value_name = "ID.json", conflicts_with = "legacy_psk")]
     credential: Option<PathBuf>,
     /// Speak the seed's legacy protocol with this pre-shared key (UTF-8 bytes as given;
-    /// `hex:…` for binary keys).
-    #[arg(
-        long,
-        value_name = "KEY",
-        env = "FOTA_LEGACY_PSK",
-        hide_env_values = true
-    )]
+    /// `hex:…` for binary keys) [else FOTA_LEGACY_PSK, when no --credential is given].
+    #[arg(long, value_name = "KEY")]
     legacy_psk: Option<String>,
     /// Image for ota_0 when the flash file is created (never cut, not counted).
     #[arg(long, value_name = "app.bin")]
@@ -61,7 +64,7 @@ pub(crate) struct EmulateArgs {
     #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
     poll_interval: Duration,
     /// `updated` (the offered release runs, confirmed), `idle` (a check-in found nothing to
-    /// do), or `N-checkins`.
+    /// do), or `N-checkins` (check-ins the server refused do not count).
     #[arg(long, default_value = "updated", value_parser = parse_until)]
     until: Until,
     /// Print one JSON object on stdout (logs stay on stderr).
@@ -86,7 +89,16 @@ fn parse_until(s: &str) -> Result<Until, String> {
 }
 
 pub(crate) fn run(args: EmulateArgs) -> anyhow::Result<ExitCode> {
-    let protocol = match (&args.credential, &args.legacy_psk) {
+    let legacy_psk = args
+        .legacy_psk
+        .clone()
+        .or_else(|| common::env_setting("FOTA_LEGACY_PSK"));
+    let server = args
+        .server
+        .clone()
+        .or_else(|| common::env_setting("FOTA_SERVER"))
+        .unwrap_or_else(|| common::DEFAULT_SERVER.to_owned());
+    let protocol = match (&args.credential, &legacy_psk) {
         (Some(path), _) => {
             let bytes =
                 std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -112,20 +124,27 @@ pub(crate) fn run(args: EmulateArgs) -> anyhow::Result<ExitCode> {
             p.device_id
         );
     }
-    let initial_image = args
-        .initial_image
-        .as_ref()
-        .map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display())))
-        .transpose()?;
-    let net_fault = NetFaultSpec::parse(args.net_fault.as_deref().unwrap_or(""))?;
     let layout = Layout::from_name(&args.layout).unwrap_or_default();
+    // Checked even when the flash file exists (and the image is not needed): a file that is
+    // no app image is a mistake worth hearing about at once, not a device bricked later.
+    let initial_image = match &args.initial_image {
+        Some(path) => {
+            let image =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            flash_file::check_image(layout, &image)
+                .with_context(|| format!("--initial-image {}", path.display()))?;
+            Some(image)
+        }
+        None => None,
+    };
+    let net_fault = NetFaultSpec::parse(args.net_fault.as_deref().unwrap_or(""))?;
     let mut options = DeviceOptions::new(&args.id, protocol);
     options.boot_attempts = args.boot_attempts;
     options.chunk_interval = args.chunk_interval;
     options.poll_interval = args.poll_interval;
     options.until = args.until;
     let spec = SessionSpec {
-        server: args.server.clone(),
+        server,
         flash: args.flash.clone().unwrap_or_default(),
         initial_image,
         layout,
@@ -172,6 +191,16 @@ pub(crate) fn run(args: EmulateArgs) -> anyhow::Result<ExitCode> {
                 report.boots,
                 report.checkins,
                 report.bytes_downloaded,
+            );
+            if let Some(error) = &report.error {
+                eprintln!("{}: {error}", report.device_id);
+            }
+        }
+        if report.exit_code == report::exit::BRICKED {
+            eprintln!(
+                "{} holds no bootable image; every run boots from it: remove it to make the \
+                 device anew from --initial-image",
+                spec.flash.display()
             );
         }
         report.exit_code

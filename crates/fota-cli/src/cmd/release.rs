@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use fota_client::api::Release;
 use fota_client::release::{self, KeyFolder, ReleaseSpec};
-use fota_client::{Client, ReleaseParts, bundle};
+use fota_client::{Client, ReleaseParts, Upload, bundle};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::common::{self, ConnArgs, Explain as _, OutFile};
@@ -65,8 +65,8 @@ enum ReleaseCommand {
 struct CreateArgs {
     /// The ESP32 app image (`app.bin`).
     image: PathBuf,
-    /// Firmware version; must equal the image's app descriptor version.
-    #[arg(long, value_name = "V")]
+    /// Firmware version (1-31 bytes); must equal the image's app descriptor version.
+    #[arg(long, value_name = "V", value_parser = parse_version)]
     version: String,
     /// Hardware class the release is for.
     #[arg(long, value_name = "C", value_parser = super::parse_name)]
@@ -90,12 +90,19 @@ struct CreateArgs {
     /// Write the signed release as a bundle file (for `fota release upload`).
     #[arg(short = 'o', long = "out", value_name = "release.fota")]
     out: Option<PathBuf>,
-    /// Key folder made by `fota keys init` [else config `keys`].
-    #[arg(long, env = "FOTA_KEYS", value_name = "K")]
+    /// Key folder made by `fota keys init` [else FOTA_KEYS, else config `keys`].
+    #[arg(long, value_name = "K")]
     keys: Option<PathBuf>,
     /// The stored release as JSON on stdout.
     #[arg(long, conflicts_with = "offline")]
     json: bool,
+}
+
+/// A version no release can have is a usage error, before any key is read or request sent.
+fn parse_version(s: &str) -> Result<String, String> {
+    release::check_version(s)
+        .map(|()| s.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 fn parse_chunk_size(s: &str) -> Result<u32, String> {
@@ -297,7 +304,7 @@ fn upload(
     parts: ReleaseParts<'_>,
     image: &mut dyn Read,
     len: u64,
-) -> anyhow::Result<Release> {
+) -> anyhow::Result<Upload> {
     let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
     bar.set_style(
         ProgressStyle::with_template(
@@ -312,7 +319,16 @@ fn upload(
     result.explained(client)
 }
 
-fn report(stored: &Release, json: bool) -> anyhow::Result<ExitCode> {
+fn report(upload: &Upload, json: bool) -> anyhow::Result<ExitCode> {
+    let stored = &upload.release;
+    if !upload.created {
+        // A repeat is a success (the server holds exactly this release), but not a new one.
+        eprintln!(
+            "release {} was already uploaded (the server holds this signed manifest); nothing \
+             changed",
+            stored.id
+        );
+    }
     if json {
         common::print_json(stored)?;
     } else {

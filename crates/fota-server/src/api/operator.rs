@@ -14,7 +14,7 @@ use crate::error::{AppError, AppJson, AppQuery, AppResult, body_rejection};
 use crate::state::AppState;
 use crate::store::{
     ApiToken, AuditEntry, AuditRecord, Device, DeviceEvent, NewDevice, Release, Role,
-    RollbackOrder, now_ms,
+    RollbackOrder, StoreError, now_ms,
 };
 use crate::tokens::{self, TokenKind};
 
@@ -364,16 +364,29 @@ pub(crate) async fn revoke_device(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Issue a new credential for a device (operator); the old one stops working at once.
+/// Options of a credential rotation.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RotateQuery {
+    /// Also lift a revocation (default false: a revoked device is refused with 409).
+    pub reactivate: Option<bool>,
+}
+
+/// Issue a new credential for a device (operator); the old one stops working at once. A
+/// revoked device stays revoked (409 `device_revoked`) unless `reactivate=true`: a rotation
+/// must not quietly undo a revocation.
 #[utoipa::path(post, path = "/api/v2/devices/{id}/rotate", tag = "devices",
-    security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 200, body = Provisioning), (status = 404, body = crate::error::ErrorBody)))]
+    security(("bearer" = [])), params(("id" = String, Path), RotateQuery),
+    responses((status = 200, body = Provisioning), (status = 404, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody)))]
 pub(crate) async fn rotate_device(
     State(state): State<AppState>,
     op: Operator,
     Path(id): Path<String>,
+    AppQuery(query): AppQuery<RotateQuery>,
 ) -> AppResult<Json<Provisioning>> {
     op.require(Role::Operator)?;
+    let reactivate = query.reactivate.unwrap_or(false);
     let device = get_device(&state, &id).await?;
     let class = device
         .class
@@ -384,11 +397,13 @@ pub(crate) async fn rotate_device(
         &op,
         "device.rotate",
         format!("device:{id}"),
-        serde_json::json!({}),
+        serde_json::json!({ "reactivated": reactivate && device.revoked_at.is_some() }),
     );
+    // The store decides on the revocation in the same transaction as the update, so a revoke
+    // that lands between the read above and this write is not undone either.
     state
         .store()
-        .set_device_token(&id, &secret.digest().0, &entry)
+        .set_device_token(&id, &secret.digest().0, reactivate, &entry)
         .await?;
     state.0.hot.invalidate();
     Ok(Json(prov))
@@ -565,10 +580,14 @@ async fn read_small_field(
 /// threshold), the vendor and class, the image's size and SHA-256, the hash list against the
 /// manifest and the image's chunks, the ESP image format and that its app descriptor's
 /// version and project equal the manifest's, and that the sequence is above the class's
-/// highest. Any mismatch is a 4xx and leaves nothing behind.
+/// highest. Any mismatch is a 4xx and leaves nothing behind. Uploading a release the server
+/// already holds (the same signed manifest, after the same checks) answers 200 with the
+/// stored release and changes nothing, so an interrupted or repeated upload can simply be
+/// run again.
 #[utoipa::path(post, path = "/api/v2/releases", tag = "releases", security(("bearer" = [])),
     request_body(content = ReleaseUpload, content_type = "multipart/form-data"),
-    responses((status = 201, body = Release), (status = 400, body = crate::error::ErrorBody),
+    responses((status = 201, body = Release), (status = 200, body = Release),
+        (status = 400, body = crate::error::ErrorBody),
         (status = 409, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody),
         (status = 422, body = crate::error::ErrorBody)))]
 pub(crate) async fn create_release(
@@ -652,6 +671,9 @@ pub(crate) async fn create_release(
                 ),
             )
         })?;
+    if let Some(stored) = stored_release(&state, &verified.manifest_digest).await? {
+        return Ok((StatusCode::OK, Json(stored)));
+    }
     // Hash list blob.
     let mut hl_writer = state.blobs().create().await.map_err(AppError::internal)?;
     hl_writer
@@ -691,9 +713,29 @@ pub(crate) async fn create_release(
             "image_sha256": release.image_sha256, "manifest_digest": release.manifest_digest,
         }),
     );
-    state.store().create_release(&release, &entry).await?;
+    match state.store().create_release(&release, &entry).await {
+        Ok(()) => {}
+        // The same manifest stored by a concurrent upload since the check above.
+        Err(StoreError::Conflict(message)) => {
+            return match stored_release(&state, &release.manifest_digest).await? {
+                Some(stored) => Ok((StatusCode::OK, Json(stored))),
+                None => Err(AppError::conflict("conflict", message)),
+            };
+        }
+        Err(e) => return Err(e.into()),
+    }
     ::metrics::counter!("fota_releases_created_total").increment(1);
     Ok((StatusCode::CREATED, Json(release)))
+}
+
+/// The stored release whose signed manifest has the digest `manifest_digest` (hex), if any.
+async fn stored_release(state: &AppState, manifest_digest: &str) -> AppResult<Option<Release>> {
+    let id = manifest_digest.get(..16).unwrap_or(manifest_digest);
+    Ok(state
+        .store()
+        .release(id)
+        .await?
+        .filter(|r| r.manifest_digest == manifest_digest))
 }
 
 /// List releases, newest first per class (viewer).

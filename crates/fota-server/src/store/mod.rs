@@ -528,11 +528,13 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_device(&self, id: &str, audit: &AuditEntry) -> StoreResult<()>;
     /// Devices, optionally of one class.
     async fn list_devices(&self, class: Option<&str>) -> StoreResult<Vec<Device>>;
-    /// Replaces a device's token digest (and clears a revocation).
+    /// Replaces a device's token digest. A revoked device is refused (`device_revoked`, and
+    /// left as it is) unless `reactivate`, which also clears the revocation.
     async fn set_device_token(
         &self,
         id: &str,
         digest: &[u8; 32],
+        reactivate: bool,
         audit: &AuditEntry,
     ) -> StoreResult<()>;
     /// Revokes a device's credential.

@@ -649,18 +649,36 @@ impl Store for SqliteStore {
         &self,
         id: &str,
         digest: &[u8; 32],
+        reactivate: bool,
         audit: &AuditEntry,
     ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         let done = sqlx::query(
-            "UPDATE devices SET token_hash = $2, revoked_at = NULL WHERE id = $1 AND protocol = 'v2'",
+            "UPDATE devices SET token_hash = $2, revoked_at = NULL \
+             WHERE id = $1 AND protocol = 'v2' AND (revoked_at IS NULL OR $3)",
         )
         .bind(id.to_owned())
         .bind(digest.to_vec())
+        .bind(reactivate)
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("no v2 device {id:?}")));
+            let revoked: Option<Option<Millis>> = sqlx::query_scalar(
+                "SELECT revoked_at FROM devices WHERE id = $1 AND protocol = 'v2'",
+            )
+            .bind(id.to_owned())
+            .fetch_optional(&mut *tx)
+            .await?;
+            return Err(match revoked {
+                Some(Some(_)) => StoreError::Refused {
+                    code: "device_revoked",
+                    message: format!(
+                        "device {id:?} is revoked; a rotation with reactivate=true gives it a \
+                         new credential and re-enables it"
+                    ),
+                },
+                _ => StoreError::NotFound(format!("no v2 device {id:?}")),
+            });
         }
         insert_audit(&mut tx, audit, now_ms()).await?;
         tx.commit().await?;

@@ -318,7 +318,17 @@ async fn releases_assignments_and_checkin_view() {
             .revoked_at
             .is_some()
     );
-    s.set_device_token("d1", &[9; 32], &entry("device.rotate"))
+    // a revoked device keeps its revocation and its old digest unless reactivation is asked
+    assert!(matches!(
+        s.set_device_token("d1", &[9; 32], false, &entry("device.rotate"))
+            .await,
+        Err(StoreError::Refused {
+            code: "device_revoked",
+            ..
+        })
+    ));
+    assert!(s.checkin_view(&[9; 32]).await.unwrap().is_none());
+    s.set_device_token("d1", &[9; 32], true, &entry("device.rotate"))
         .await
         .unwrap();
     assert!(s.checkin_view(&[1; 32]).await.unwrap().is_none());

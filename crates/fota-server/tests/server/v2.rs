@@ -666,9 +666,15 @@ async fn device_credentials_revoke_rotate_and_isolation() {
     )
     .await;
     a.error(StatusCode::UNAUTHORIZED);
-    let rotated = post_raw(&f.app, "/api/v2/devices/d1/rotate", Some(&f.admin), "")
-        .await
-        .json();
+    // (rotating a revoked device re-enables it only when asked to)
+    let rotated = post_raw(
+        &f.app,
+        "/api/v2/devices/d1/rotate?reactivate=true",
+        Some(&f.admin),
+        "",
+    )
+    .await
+    .json();
     let new = Dev {
         id: "d1".into(),
         token: rotated["token"].as_str().unwrap().into(),
@@ -719,4 +725,119 @@ async fn housekeeping_collects_only_unreferenced_blobs() {
     assert_eq!(removed, 2);
     assert!(!orphan.exists() && !stray_tmp.exists());
     assert_eq!(blob_count(&f), 2, "the release's image and hash list stay");
+}
+
+#[tokio::test]
+async fn re_uploading_the_same_signed_manifest_answers_200_with_the_stored_release() {
+    let (f, k) = v2_fixture().await;
+    let op = token(&f, "operator").await;
+    provision(&f, "d1", "ecowatt").await;
+    let good = build(&k, "ecowatt", "1.0.1", 50, 20_000);
+    let first = upload(&f, &op, &good, None).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    let stored = first.json();
+    let blobs = blob_count(&f);
+    let audits = get(&f.app, "/api/v2/audit", Some(&op)).await.json();
+
+    // The same envelope again: nothing new, the stored release as it was.
+    let again = upload(&f, &op, &good, Some("ecowatt")).await;
+    assert_eq!(
+        again.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&again.body)
+    );
+    assert_eq!(again.json(), stored);
+    assert_eq!(blob_count(&f), blobs, "no second copy of the blobs");
+    assert_eq!(
+        get(&f.app, "/api/v2/audit", Some(&op)).await.json(),
+        audits,
+        "a repeat is not a change"
+    );
+    // It is still checked first: the same manifest with another image is refused.
+    let mut wrong = build(&k, "ecowatt", "1.0.1", 50, 20_000);
+    wrong.manifest = good.manifest.clone();
+    wrong.image[100] ^= 1;
+    upload(&f, &op, &wrong, None)
+        .await
+        .error(StatusCode::UNPROCESSABLE_ENTITY);
+    // Another manifest with the same sequence (even the same version and image, signed
+    // again) stays a conflict.
+    let mut resigned = build(&k, "ecowatt", "1.0.1", 50, 20_000);
+    resigned.body.issued_at += 1;
+    resigned.resign(&[&k.release]);
+    assert_eq!(
+        upload(&f, &op, &resigned, None)
+            .await
+            .error(StatusCode::CONFLICT),
+        "conflict"
+    );
+    let list = get(&f.app, "/api/v2/releases", Some(&op)).await.json();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn rotating_a_revoked_device_is_refused_unless_reactivation_is_asked_for() {
+    let (f, k) = v2_fixture().await;
+    let d1 = dev(&f, "d1", "ecowatt").await;
+    let r = post_raw(&f.app, "/api/v2/devices/d1/revoke", Some(&f.admin), "").await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    for path in [
+        "/api/v2/devices/d1/rotate",
+        "/api/v2/devices/d1/rotate?reactivate=false",
+    ] {
+        assert_eq!(
+            post_raw(&f.app, path, Some(&f.admin), "")
+                .await
+                .error(StatusCode::CONFLICT),
+            "device_revoked"
+        );
+    }
+    let dv = get(&f.app, "/api/v2/devices/d1", Some(&f.admin))
+        .await
+        .json();
+    assert!(dv["revoked_at"].is_i64(), "still revoked: {dv}");
+    let audit = get(&f.app, "/api/v2/audit?limit=1", Some(&f.admin))
+        .await
+        .json();
+    assert_eq!(
+        audit[0]["action"], "device.revoke",
+        "a refusal is not audited"
+    );
+    let body = checkin_record(&k, "d1", rand_nonce(), [0; 32], 0, 0);
+    post_raw(&f.app, "/api/v2/device/checkin", Some(&d1.token), body)
+        .await
+        .error(StatusCode::UNAUTHORIZED);
+
+    let rotated = post_raw(
+        &f.app,
+        "/api/v2/devices/d1/rotate?reactivate=true",
+        Some(&f.admin),
+        "",
+    )
+    .await;
+    assert_eq!(rotated.status, StatusCode::OK);
+    let new = Dev {
+        id: "d1".into(),
+        token: rotated.json()["token"].as_str().unwrap().into(),
+    };
+    checkin(&f, &k, &new, [0; 32], 0).await;
+    let dv = get(&f.app, "/api/v2/devices/d1", Some(&f.admin))
+        .await
+        .json();
+    assert!(dv["revoked_at"].is_null());
+    let audit = get(&f.app, "/api/v2/audit?limit=1", Some(&f.admin))
+        .await
+        .json();
+    assert_eq!(audit[0]["action"], "device.rotate");
+    assert_eq!(audit[0]["detail"]["reactivated"], true);
+    // Unknown query parameters are refused as everywhere.
+    post_raw(
+        &f.app,
+        "/api/v2/devices/d1/rotate?reactivated=1",
+        Some(&f.admin),
+        "",
+    )
+    .await
+    .error(StatusCode::BAD_REQUEST);
 }
