@@ -624,6 +624,18 @@ impl JournalState {
         let _ = self.rejected.push(entry);
     }
 
+    /// The security counter of the confirmed release whose image has SHA-256 `image_sha256`
+    /// (the installed or the previous release), or 0 for an image the journal knows no
+    /// release of: one that predates the journal, or that only a rollback or a trial the
+    /// journal did not expect ever confirmed. Legacy releases carry no counter, so theirs is 0
+    /// as well.
+    pub fn security_counter_of(&self, image_sha256: &[u8; 32]) -> u32 {
+        [&self.installed, &self.previous]
+            .into_iter()
+            .find(|r| r.image_sha256 != [0; 32] && r.image_sha256 == *image_sha256)
+            .map_or(0, |r| r.security_counter)
+    }
+
     /// Whether `id` is rejected at assignment generation `generation` (a higher generation
     /// is an explicit re-assignment and lifts the rejection).
     pub fn is_rejected(&self, id: &[u8; 32], generation: u32) -> Option<&Rejected> {

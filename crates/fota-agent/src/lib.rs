@@ -44,6 +44,20 @@
 //! `boot_switch_impossible`. A staged release that cannot be switched is dropped the same
 //! way, so the device never stays in a state that only asks for resets.
 //!
+//! # What a rollback may activate
+//!
+//! The committed security counter is the highest `security_counter` of the v2 releases the
+//! device confirmed (or found itself running). A trial that fails goes back to the image it
+//! came from, whatever that image's release: the trial's counter was never committed, since
+//! that happens at confirmation. An operator's rollback order is stricter: it never activates
+//! an image whose release's counter is below the committed one, and is refused with
+//! `rollback_below_counter` instead (`rollback_impossible` when there is no valid image to go
+//! back to). The journal knows the release of the installed and of the previous confirmed
+//! image, by SHA-256; any other image counts as counter 0: one that ran before the journal
+//! existed, one only a rollback or a trial the journal did not expect ever confirmed. Legacy
+//! releases carry no counter, so they count as 0 as well. With no counter committed, every
+//! valid image may be rolled back to, as before.
+//!
 //! # On flash
 //!
 //! | what | where | format |

@@ -460,6 +460,78 @@ fn a_rollback_with_nothing_to_return_to_is_refused() {
     assert_eq!(running_of(&dev.boot()), Running::Ota(0));
 }
 
+/// A device that ran 1.0.5 before it had a journal, with releases 1.0.6 and 1.0.7 (security
+/// counters `counters`) on the server.
+fn with_counters(counters: [u32; 2]) -> (Device, Net) {
+    let net = Net::default();
+    net.with(|s| {
+        for (i, (version, counter)) in ["1.0.6", "1.0.7"].into_iter().zip(counters).enumerate() {
+            let img = image(version, 0x9000, false);
+            let seq = i as u64 + 2;
+            s.v2.releases.push(release_with(
+                version,
+                img,
+                seq,
+                4096,
+                |b| b.security_counter = counter,
+                &[10],
+            ));
+        }
+    });
+    let flash = provisioned_flash(&table(), &image("1.0.5", 0x8000, false));
+    (Device::new(flash, net.clone(), DeviceSpec::default()), net)
+}
+
+fn rollback_event(net: &Net) -> Option<(EventKind, ReasonCode, u64)> {
+    net.with(|s| {
+        s.v2.events
+            .iter()
+            .find(|e| matches!(e.0, EventKind::RollbackDone | EventKind::RollbackRefused))
+            .copied()
+    })
+}
+
+#[test]
+fn a_rollback_order_to_a_release_at_the_committed_counter_is_carried_out() {
+    let (mut dev, net) = with_counters([3, 3]);
+    install(&mut dev, &net, 0);
+    install(&mut dev, &net, 1);
+    let committed = net.with(|s| s.v2.checkins.last().unwrap().installed_security_counter);
+    assert_eq!(committed, 3);
+    net.with(|s| s.v2.assign = Assign::Rollback(8));
+    assert_eq!(dev.boot().last_poll(), Some(PollOutcome::RebootRequired));
+    let b = dev.boot();
+    assert_eq!(running_of(&b), Running::Ota(1), "back on 1.0.6: {b:?}");
+    assert_eq!(
+        rollback_event(&net),
+        Some((EventKind::RollbackDone, ReasonCode::OperatorOrder, 8))
+    );
+}
+
+#[test]
+fn an_image_from_before_the_journal_counts_as_counter_zero_for_a_rollback_order() {
+    let (mut dev, net) = with_counters([1, 1]);
+    install(&mut dev, &net, 0);
+    net.with(|s| s.v2.assign = Assign::Rollback(9));
+    let before = ops(&dev);
+    let b = dev.boot();
+    assert!(
+        failed_with(&b, ReasonCode::RollbackBelowCounter),
+        "1.0.5 has no known release, so no counter: {b:?}"
+    );
+    assert_eq!(
+        rollback_event(&net),
+        Some((
+            EventKind::RollbackRefused,
+            ReasonCode::RollbackBelowCounter,
+            9
+        ))
+    );
+    assert_eq!(dev.slot_state(1), Some(OtaState::Valid));
+    assert!(ops(&dev) > before, "the refusal is journaled");
+    assert_eq!(running_of(&dev.boot()), Running::Ota(1));
+}
+
 #[test]
 fn a_rotated_root_is_verified_persisted_and_used() {
     let new = image("1.0.6", 0x9000, false);

@@ -7,3 +7,4 @@ mod http;
 mod net_faults;
 mod power_cut;
 mod seed_guide;
+mod threats;
