@@ -147,9 +147,11 @@ pub struct Agent<'a, F, T, P> {
     pub(crate) started: bool,
     pub(crate) event_seq: u32,
     pub(crate) stale_statements: u8,
+    /// The status floor as the journal holds it (the base and its entries).
     pub(crate) persisted_floor: u64,
-    /// Highest authenticated server time seen this boot (persisted with the next commit, or
-    /// by itself once a poll ends well).
+    /// Highest server time a status statement vouched for this boot (persisted with the next
+    /// commit, or by itself once a poll ends well); part of the status floor, so a rotation
+    /// of the status key resets it too.
     pub(crate) seen_time: u64,
     pub(crate) last_refused: Option<[u8; 32]>,
 }
@@ -193,7 +195,7 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
         };
         match Self::load(&mut storage, &config, boot, &mut bufs) {
             Ok((layout, journal, me, root_version)) => {
-                let persisted_floor = journal.state().time_floor;
+                let persisted_floor = journal.state().status_floor;
                 Ok(Self {
                     storage,
                     transport,
@@ -328,14 +330,14 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
         manifest: Blob<'_>,
     ) -> Result<(), AgentError> {
         let mut next = next.clone();
-        // Counters and the time floor ride along with every commit.
-        next.time_floor = next
-            .time_floor
-            .max(self.journal.state().time_floor)
-            .max(self.seen_time);
+        // Counters and the floors ride along with every commit; only a root rotation lowers
+        // the status floor, and it commits by itself.
+        let js = self.journal.state();
+        next.status_floor = next.status_floor.max(js.status_floor).max(self.seen_time);
+        next.offline_floor = next.offline_floor.max(js.offline_floor);
         self.journal
             .commit(&mut self.storage, &next, manifest, Blob::Keep)?;
-        self.persisted_floor = self.journal.state().time_floor;
+        self.persisted_floor = self.journal.state().status_floor;
         Ok(())
     }
 
@@ -1453,13 +1455,13 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
         Ok(PollOutcome::RebootRequired)
     }
 
-    /// Persists the highest authenticated server time when it moved on by an hour or more (a
-    /// log entry, not a commit, so polling does not wear the journal).
+    /// Persists the status floor when this boot's statements moved it on by an hour or more
+    /// (a log entry, not a commit, so polling does not wear the journal).
     pub(crate) fn persist_time_floor(&mut self) -> Result<(), AgentError> {
         let t = self.seen_time;
         if t >= self.persisted_floor.saturating_add(3600) {
             self.journal
-                .append(&mut self.storage, Entry::TimeFloor(t))?;
+                .append(&mut self.storage, Entry::StatusFloor(t))?;
             self.persisted_floor = t;
         }
         Ok(())

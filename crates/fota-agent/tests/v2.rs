@@ -596,6 +596,69 @@ fn a_rotated_root_is_verified_persisted_and_used() {
     );
 }
 
+fn idle(b: &BootLog) -> bool {
+    matches!(b.last_poll(), Some(PollOutcome::Idle { .. }))
+}
+
+#[test]
+fn only_a_rotation_that_replaces_the_status_key_forgets_the_time_that_key_vouched_for() {
+    let (mut dev, net, _) = setup(image("1.0.6", 0x9000, false));
+    // Status key 20 leaks and vouches for a time ten years ahead.
+    net.with(|s| s.v2.server_time = NOW + 10 * 365 * 86_400);
+    let b = dev.boot();
+    assert!(idle(&b), "{b:?}");
+    net.with(|s| s.v2.server_time = NOW);
+    let b = dev.boot();
+    assert!(failed_with(&b, ReasonCode::Expired), "{b:?}");
+    // Root v2 still trusts key 20: the rotation is kept, the time it vouched for stands.
+    net.with(|s| s.v2.roots = vec![root_with(2, &[10], &[20])]);
+    let b = dev.boot();
+    assert!(failed_with(&b, ReasonCode::Expired), "{b:?}");
+    assert_eq!(net.with(|s| s.v2.checkins.last().unwrap().root_version), 2);
+    // Root v3 replaces key 20 with 21: honest statements count again, and an update installs.
+    net.with(|s| {
+        s.v2.roots = vec![root_with(3, &[10], &[21])];
+        s.v2.status_key = 21;
+    });
+    let b = dev.boot();
+    assert!(idle(&b), "{b:?}");
+    install(&mut dev, &net, 1);
+    assert_eq!(running_of(&dev.boot()), Running::Ota(1));
+}
+
+#[test]
+fn a_statement_that_expired_before_the_trusted_root_was_signed_is_refused() {
+    let (mut dev, net, _) = setup(image("1.0.6", 0x9000, false));
+    // The provisioned root was signed at NOW - 1000, so this statement is stale even to a
+    // device that never heard a status statement.
+    net.with(|s| s.v2.server_time = NOW - 1000 - 86_400);
+    let before = ops(&dev);
+    let b = dev.boot();
+    assert!(failed_with(&b, ReasonCode::Expired), "{b:?}");
+    assert_eq!(ops(&dev), before);
+    net.with(|s| s.v2.server_time = NOW);
+    assert!(idle(&dev.boot()));
+}
+
+#[test]
+fn a_release_the_device_accepted_still_bounds_the_time_after_the_status_key_is_replaced() {
+    let (mut dev, net, _) = setup(image("1.0.6", 0x9000, false));
+    install(&mut dev, &net, 1);
+    // Root v2 replaces status key 20, which vouched for NOW; key 21 vouches for nothing yet,
+    // but 1.0.6 was signed at NOW - 100.
+    net.with(|s| {
+        s.v2.assign = Assign::None;
+        s.v2.roots = vec![root_with(2, &[10], &[21])];
+        s.v2.status_key = 21;
+        s.v2.server_time = NOW - 100 - 86_400;
+    });
+    let b = dev.boot();
+    assert!(failed_with(&b, ReasonCode::Expired), "{b:?}");
+    net.with(|s| s.v2.server_time = NOW - 99 - 86_400);
+    let b = dev.boot();
+    assert!(idle(&b), "{b:?}");
+}
+
 #[test]
 fn two_ota_layout_from_factory_then_between_slots() {
     let old = image("1.0.5", 0x8000, false);
