@@ -1457,7 +1457,7 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
 
     /// Persists the status floor when this boot's statements moved it on by an hour or more
     /// (a log entry, not a commit, so polling does not wear the journal).
-    pub(crate) fn persist_time_floor(&mut self) -> Result<(), AgentError> {
+    pub(crate) fn persist_status_floor(&mut self) -> Result<(), AgentError> {
         let t = self.seen_time;
         if t >= self.persisted_floor.saturating_add(3600) {
             self.journal

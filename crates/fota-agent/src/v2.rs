@@ -83,7 +83,7 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
 
     /// One authenticated check-in: sends the record, verifies roots, statement and (for an
     /// install) the manifest. Nothing touches flash before the verifications, except
-    /// persisting a verified root rotation and the time floor.
+    /// persisting a verified root rotation and the status floor.
     pub(crate) async fn v2_checkin(&mut self) -> Result<Checked, Stop> {
         let mut nonce = [0u8; 16];
         self.platform.fill_random(&mut nonce);
@@ -306,7 +306,7 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
                         return self.flash_failure(e);
                     }
                 }
-                if let Err(e) = self.persist_time_floor() {
+                if let Err(e) = self.persist_status_floor() {
                     return self.flash_failure(e);
                 }
                 PollOutcome::Idle { next_poll_ms }
