@@ -1,6 +1,8 @@
 //! The agent's journal as it reads it back from flash after any reset: two sectors of
 //! arbitrary bytes (torn writes, a core dump over them, foreign data) must decode to a state
-//! or to "no journal", never panic, and a commit after opening must leave a readable journal.
+//! or to "no journal", never panic, and a commit after opening must leave a readable journal,
+//! also one that moves the time floors (the offline floor rides in an entry written before
+//! the base, and a root rotation lowers the status floor).
 #![no_main]
 
 use fota_agent::flash::Storage;
@@ -92,7 +94,14 @@ fuzz_target!(|data: &[u8]| {
     let layout = Layout::discover(&mut storage, &mut scratch).expect("built-in table");
     assert_eq!(layout.journal().offset(), JOURNAL);
     if let Ok(mut journal) = Journal::open(&mut storage, layout.journal()) {
-        let state = journal.state().clone();
+        let mut state = journal.state().clone();
+        if journal.commit(&mut storage, &state, Blob::Keep, Blob::Keep).is_ok() {
+            let again = Journal::open(&mut storage, layout.journal()).expect("committed journal reads back");
+            assert_eq!(again.state(), &state);
+        }
+        let floor = |at: usize| data.get(at..at + 8).map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap()));
+        state.status_floor = floor(0);
+        state.offline_floor = state.offline_floor.max(floor(8));
         if journal.commit(&mut storage, &state, Blob::Keep, Blob::Keep).is_ok() {
             let again = Journal::open(&mut storage, layout.journal()).expect("committed journal reads back");
             assert_eq!(again.state(), &state);

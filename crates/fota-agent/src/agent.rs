@@ -147,9 +147,11 @@ pub struct Agent<'a, F, T, P> {
     pub(crate) started: bool,
     pub(crate) event_seq: u32,
     pub(crate) stale_statements: u8,
+    /// The status floor as the journal holds it (the base and its entries).
     pub(crate) persisted_floor: u64,
-    /// Highest authenticated server time seen this boot (persisted with the next commit, or
-    /// by itself once a poll ends well).
+    /// Highest server time a status statement vouched for this boot (persisted with the next
+    /// commit, or by itself once a poll ends well); part of the status floor, so a rotation
+    /// of the status key resets it too.
     pub(crate) seen_time: u64,
     pub(crate) last_refused: Option<[u8; 32]>,
 }
@@ -193,7 +195,7 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
         };
         match Self::load(&mut storage, &config, boot, &mut bufs) {
             Ok((layout, journal, me, root_version)) => {
-                let persisted_floor = journal.state().time_floor;
+                let persisted_floor = journal.state().status_floor;
                 Ok(Self {
                     storage,
                     transport,
@@ -328,14 +330,14 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
         manifest: Blob<'_>,
     ) -> Result<(), AgentError> {
         let mut next = next.clone();
-        // Counters and the time floor ride along with every commit.
-        next.time_floor = next
-            .time_floor
-            .max(self.journal.state().time_floor)
-            .max(self.seen_time);
+        // Counters and the floors ride along with every commit; only a root rotation lowers
+        // the status floor, and it commits by itself.
+        let js = self.journal.state();
+        next.status_floor = next.status_floor.max(js.status_floor).max(self.seen_time);
+        next.offline_floor = next.offline_floor.max(js.offline_floor);
         self.journal
             .commit(&mut self.storage, &next, manifest, Blob::Keep)?;
-        self.persisted_floor = self.journal.state().time_floor;
+        self.persisted_floor = self.journal.state().status_floor;
         Ok(())
     }
 
@@ -514,12 +516,20 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
                     return Ok(Next::Ready);
                 }
                 // Still on the slot we leave: the INVALID mark never landed. Do it again.
-                if rstate.is_some_and(OtaState::is_selectable) && self.rollback_possible()? {
-                    self.mark_invalid()?;
-                    Ok(Next::Reset(ResetReason::RollbackMarked))
+                let refusal = if rstate.is_some_and(OtaState::is_selectable) {
+                    self.rollback_refusal()?
                 } else {
-                    self.refuse_rollback(order_id)?;
-                    Ok(Next::Ready)
+                    Some(ReasonCode::RollbackImpossible)
+                };
+                match refusal {
+                    None => {
+                        self.mark_invalid()?;
+                        Ok(Next::Reset(ResetReason::RollbackMarked))
+                    }
+                    Some(reason) => {
+                        self.refuse_rollback(order_id, reason)?;
+                        Ok(Next::Ready)
+                    }
                 }
             }
         }
@@ -648,8 +658,31 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
     }
 
     /// `esp_ota_check_rollback_is_possible`, with the image check done on the flash and the
-    /// committed secure version honoured.
+    /// committed secure version honoured. What the agent asks before it leaves a trial that
+    /// failed: that release's counter was never committed, so the counter does not bind here.
     pub(crate) fn rollback_possible(&mut self) -> Result<bool, AgentError> {
+        Ok(self.rollback_image()?.is_some())
+    }
+
+    /// Why an operator's rollback order cannot be carried out, `None` when it can: there
+    /// must be an image to go back to ([`Self::rollback_possible`]), and its release's
+    /// security counter must not be below the committed one. The journal knows the counter
+    /// of the installed and the previous release by their image hashes; any other image
+    /// counts as 0, so with a counter committed only a known release is ever activated.
+    fn rollback_refusal(&mut self) -> Result<Option<ReasonCode>, AgentError> {
+        let Some(sha256) = self.rollback_image()? else {
+            return Ok(Some(ReasonCode::RollbackImpossible));
+        };
+        let js = self.journal.state();
+        if js.security_counter_of(&sha256) < js.committed_security_counter {
+            return Ok(Some(ReasonCode::RollbackBelowCounter));
+        }
+        Ok(None)
+    }
+
+    /// The SHA-256 of the image a rollback would boot, when there is one that is valid and
+    /// whose `secure_version` is not below the committed one.
+    fn rollback_image(&mut self) -> Result<Option<[u8; 32]>, AgentError> {
         let ota = self.otadata()?;
         let candidate = ota.rollback_candidate(
             u32::from(self.layout.app_count()),
@@ -659,7 +692,7 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
             Some(RollbackCandidate::Ota(slot)) => {
                 let slot = u8::try_from(slot).ok();
                 if slot.map(Running::Ota) == Some(self.running) {
-                    return Ok(false);
+                    return Ok(None);
                 }
                 slot.and_then(|s| self.layout.slot(s))
             }
@@ -667,13 +700,13 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
             _ => None,
         };
         let Some(region) = region else {
-            return Ok(false);
+            return Ok(None);
         };
         let scan = image::scan(&mut self.storage, region, None, largest(&mut self.bufs))?;
         let secure_ok = scan
             .app_desc()
             .is_some_and(|d| d.secure_version >= self.journal.state().committed_secure_version);
-        Ok(scan.report.is_valid() && secure_ok)
+        Ok((scan.report.is_valid() && secure_ok).then_some(scan.sha256))
     }
 
     fn finish_confirm(&mut self) -> Result<(), AgentError> {
@@ -1370,25 +1403,22 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
         self.commit(&next, Blob::Keep)
     }
 
-    /// Refuses rollback order `order_id` (the other slot holds nothing verified to go back
-    /// to): back to idle, with `rollback_refused` as the report to deliver.
-    fn refuse_rollback(&mut self, order_id: u64) -> Result<(), AgentError> {
+    /// Refuses rollback order `order_id` for `reason` (see [`Self::rollback_refusal`]): back
+    /// to idle, with `rollback_refused` as the report to deliver.
+    fn refuse_rollback(&mut self, order_id: u64, reason: ReasonCode) -> Result<(), AgentError> {
         let js = self.journal.state();
         let mut next = js.clone();
         next.state = UpdateState::Idle;
         next.last_order_id = order_id;
         next.report = Some(Report {
             kind: EventKind::RollbackRefused,
-            reason: ReasonCode::RollbackImpossible,
+            reason,
             id: js.installed.id,
             fw_version: self.me.version,
             order_id,
         });
         self.commit(&next, Blob::Keep)?;
-        self.note(
-            Some(EventKind::RollbackRefused),
-            ReasonCode::RollbackImpossible,
-        );
+        self.note(Some(EventKind::RollbackRefused), reason);
         Ok(())
     }
 
@@ -1412,10 +1442,10 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
             self.fail_pending(ReasonCode::OperatorOrder, false)?;
         }
         let js = self.journal.state().clone();
-        if !self.rollback_possible()? {
-            self.refuse_rollback(order_id)?;
+        if let Some(reason) = self.rollback_refusal()? {
+            self.refuse_rollback(order_id, reason)?;
             let _ = self.deliver_report().await;
-            return Err(Stop::Refused(ReasonCode::RollbackImpossible));
+            return Err(Stop::Refused(reason));
         }
         let mut next = js.clone();
         next.state = UpdateState::RollingBack { order_id };
@@ -1425,13 +1455,13 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
         Ok(PollOutcome::RebootRequired)
     }
 
-    /// Persists the highest authenticated server time when it moved on by an hour or more (a
-    /// log entry, not a commit, so polling does not wear the journal).
-    pub(crate) fn persist_time_floor(&mut self) -> Result<(), AgentError> {
+    /// Persists the status floor when this boot's statements moved it on by an hour or more
+    /// (a log entry, not a commit, so polling does not wear the journal).
+    pub(crate) fn persist_status_floor(&mut self) -> Result<(), AgentError> {
         let t = self.seen_time;
         if t >= self.persisted_floor.saturating_add(3600) {
             self.journal
-                .append(&mut self.storage, Entry::TimeFloor(t))?;
+                .append(&mut self.storage, Entry::StatusFloor(t))?;
             self.persisted_floor = t;
         }
         Ok(())

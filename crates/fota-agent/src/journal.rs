@@ -44,11 +44,36 @@
 //! |---|---|---|---|
 //! | 0 progress | chunks done (contiguous from chunk 0) | first 8 bytes of the last chunk's SHA-256 | the pending download advanced |
 //! | 1 legacy nonce | 0 | u64 LE | the last authenticated legacy nonce |
-//! | 2 time floor | 0 | u64 LE unix seconds | the highest authenticated server time |
+//! | 2 status floor | 0 | u64 LE unix seconds | the highest server time a status statement vouched for |
 //! | 3 report delivered | 0 | 0 | the outcome in the base reached the server |
+//! | 4 offline floor | 0 | u64 LE unix seconds | the newest time an offline key signed (see below) |
 //!
 //! Binding the entry CRC to the base's seq means an entry can only ever be read together with
 //! the base it was appended to.
+//!
+//! # Time floors
+//!
+//! The device has no clock it can trust, so it keeps two lower bounds on the time
+//! ([`JournalState::status_floor`], [`JournalState::offline_floor`]): what the online status
+//! key vouched for, which a root rotation that replaces that key resets (TUF §5.3.11), and
+//! what offline keys signed (the `issued_at` of root records and of releases the device
+//! accepted), which nothing resets.
+//!
+//! The status floor keeps the place of the body's single time floor of the first layout, and
+//! that floor is read as the status floor: only status statements ever raised it, so a floor a
+//! leaked status key pushed into the future is reset by the rotation that replaces the key.
+//! Reading it as offline would keep such a device frozen after the rotation too.
+//!
+//! The offline floor is not in the body: a base whose offline floor is not zero has an
+//! offline-floor entry first, and a commit programs that entry **before** the base record, so
+//! the base never becomes valid without it. The body, and so every base, stays byte for byte
+//! what an agent of the first layout writes and reads: after the bootloader falls back from
+//! a trial of this agent to an older one, the older agent reads the same state (its floor is
+//! the status floor), stops its log at the entry as at a torn one, and compacts on its next
+//! write. It loses what was appended since the last commit (progress is fetched again, a
+//! report is sent again; the legacy nonce and the status floor fall back to their base
+//! values) and the offline floor, which this agent then rebuilds from the root record it
+//! trusts and the releases it accepts.
 //!
 //! # Reading
 //!
@@ -106,6 +131,11 @@ pub const BODY_LEN: usize = 1
     + 4;
 
 static CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+
+// The largest base (both blobs at their limits) still leaves room for its offline-floor entry.
+const _: () = assert!(
+    HEADER_LEN + BODY_LEN + MAX_MANIFEST_LEN + MAX_ROOT_LEN + 4 + 15 + ENTRY_LEN <= SECTOR as usize
+);
 
 /// The update lifecycle. Transitions are listed in [`UpdateState::may_become`]; everything
 /// else is a [`TransitionError`].
@@ -352,8 +382,12 @@ pub struct JournalState {
     pub committed_security_counter: u32,
     /// Highest `secure_version` confirmed (the eFuse analogue).
     pub committed_secure_version: u32,
-    /// Highest authenticated server time (unix seconds).
-    pub time_floor: u64,
+    /// Highest server time (unix seconds) a status statement vouched for; reset when a root
+    /// rotation replaces the status key. See [Time floors](crate::journal#time-floors).
+    pub status_floor: u64,
+    /// Newest `issued_at` (unix seconds) of the root records and releases the device
+    /// accepted: signed by offline keys, never reset. Kept in an entry, not in the body.
+    pub offline_floor: u64,
     /// Last authenticated legacy nonce.
     pub legacy_nonce: u64,
     /// Releases not to install again.
@@ -398,9 +432,9 @@ impl JournalState {
     /// Encodes the fixed body ([`BODY_LEN`] bytes, integers LE, in field order: version,
     /// state tag, trial attempts, health_failed, order id, legacy_disabled, installed,
     /// previous, pending flag + pending, rollback_from, last_order_id, report flag + report,
-    /// highest_seq_seen, committed security counter, committed secure version, time floor,
+    /// highest_seq_seen, committed security counter, committed secure version, status floor,
     /// legacy nonce, rejected count + 4 slots, resumes, re-downloaded chunks). Unused parts are
-    /// zero.
+    /// zero. The offline floor is not part of the body (see [Time floors](crate::journal#time-floors)).
     pub fn encode(&self) -> [u8; BODY_LEN] {
         let mut out = [0u8; BODY_LEN];
         // Every field has a fixed width summing to BODY_LEN, so the writer cannot run out; a
@@ -477,7 +511,7 @@ impl JournalState {
         w.u64(self.highest_seq_seen)?;
         w.u32(self.committed_security_counter)?;
         w.u32(self.committed_secure_version)?;
-        w.u64(self.time_floor)?;
+        w.u64(self.status_floor)?;
         w.u64(self.legacy_nonce)?;
         // At most MAX_REJECTED (4) entries.
         w.u8(self.rejected.len() as u8)?;
@@ -566,7 +600,7 @@ impl JournalState {
         let highest_seq_seen = r.u64().ok()?;
         let committed_security_counter = r.u32().ok()?;
         let committed_secure_version = r.u32().ok()?;
-        let time_floor = r.u64().ok()?;
+        let status_floor = r.u64().ok()?;
         let legacy_nonce = r.u64().ok()?;
         let count = usize::from(r.u8().ok()?);
         if count > MAX_REJECTED {
@@ -605,7 +639,8 @@ impl JournalState {
             highest_seq_seen,
             committed_security_counter,
             committed_secure_version,
-            time_floor,
+            status_floor,
+            offline_floor: 0,
             legacy_nonce,
             rejected,
             resumes,
@@ -622,6 +657,18 @@ impl JournalState {
         }
         // Room was made above.
         let _ = self.rejected.push(entry);
+    }
+
+    /// The security counter of the confirmed release whose image has SHA-256 `image_sha256`
+    /// (the installed or the previous release), or 0 for an image the journal knows no
+    /// release of: one that predates the journal, or that only a rollback or a trial the
+    /// journal did not expect ever confirmed. Legacy releases carry no counter, so theirs is 0
+    /// as well.
+    pub fn security_counter_of(&self, image_sha256: &[u8; 32]) -> u32 {
+        [&self.installed, &self.previous]
+            .into_iter()
+            .find(|r| r.image_sha256 != [0; 32] && r.image_sha256 == *image_sha256)
+            .map_or(0, |r| r.security_counter)
     }
 
     /// Whether `id` is rejected at assignment generation `generation` (a higher generation
@@ -651,8 +698,12 @@ impl JournalState {
                 self.legacy_nonce = self.legacy_nonce.max(n);
                 true
             }
-            Entry::TimeFloor(t) => {
-                self.time_floor = self.time_floor.max(t);
+            Entry::StatusFloor(t) => {
+                self.status_floor = self.status_floor.max(t);
+                true
+            }
+            Entry::OfflineFloor(t) => {
+                self.offline_floor = self.offline_floor.max(t);
                 true
             }
             Entry::ReportDelivered => {
@@ -675,10 +726,12 @@ pub enum Entry {
     },
     /// The last authenticated legacy nonce.
     LegacyNonce(u64),
-    /// The highest authenticated server time.
-    TimeFloor(u64),
+    /// The highest server time a status statement vouched for.
+    StatusFloor(u64),
     /// The report in the base was delivered.
     ReportDelivered,
+    /// The offline floor of the base (written with it, see [Time floors](crate::journal#time-floors)).
+    OfflineFloor(u64),
 }
 
 const VALUE_MASK: u32 = 0x0FFF_FFFF;
@@ -696,8 +749,9 @@ impl Entry {
                 (0, chunks_done, digest8)
             }
             Entry::LegacyNonce(n) => (1, 0, n.to_le_bytes()),
-            Entry::TimeFloor(t) => (2, 0, t.to_le_bytes()),
+            Entry::StatusFloor(t) => (2, 0, t.to_le_bytes()),
             Entry::ReportDelivered => (3, 0, [0; 8]),
+            Entry::OfflineFloor(t) => (4, 0, t.to_le_bytes()),
         };
         let mut out = [0u8; ENTRY_LEN];
         out[..4].copy_from_slice(&((kind << 28) | value).to_le_bytes());
@@ -722,8 +776,9 @@ impl Entry {
                 digest8: payload,
             }),
             1 if value == 0 => Some(Entry::LegacyNonce(u64::from_le_bytes(payload))),
-            2 if value == 0 => Some(Entry::TimeFloor(u64::from_le_bytes(payload))),
+            2 if value == 0 => Some(Entry::StatusFloor(u64::from_le_bytes(payload))),
             3 if value == 0 && payload == [0; 8] => Some(Entry::ReportDelivered),
+            4 if value == 0 => Some(Entry::OfflineFloor(u64::from_le_bytes(payload))),
             _ => None,
         }
     }
@@ -1023,7 +1078,21 @@ impl Journal {
             return Err(AgentError::Config("journal blob"));
         }
         let base = u32::from(sector) * SECTOR;
+        let record_len =
+            HEADER_LEN as u32 + BODY_LEN as u32 + u32::from(manifest_len) + u32::from(root_len) + 4;
+        let entries = align16(record_len)
+            .filter(|&e| e + ENTRY_LEN as u32 <= SECTOR)
+            .ok_or(AgentError::Config("journal record larger than a sector"))?;
         storage.erase(&w, base, base + SECTOR)?;
+        let mut next_entry = entries;
+        if next.offline_floor != 0 {
+            // Before the record: once its CRC makes the base valid, the entry is there.
+            let bytes = Entry::OfflineFloor(next.offline_floor)
+                .encode(seq)
+                .ok_or(AgentError::Config("journal entry value"))?;
+            storage.program(&w, base + entries, &bytes)?;
+            next_entry += ENTRY_LEN as u32;
+        }
         let mut rec = RecordWriter::new(base);
         let mut header = [0u8; HEADER_LEN];
         header[..4].copy_from_slice(&MAGIC);
@@ -1058,7 +1127,9 @@ impl Journal {
                 Blob::Drop => {}
             }
         }
-        let entries = rec.finish(storage, &w)?;
+        if rec.finish(storage, &w)? != entries {
+            return Err(AgentError::Config("journal record length"));
+        }
         let manifest_at = HEADER_LEN as u32 + BODY_LEN as u32;
         let root_at = manifest_at + u32::from(manifest_len);
         self.current = Some(Located {
@@ -1066,7 +1137,7 @@ impl Journal {
             seq,
             manifest: (manifest_at, manifest_len),
             root: (root_at, root_len),
-            next_entry: entries,
+            next_entry,
             needs_compaction: false,
         });
         self.state = next.clone();
@@ -1289,6 +1360,114 @@ mod tests {
         assert_eq!(JournalState::decode(&bytes[1..]), None);
     }
 
+    /// Sector 0 of a journal as the first layout's agent wrote it: one commit of
+    /// [`first_layout_state`] with its floor at 1_800_000_000, then a time-floor entry of
+    /// 1_800_007_200.
+    const FIRST_LAYOUT: &str = concat!(
+        "46414a3101000000d6020000000000000100000000000000000000000170707070707070707070707070707070707070",
+        "7070707070707070707070707003000000000000000500000000000000312e302e370000000000000000000000000000",
+        "000000000000000000000000007171717171717171717171717171717171717171717171717171717171717171030000",
+        "006060606060606060606060606060606060606060606060606060606060606060020000000000000000000000000000",
+        "00312e302e36000000000000000000000000000000000000000000000000000000616161616161616161616161616161",
+        "616161616161616161616161616161616103000000000000000000000000000000000000000000000000000000000000",
+        "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+        "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+        "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+        "000000000000000000000000000000000000000000000000000000000000000000000000000004000000000000000000",
+        "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+        "000000000000000000000000000000000000000000000000000300000000000000050000000000000000d2496b000000",
+        "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+        "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+        "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+        "00000000000000000000000000000000000000000000c6f01e5fffffffffffff0000002020ee496b0000000083fa7eac",
+    );
+
+    fn first_layout_state() -> JournalState {
+        let release = |v: &str, b: u8, sequence: u64, security_counter: u32| Release {
+            id: [b; 32],
+            sequence,
+            security_counter,
+            secure_version: 0,
+            fw_version: FixedStr::new(v).unwrap(),
+            image_sha256: [b + 1; 32],
+            generation: 3,
+        };
+        JournalState {
+            legacy_disabled: true,
+            installed: release("1.0.7", 0x70, 3, 5),
+            previous: release("1.0.6", 0x60, 2, 0),
+            last_order_id: 4,
+            highest_seq_seen: 3,
+            committed_security_counter: 5,
+            status_floor: 1_800_000_000,
+            ..JournalState::default()
+        }
+    }
+
+    #[test]
+    fn a_journal_of_the_first_layout_reads_its_single_floor_as_the_status_floor() {
+        let mut flash = SimFlash::new(Config::ESP32.with_capacity(0x4000)).unwrap();
+        flash
+            .preload(REGION.offset(), &hex::decode(FIRST_LAYOUT).unwrap())
+            .unwrap();
+        let mut s = Storage::new(flash).map_err(|e| e.0).unwrap();
+        let j = Journal::open(&mut s, REGION).unwrap();
+        assert_eq!(j.seq(), 1);
+        assert_eq!(
+            j.state(),
+            &JournalState {
+                status_floor: 1_800_007_200,
+                offline_floor: 0,
+                ..first_layout_state()
+            }
+        );
+    }
+
+    #[test]
+    fn bases_stay_in_the_first_layout_and_the_offline_floor_entry_comes_first() {
+        let mut s = storage();
+        let mut j = Journal::open(&mut s, REGION).unwrap();
+        j.commit(&mut s, &first_layout_state(), Blob::Keep, Blob::Keep)
+            .unwrap();
+        j.append(&mut s, Entry::StatusFloor(1_800_007_200)).unwrap();
+        let first = hex::decode(FIRST_LAYOUT).unwrap();
+        let sector = |s: &Storage<SimFlash>, n: u32| -> Vec<u8> {
+            let at = (REGION.offset() + n * SECTOR) as usize;
+            s.inner().contents()[at..at + SECTOR as usize].to_vec()
+        };
+        let written = sector(&s, 0);
+        assert_eq!(&written[..first.len()], &first[..], "byte for byte");
+        assert!(written[first.len()..].iter().all(|&b| b == 0xFF));
+
+        // With an offline floor, the base is the same but for its seq and CRC, and the entry
+        // sits where the entries start, where an older agent's log ends.
+        let next = JournalState {
+            offline_floor: 1_790_000_000,
+            ..j.state().clone()
+        };
+        j.commit(&mut s, &next, Blob::Keep, Blob::Keep).unwrap();
+        let written = sector(&s, 1);
+        let body = HEADER_LEN..HEADER_LEN + BODY_LEN;
+        assert_eq!(&written[..8], b"FAJ1\x02\0\0\0");
+        assert_eq!(&written[8..HEADER_LEN], &first[8..HEADER_LEN]);
+        assert_eq!(written[body.clone()], next.encode());
+        assert_eq!(
+            JournalState::decode(&written[body]),
+            Some(JournalState {
+                offline_floor: 0,
+                ..next.clone()
+            })
+        );
+        let entries = 752;
+        let entry: [u8; ENTRY_LEN] = written[entries..entries + ENTRY_LEN].try_into().unwrap();
+        assert_eq!(
+            Entry::decode(2, &entry),
+            Some(Entry::OfflineFloor(1_790_000_000))
+        );
+        let (_, j) = reopen(s);
+        assert_eq!(j.state(), &next);
+    }
+
     #[test]
     fn fresh_flash_reads_as_default_and_commits_survive_reopen() {
         let mut s = storage();
@@ -1468,7 +1647,9 @@ mod tests {
     /// One step of a journal write sequence.
     #[derive(Debug, Clone)]
     enum Op {
-        Commit(u8, u8),
+        /// Lifecycle state, blob choice, and new floors: (status floor, which may go down as a
+        /// rotation resets it; offline floor raised to).
+        Commit(u8, u8, Option<(u64, u64)>),
         Progress,
         Nonce(u64),
         Floor(u64),
@@ -1476,7 +1657,12 @@ mod tests {
 
     fn op_strategy() -> impl Strategy<Value = Op> {
         prop_oneof![
-            (0u8..6, 0u8..3).prop_map(|(s, b)| Op::Commit(s, b)),
+            (
+                0u8..6,
+                0u8..3,
+                proptest::option::of((any::<u64>(), any::<u64>()))
+            )
+                .prop_map(|(s, b, f)| Op::Commit(s, b, f)),
             Just(Op::Progress),
             Just(Op::Progress),
             Just(Op::Progress),
@@ -1488,8 +1674,12 @@ mod tests {
     /// The state an op leads to from `cur`, or `None` when the op is not allowed there.
     fn target(cur: &JournalState, op: &Op) -> Option<(JournalState, Option<Entry>, u8)> {
         match op {
-            Op::Commit(which, blob) => {
+            Op::Commit(which, blob, floors) => {
                 let mut next = cur.clone();
+                if let Some((status, offline)) = *floors {
+                    next.status_floor = status;
+                    next.offline_floor = cur.offline_floor.max(offline);
+                }
                 next.state = match which {
                     0 => UpdateState::Idle,
                     1 => UpdateState::Downloading,
@@ -1529,7 +1719,7 @@ mod tests {
                 Some((next, Some(e), 0))
             }
             Op::Floor(t) => {
-                let e = Entry::TimeFloor(*t);
+                let e = Entry::StatusFloor(*t);
                 let mut next = cur.clone();
                 next.apply(&e);
                 Some((next, Some(e), 0))

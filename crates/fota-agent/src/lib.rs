@@ -44,6 +44,40 @@
 //! `boot_switch_impossible`. A staged release that cannot be switched is dropped the same
 //! way, so the device never stays in a state that only asks for resets.
 //!
+//! # Time, and what a status key can do to it
+//!
+//! The device has no clock it can trust. Its journal keeps two floors, lower bounds on the
+//! time: the *status floor*, the highest `server_time` of the status statements it accepted,
+//! and the *offline floor*, the newest `issued_at` an offline key signed (root records it
+//! rotated to, releases it accepted), to which the `issued_at` of the root it trusts is added
+//! when it checks. A statement is fresh when its `expires_at` lies past both floors; a
+//! manifest has expired when its `expires_at` does not lie past both and the statement's
+//! `server_time`.
+//!
+//! The online status key can push the status floor forward, never back, so a leaked key could
+//! make every honest statement look expired. The remedy is TUF's (§5.3.11): a root record the
+//! root keys sign is kept as soon as it verifies, before anything the status key signed is
+//! looked at, and when it replaces the status key set the status floor is reset, in the same
+//! journal commit. The first statement of the new key is then fresh again. A rotation that
+//! keeps the status key keeps the floor, and nothing resets the offline floor: no online key
+//! can move it. A journal of the first layout had one floor, raised by statements only; it is
+//! read as the status floor, so a device frozen by a leaked key before this layout recovers
+//! the same way ([`journal`] has the layout).
+//!
+//! # What a rollback may activate
+//!
+//! The committed security counter is the highest `security_counter` of the v2 releases the
+//! device confirmed (or found itself running). A trial that fails goes back to the image it
+//! came from, whatever that image's release: the trial's counter was never committed, since
+//! that happens at confirmation. An operator's rollback order is stricter: it never activates
+//! an image whose release's counter is below the committed one, and is refused with
+//! `rollback_below_counter` instead (`rollback_impossible` when there is no valid image to go
+//! back to). The journal knows the release of the installed and of the previous confirmed
+//! image, by SHA-256; any other image counts as counter 0: one that ran before the journal
+//! existed, one only a rollback or a trial the journal did not expect ever confirmed. Legacy
+//! releases carry no counter, so they count as 0 as well. With no counter committed, every
+//! valid image may be rolled back to, as before.
+//!
 //! # On flash
 //!
 //! | what | where | format |

@@ -8,7 +8,7 @@ use fota_protocol::v2::checkin::{OTA_STATE_UNDEFINED, SLOT_FACTORY_OR_UNKNOWN};
 use fota_protocol::v2::hashlist::{HASHES_PER_PAGE, PAGE_LEN};
 use fota_protocol::v2::{
     Action, AgentState, CheckIn, CheckInAnswer, Error as V2Error, EventKind, FieldCheck,
-    HashListLayout, Manifest, ReasonCode, RootRecord, StatusBody, StatusStatement,
+    HashListLayout, Manifest, ReasonCode, Role, RootRecord, StatusBody, StatusStatement,
 };
 use sha2::{Digest, Sha256};
 
@@ -20,6 +20,9 @@ use crate::transport::{Platform, Transport};
 
 /// A check-in whose statement (and manifest, for an install) verified.
 pub(crate) struct Checked {
+    /// The latest time the device can vouch for: both floors, this statement's server time
+    /// included. What the manifest's expiry is checked against.
+    pub(crate) now: u64,
     pub(crate) statement: StatusBody,
     pub(crate) manifest: Option<(Manifest, Range<usize>)>,
 }
@@ -80,7 +83,7 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
 
     /// One authenticated check-in: sends the record, verifies roots, statement and (for an
     /// install) the manifest. Nothing touches flash before the verifications, except
-    /// persisting a verified root rotation and the time floor.
+    /// persisting a verified root rotation and the status floor.
     pub(crate) async fn v2_checkin(&mut self) -> Result<Checked, Stop> {
         let mut nonce = [0u8; 16];
         self.platform.fill_random(&mut nonce);
@@ -171,9 +174,11 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
         // Root rotation: each newer record must be signed by the trusted and its own root
         // thresholds, version + 1 each time.
         let mut rotated: Option<Range<usize>> = None;
+        let mut status_key_replaced = false;
         for record in answer.roots.as_slice() {
             match RootRecord::verify_update(&root, record) {
                 Ok(next) => {
+                    status_key_replaced |= next.keys(Role::Status) != root.keys(Role::Status);
                     root = next;
                     rotated = offset_in(whole, record);
                 }
@@ -183,6 +188,34 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
                     break;
                 }
             }
+        }
+        // The root keys alone vouch for a rotation, so it is kept before anything the online
+        // key signed is looked at: whatever that key did, the rotation that replaces it takes
+        // effect (TUF §5.3.10-11).
+        let root_version = root.version();
+        if let Some(range) = rotated
+            && root_version > self.root_version
+            && matches!(
+                self.journal.state().state,
+                UpdateState::Idle | UpdateState::Downloading | UpdateState::Trial { .. }
+            )
+        {
+            let mut next = self.journal.state().clone();
+            next.offline_floor = next.offline_floor.max(root.body().issued_at);
+            if status_key_replaced {
+                // What the old status key said about time no longer counts: a leaked key
+                // that pushed the floor into the future would otherwise make every honest
+                // statement look expired for good.
+                next.status_floor = 0;
+                self.seen_time = 0;
+            } else {
+                next.status_floor = next.status_floor.max(self.seen_time);
+            }
+            let bytes = whole.get(range).unwrap_or(&[]);
+            self.journal
+                .commit(&mut self.storage, &next, Blob::Keep, Blob::New(bytes))?;
+            self.root_version = root_version;
+            self.persisted_floor = next.status_floor;
         }
         let statement = match StatusStatement::verify_for_device(
             &root,
@@ -201,8 +234,10 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
             }
         };
         let body = statement.body().clone();
-        let floor = self.journal.state().time_floor;
-        if body.expires_at <= floor {
+        let js = self.journal.state();
+        let status_floor = js.status_floor.max(self.seen_time);
+        let offline_floor = js.offline_floor.max(root.body().issued_at);
+        if body.expires_at <= status_floor.max(offline_floor) {
             self.stale_statements = self.stale_statements.saturating_add(1);
             return Err(Stop::Refused(ReasonCode::Expired));
         }
@@ -233,22 +268,9 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
             }
             _ => None,
         };
-        let root_version = root.version();
-        if let Some(range) = rotated
-            && root_version > self.root_version
-            && matches!(
-                self.journal.state().state,
-                UpdateState::Idle | UpdateState::Downloading | UpdateState::Trial { .. }
-            )
-        {
-            let state = self.journal.state().clone();
-            let bytes = self.bufs.chunk.get(range).unwrap_or(&[]);
-            self.journal
-                .commit(&mut self.storage, &state, Blob::Keep, Blob::New(bytes))?;
-            self.root_version = root_version;
-        }
         self.seen_time = self.seen_time.max(body.server_time);
         Ok(Checked {
+            now: self.seen_time.max(status_floor).max(offline_floor),
             statement: body,
             manifest,
         })
@@ -284,7 +306,7 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
                         return self.flash_failure(e);
                     }
                 }
-                if let Err(e) = self.persist_time_floor() {
+                if let Err(e) = self.persist_status_floor() {
                     return self.flash_failure(e);
                 }
                 PollOutcome::Idle { next_poll_ms }
@@ -311,8 +333,7 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
         if m.sequence < js.highest_seq_seen || m.security_counter < js.committed_security_counter {
             return refuse(ReasonCode::Downgrade);
         }
-        let floor = js.time_floor.max(self.seen_time);
-        if manifest.is_expired(floor) {
+        if manifest.is_expired(checked.now) {
             return refuse(ReasonCode::Expired);
         }
         let idle = Ok(PollOutcome::Idle {
@@ -342,6 +363,7 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
                 next.committed_security_counter =
                     next.committed_security_counter.max(m.security_counter);
                 next.legacy_disabled = true;
+                next.offline_floor = next.offline_floor.max(m.issued_at);
                 self.commit(&next, crate::journal::Blob::Keep)?;
             }
             return idle;
@@ -391,6 +413,7 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
             next.state = UpdateState::Downloading;
             next.legacy_disabled = true;
             next.highest_seq_seen = next.highest_seq_seen.max(m.sequence);
+            next.offline_floor = next.offline_floor.max(m.issued_at);
             next.pending = Some(Pending {
                 protocol: Protocol::V2,
                 id: digest,

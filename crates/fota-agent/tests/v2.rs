@@ -460,6 +460,78 @@ fn a_rollback_with_nothing_to_return_to_is_refused() {
     assert_eq!(running_of(&dev.boot()), Running::Ota(0));
 }
 
+/// A device that ran 1.0.5 before it had a journal, with releases 1.0.6 and 1.0.7 (security
+/// counters `counters`) on the server.
+fn with_counters(counters: [u32; 2]) -> (Device, Net) {
+    let net = Net::default();
+    net.with(|s| {
+        for (i, (version, counter)) in ["1.0.6", "1.0.7"].into_iter().zip(counters).enumerate() {
+            let img = image(version, 0x9000, false);
+            let seq = i as u64 + 2;
+            s.v2.releases.push(release_with(
+                version,
+                img,
+                seq,
+                4096,
+                |b| b.security_counter = counter,
+                &[10],
+            ));
+        }
+    });
+    let flash = provisioned_flash(&table(), &image("1.0.5", 0x8000, false));
+    (Device::new(flash, net.clone(), DeviceSpec::default()), net)
+}
+
+fn rollback_event(net: &Net) -> Option<(EventKind, ReasonCode, u64)> {
+    net.with(|s| {
+        s.v2.events
+            .iter()
+            .find(|e| matches!(e.0, EventKind::RollbackDone | EventKind::RollbackRefused))
+            .copied()
+    })
+}
+
+#[test]
+fn a_rollback_order_to_a_release_at_the_committed_counter_is_carried_out() {
+    let (mut dev, net) = with_counters([3, 3]);
+    install(&mut dev, &net, 0);
+    install(&mut dev, &net, 1);
+    let committed = net.with(|s| s.v2.checkins.last().unwrap().installed_security_counter);
+    assert_eq!(committed, 3);
+    net.with(|s| s.v2.assign = Assign::Rollback(8));
+    assert_eq!(dev.boot().last_poll(), Some(PollOutcome::RebootRequired));
+    let b = dev.boot();
+    assert_eq!(running_of(&b), Running::Ota(1), "back on 1.0.6: {b:?}");
+    assert_eq!(
+        rollback_event(&net),
+        Some((EventKind::RollbackDone, ReasonCode::OperatorOrder, 8))
+    );
+}
+
+#[test]
+fn an_image_from_before_the_journal_counts_as_counter_zero_for_a_rollback_order() {
+    let (mut dev, net) = with_counters([1, 1]);
+    install(&mut dev, &net, 0);
+    net.with(|s| s.v2.assign = Assign::Rollback(9));
+    let before = ops(&dev);
+    let b = dev.boot();
+    assert!(
+        failed_with(&b, ReasonCode::RollbackBelowCounter),
+        "1.0.5 has no known release, so no counter: {b:?}"
+    );
+    assert_eq!(
+        rollback_event(&net),
+        Some((
+            EventKind::RollbackRefused,
+            ReasonCode::RollbackBelowCounter,
+            9
+        ))
+    );
+    assert_eq!(dev.slot_state(1), Some(OtaState::Valid));
+    assert!(ops(&dev) > before, "the refusal is journaled");
+    assert_eq!(running_of(&dev.boot()), Running::Ota(1));
+}
+
 #[test]
 fn a_rotated_root_is_verified_persisted_and_used() {
     let new = image("1.0.6", 0x9000, false);
@@ -522,6 +594,69 @@ fn a_rotated_root_is_verified_persisted_and_used() {
         ),
         "{b:?}"
     );
+}
+
+fn idle(b: &BootLog) -> bool {
+    matches!(b.last_poll(), Some(PollOutcome::Idle { .. }))
+}
+
+#[test]
+fn only_a_rotation_that_replaces_the_status_key_forgets_the_time_that_key_vouched_for() {
+    let (mut dev, net, _) = setup(image("1.0.6", 0x9000, false));
+    // Status key 20 leaks and vouches for a time ten years ahead.
+    net.with(|s| s.v2.server_time = NOW + 10 * 365 * 86_400);
+    let b = dev.boot();
+    assert!(idle(&b), "{b:?}");
+    net.with(|s| s.v2.server_time = NOW);
+    let b = dev.boot();
+    assert!(failed_with(&b, ReasonCode::Expired), "{b:?}");
+    // Root v2 still trusts key 20: the rotation is kept, the time it vouched for stands.
+    net.with(|s| s.v2.roots = vec![root_with(2, &[10], &[20])]);
+    let b = dev.boot();
+    assert!(failed_with(&b, ReasonCode::Expired), "{b:?}");
+    assert_eq!(net.with(|s| s.v2.checkins.last().unwrap().root_version), 2);
+    // Root v3 replaces key 20 with 21: honest statements count again, and an update installs.
+    net.with(|s| {
+        s.v2.roots = vec![root_with(3, &[10], &[21])];
+        s.v2.status_key = 21;
+    });
+    let b = dev.boot();
+    assert!(idle(&b), "{b:?}");
+    install(&mut dev, &net, 1);
+    assert_eq!(running_of(&dev.boot()), Running::Ota(1));
+}
+
+#[test]
+fn a_statement_that_expired_before_the_trusted_root_was_signed_is_refused() {
+    let (mut dev, net, _) = setup(image("1.0.6", 0x9000, false));
+    // The provisioned root was signed at NOW - 1000, so this statement is stale even to a
+    // device that never heard a status statement.
+    net.with(|s| s.v2.server_time = NOW - 1000 - 86_400);
+    let before = ops(&dev);
+    let b = dev.boot();
+    assert!(failed_with(&b, ReasonCode::Expired), "{b:?}");
+    assert_eq!(ops(&dev), before);
+    net.with(|s| s.v2.server_time = NOW);
+    assert!(idle(&dev.boot()));
+}
+
+#[test]
+fn a_release_the_device_accepted_still_bounds_the_time_after_the_status_key_is_replaced() {
+    let (mut dev, net, _) = setup(image("1.0.6", 0x9000, false));
+    install(&mut dev, &net, 1);
+    // Root v2 replaces status key 20, which vouched for NOW; key 21 vouches for nothing yet,
+    // but 1.0.6 was signed at NOW - 100.
+    net.with(|s| {
+        s.v2.assign = Assign::None;
+        s.v2.roots = vec![root_with(2, &[10], &[21])];
+        s.v2.status_key = 21;
+        s.v2.server_time = NOW - 100 - 86_400;
+    });
+    let b = dev.boot();
+    assert!(failed_with(&b, ReasonCode::Expired), "{b:?}");
+    net.with(|s| s.v2.server_time = NOW - 99 - 86_400);
+    let b = dev.boot();
+    assert!(idle(&b), "{b:?}");
 }
 
 #[test]

@@ -12,6 +12,11 @@
 //! from the v2 check-in answers passing through, so `chunk:K` means the same in both
 //! protocols.
 //!
+//! [`FaultProxy::set_rewrite`] goes further than a broken network: it replaces answer bodies
+//! with what a test computes from them, so the proxy can play a server whose online key is
+//! compromised (a re-signed status statement, say) while everything else stays the real
+//! server's.
+//!
 //! A device that streams the image asks for an open-ended range (`bytes=N-`) and reads many
 //! chunks from one answer. Such an answer carries at most one fault, at the first chunk it
 //! covers on which a rule fires. On its first chunk, the fault applies as to a one-chunk
@@ -45,6 +50,20 @@ const MAX_BODY: usize = 64 * 1024 * 1024;
 /// How much junk an endless body sends at most (the device must hang up long before).
 const ENDLESS_CAP: usize = 256 * 1024 * 1024;
 
+/// Computes the body a device gets instead of a 200 answer's `body` to the request `info`;
+/// `None` passes the answer on unchanged.
+pub type Rewrite = Arc<dyn Fn(RequestInfo, &[u8]) -> Option<Vec<u8>> + Send + Sync>;
+
+/// The installed [`Rewrite`], if any.
+#[derive(Clone, Default)]
+struct RewriteSlot(Option<Rewrite>);
+
+impl core::fmt::Debug for RewriteSlot {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(if self.0.is_some() { "Some(..)" } else { "None" })
+    }
+}
+
 /// A fault the proxy injected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fired {
@@ -71,6 +90,7 @@ struct Shared {
     deferred: HashMap<(String, u64), Fault>,
     fired: Vec<Fired>,
     body_bytes: u64,
+    rewrite: RewriteSlot,
 }
 
 type SharedRef = Arc<Mutex<Shared>>;
@@ -121,6 +141,7 @@ impl FaultProxy {
             deferred: HashMap::new(),
             fired: Vec::new(),
             body_bytes: 0,
+            rewrite: RewriteSlot::default(),
         }));
         let upstream = Upstream {
             host,
@@ -168,6 +189,12 @@ impl FaultProxy {
     /// Body bytes written towards devices (after faults).
     pub fn body_bytes(&self) -> u64 {
         lock(&self.shared).body_bytes
+    }
+
+    /// Installs `rewrite` for every later 200 answer (`None` removes it). It runs before the
+    /// fault of the request, so a fault also hits a rewritten body.
+    pub fn set_rewrite(&self, rewrite: Option<Rewrite>) {
+        lock(&self.shared).rewrite = RewriteSlot(rewrite);
     }
 }
 
@@ -680,7 +707,7 @@ async fn serve_conn(mut stream: TcpStream, shared: SharedRef, up: Upstream) -> i
     let mut sender = None;
     while let Some(req) = read_request(&mut stream, &mut buf).await? {
         let (info, fault, streamed) = decide(&shared, &req);
-        let answer = match fault {
+        let mut answer = match fault {
             Some(Fault::Reset) => {
                 stream.set_zero_linger()?;
                 return Ok(());
@@ -694,6 +721,12 @@ async fn serve_conn(mut stream: TcpStream, shared: SharedRef, up: Upstream) -> i
                 }
             },
         };
+        if answer.status == StatusCode::OK {
+            let rewrite = lock(&shared).rewrite.0.clone();
+            if let Some(body) = rewrite.and_then(|f| f(info, &answer.body)) {
+                answer.body = Bytes::from(body);
+            }
+        }
         if matches!(info.kind, Kind::Checkin) && answer.status == StatusCode::OK {
             learn(&shared, &answer.body);
         }

@@ -8,3 +8,4 @@ mod net_faults;
 mod power_cut;
 mod refusals;
 mod seed_guide;
+mod threats;

@@ -108,6 +108,52 @@ impl Server {
         format!("http://{}", self.addr.expect("server not listening"))
     }
 
+    /// The same data folder, store and blobs served again under another root record and
+    /// status key, on a new port: what an operator does after rotating the root. `keys` are
+    /// the keys the rotated root names.
+    pub async fn restarted_with(mut self, keys: KeySet, root_record: Vec<u8>) -> Self {
+        let (config, store, blobs) = (
+            self.state.config().clone(),
+            Arc::clone(self.state.store()),
+            Arc::clone(self.state.blobs()),
+        );
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+        let trust = Trust::new(root_record, keys.status.clone()).unwrap();
+        let state = AppState::from_parts(
+            config,
+            store,
+            blobs,
+            Some(trust),
+            Some(LegacyKey::from_bytes(PSK)),
+        );
+        let app = fota_server::router(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let serving = state.clone();
+        let task = tokio::spawn(async move {
+            fota_server::serve(listener, serving, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        Self {
+            dir: self.dir,
+            state,
+            app,
+            keys,
+            addr: Some(addr),
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
     pub async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
@@ -507,6 +553,18 @@ pub async fn run_local(
         token,
     };
     device::run(flash, &opts, &mut Efuse::default(), || t.clone()).await
+}
+
+/// The agent's journal as the next boot will read it from `flash`.
+pub fn journal_of(flash: &mut SimFlash) -> fota_agent::journal::JournalState {
+    use fota_agent::flash::Storage;
+    let mut storage = Storage::new(&mut *flash).map_err(|e| e.0).unwrap();
+    let mut scratch = vec![0u8; 0xC00];
+    let layout = fota_agent::layout::Layout::discover(&mut storage, &mut scratch).unwrap();
+    fota_agent::journal::Journal::open(&mut storage, layout.journal())
+        .unwrap()
+        .state()
+        .clone()
 }
 
 /// The running version after a run.

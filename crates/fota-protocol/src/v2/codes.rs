@@ -132,6 +132,10 @@ code_enum! {
         /// be renormalised, e.g. while running the factory app); the release was refused
         /// before anything was written to the slot, or a staged one was abandoned.
         BootSwitchImpossible = 29 => "boot_switch_impossible",
+        /// A rollback order was refused: the image it would activate belongs to a release
+        /// whose security counter is below the committed one (an image whose release the
+        /// device does not know counts as 0).
+        RollbackBelowCounter = 30 => "rollback_below_counter",
     }
 }
 
