@@ -29,9 +29,59 @@ pub(crate) fn handle() -> PrometheusHandle {
             // Another recorder may already be installed (an embedding program's); then ours
             // renders an empty page rather than failing the server.
             let _ = metrics::set_global_recorder(recorder);
+            describe();
             handle
         })
         .clone()
+}
+
+/// The `# HELP` text of every family the server records. A family recorded without being
+/// described here renders without `# HELP` (the metrics test catches that).
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_histogram};
+    describe_counter!(
+        "fota_http_requests_total",
+        "HTTP requests answered, by route template (or unmatched), method (or other) and status"
+    );
+    describe_histogram!(
+        "fota_http_request_seconds",
+        Unit::Seconds,
+        "Time to answer an HTTP request (headers of the answer ready), by route template"
+    );
+    describe_counter!(
+        "fota_auth_denied_total",
+        "Requests refused for their credential, by reason (missing, unknown, revoked, role, blob_not_offered)"
+    );
+    describe_counter!("fota_checkins_total", "v2 device check-ins answered");
+    describe_counter!("fota_device_events_total", "v2 device event records stored");
+    describe_counter!(
+        "fota_blob_bytes_total",
+        Unit::Bytes,
+        "Blob bytes sent to v2 devices (images and hash lists)"
+    );
+    describe_counter!("fota_releases_created_total", "Signed releases accepted");
+    describe_counter!(
+        "fota_legacy_chunks_total",
+        "Legacy (seed) firmware chunks served"
+    );
+}
+
+/// The `method` label of a request: the standard methods by name, anything else as `other`,
+/// so a client cannot add label values (and series) by inventing methods.
+pub(crate) fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
 }
 
 /// Drains recorded histogram samples into their buckets; bounded memory however rarely

@@ -5,6 +5,7 @@
 mod common;
 mod e2e;
 mod legacy;
+mod metrics;
 mod operator;
 mod store;
 mod v2;
