@@ -160,6 +160,61 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
+/// The error answers of the OpenAPI document, each described once and referenced by the
+/// operations that can give it (`(status = 401, response = crate::error::doc::Unauthorized)`).
+/// Answers whose meaning depends on the operation (409, 416, 422) are described inline there.
+pub mod doc {
+    use utoipa::openapi::content::Content;
+    use utoipa::openapi::response::{Response, ResponseBuilder};
+    use utoipa::openapi::{Ref, RefOr};
+
+    fn error_answer(description: &str) -> RefOr<Response> {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+            )
+            .build()
+            .into()
+    }
+
+    macro_rules! error_answers {
+        ($($(#[$meta:meta])* $name:ident => $description:literal;)*) => {$(
+            $(#[$meta])*
+            #[derive(Debug, Clone, Copy)]
+            pub struct $name;
+
+            impl<'r> utoipa::ToResponse<'r> for $name {
+                fn response() -> (&'r str, RefOr<Response>) {
+                    (stringify!($name), error_answer($description))
+                }
+            }
+        )*};
+    }
+
+    error_answers! {
+        /// `400`.
+        BadRequest => "Malformed request: body, parameter or id of the wrong syntax, type or \
+            range (`invalid_json`, `invalid_field`, `invalid_query`, `invalid_name`, ...)";
+        /// `401`.
+        Unauthorized => "No credential, or an unknown or revoked one (`unauthorized`; the \
+            answer carries `WWW-Authenticate: Bearer`)";
+        /// `403`.
+        Forbidden => "The token's role is below the one this needs (`forbidden`)";
+        /// `404`.
+        NotFound => "The thing named in the path or body does not exist (`not_found`)";
+        /// `413`.
+        PayloadTooLarge => "The body is larger than this route's limit (`payload_too_large`)";
+        /// `503` of the v2 API.
+        V2Unavailable => "The server was started without a root record and status key \
+            (`v2_not_configured`)";
+        /// `503` of the legacy API.
+        LegacyUnavailable => "The legacy (seed) API is off: no PSK configured \
+            (`legacy_disabled`)";
+    }
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();

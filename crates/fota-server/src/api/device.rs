@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 
 use crate::auth::DeviceAuth;
 use crate::blobs::is_blob_name;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, doc};
 use crate::state::AppState;
 use crate::tokens::{TokenDigest, bearer};
 
@@ -40,11 +40,18 @@ fn unauthorized(reason: &'static str, message: &str) -> AppError {
 /// for an authenticated device.
 #[utoipa::path(post, path = "/api/v2/device/checkin", tag = "device",
     security(("device" = [])),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+    request_body(content = inline(crate::api::Binary), content_type = "application/octet-stream",
         description = "FCI1 check-in record (fota-protocol v2)"),
-    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>,
-        description = "FCA1 check-in answer"),
-        (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 200, description = "FCA1 check-in answer: poll hint, signed status statement, \
+            manifest and blob URLs when installing", content_type = "application/octet-stream",
+            body = inline(crate::api::Binary)),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, description = "The record names another device than the credential's \
+            (`forbidden`)", body = crate::error::ErrorBody),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 503, response = doc::V2Unavailable)))]
 pub(crate) async fn checkin(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -80,10 +87,16 @@ pub(crate) async fn checkin(
 /// outcomes update the device's state.
 #[utoipa::path(post, path = "/api/v2/device/events", tag = "device",
     security(("device" = [])),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+    request_body(content = inline(crate::api::Binary), content_type = "application/octet-stream",
         description = "FEV1 event record (fota-protocol v2)"),
-    responses((status = 204), (status = 400, body = crate::error::ErrorBody),
-        (status = 401, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 204, description = "Stored"),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, description = "The record names another device than the credential's \
+            (`forbidden`)", body = crate::error::ErrorBody),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 503, response = doc::V2Unavailable)))]
 pub(crate) async fn events(
     State(state): State<AppState>,
     device: DeviceAuth,
@@ -153,13 +166,31 @@ pub(crate) fn resolve_range(range: ByteRange, size: u64) -> Option<(u64, u64)> {
 /// `Range` (206 + `Content-Range`; 416 for malformed, multiple or unsatisfiable ranges),
 /// `If-Range`, `If-None-Match`; `ETag` is the SHA-256; the content is immutable.
 #[utoipa::path(get, path = "/api/v2/device/blobs/{sha256}", tag = "device",
-    security(("device" = [])), params(("sha256" = String, Path, description = "lowercase hex SHA-256"),
-        ("Range" = Option<String>, Header, description = "bytes=a-b | bytes=a- | bytes=-n")),
-    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 206, content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 304), (status = 401, body = crate::error::ErrorBody),
-        (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
-        (status = 416, body = crate::error::ErrorBody)))]
+    security(("device" = [])),
+    params(
+        ("sha256" = String, Path, description = "Lowercase hex SHA-256 of the blob",
+            pattern = r"^[0-9a-f]{64}$"),
+        ("Range" = Option<String>, Header, description = "One byte range: `bytes=a-b`, \
+            `bytes=a-` or `bytes=-n`"),
+        ("If-Range" = Option<String>, Header, description = "The blob's ETag: the range \
+            applies only if it matches, else the whole blob is sent"),
+        ("If-None-Match" = Option<String>, Header, description = "The blob's ETag or `*`: \
+            304 if it matches")),
+    responses(
+        (status = 200, description = "The whole blob", content_type = "application/octet-stream",
+            body = inline(crate::api::Binary)),
+        (status = 206, description = "The requested range (`Content-Range` says which)",
+            content_type = "application/octet-stream", body = inline(crate::api::Binary)),
+        (status = 304, description = "Not modified (the ETag matched)"),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, description = "The blob is not part of the release offered to this \
+            device (`forbidden`)", body = crate::error::ErrorBody),
+        (status = 404, response = doc::NotFound),
+        (status = 416, description = "A malformed, multiple or unsatisfiable range, or \
+            another unit (`range_not_satisfiable`; `Content-Range: bytes */size`)",
+            body = crate::error::ErrorBody),
+        (status = 503, response = doc::V2Unavailable)))]
 pub(crate) async fn blob(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -25,7 +25,7 @@ use serde::Deserialize;
 
 use crate::api::operator::{check_reason, new_order};
 use crate::auth::{ClientIp, Operator};
-use crate::error::{AppError, AppJson, AppQuery, AppResult, parse_json};
+use crate::error::{AppError, AppJson, AppQuery, AppResult, doc, parse_json};
 use crate::legacy_guard::{self, Admission, NotRecorded};
 use crate::state::AppState;
 use crate::store::{
@@ -85,9 +85,157 @@ fn check_device_id(id: &str) -> AppResult<()> {
 
 /// The optional `device_id` every device endpoint accepts.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeviceQuery {
-    /// The device naming itself (recorded as a check-in).
+    /// The device naming itself (recorded as a check-in): 1-64 of `A-Za-z0-9._-`.
+    #[param(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     pub device_id: Option<String>,
+}
+
+// The seed's records, for the OpenAPI document only: the server reads and writes them through
+// fota-protocol's `legacy::json` types (or, for status reports, as any JSON object).
+
+/// `POST /api/cloud/fota/upload` body.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct LegacyUpload {
+    /// Firmware version string: 1-64 bytes of UTF-8.
+    #[schema(min_length = 1, max_length = 64)]
+    version: String,
+    /// Firmware length in bytes; must equal the decoded `firmware_data`'s.
+    #[schema(minimum = 1)]
+    size: u64,
+    /// Lowercase hex SHA-256 of the firmware.
+    #[schema(pattern = r"^[0-9a-f]{64}$")]
+    hash: String,
+    /// Chunk length the devices will fetch.
+    #[schema(minimum = 1)]
+    chunk_size: u64,
+    /// The firmware, padded standard base64.
+    #[schema(content_encoding = "base64")]
+    firmware_data: String,
+}
+
+/// Answer to an accepted upload.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct LegacyUploadAnswer {
+    /// Always `true`.
+    success: bool,
+    /// ceil(size / chunk_size).
+    #[schema(minimum = 1)]
+    total_chunks: u64,
+}
+
+/// The newest upload, with replay protection (`nonce`, `mac`).
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct LegacyManifest {
+    /// Firmware version string.
+    version: String,
+    /// Firmware length in bytes.
+    size: u64,
+    /// Lowercase hex SHA-256 of the firmware.
+    #[schema(pattern = r"^[0-9a-f]{64}$")]
+    hash: String,
+    /// Chunk length.
+    chunk_size: u64,
+    /// Number of chunks.
+    total_chunks: u64,
+    /// Server-wide, strictly increasing counter.
+    nonce: u64,
+    /// Lowercase hex replay MAC over the path, the request's device_id, the fields and the nonce.
+    #[schema(pattern = r"^[0-9a-f]{64}$")]
+    mac: String,
+}
+
+/// One chunk of the newest upload.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct LegacyChunk {
+    /// Index of the chunk.
+    chunk_number: u64,
+    /// The chunk's bytes, padded standard base64.
+    #[schema(content_encoding = "base64")]
+    data: String,
+    /// Lowercase hex HMAC-SHA256(PSK, chunk bytes).
+    #[schema(pattern = r"^[0-9a-f]{64}$")]
+    mac: String,
+}
+
+/// A status word or version as seed devices send it: a string (at most 512 characters), a
+/// number or a boolean (recorded as text), or `null` (absent).
+fn lenient_text(description: &str) -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .description(Some(description))
+        .schema_type(SchemaType::from_iter([
+            Type::String,
+            Type::Number,
+            Type::Boolean,
+            Type::Null,
+        ]))
+        .max_length(Some(512))
+        .build()
+}
+
+fn status_word() -> utoipa::openapi::schema::Object {
+    lenient_text("Status word, e.g. `success`, `failed`, `rolled_back` (default `reported`)")
+}
+
+fn running_version() -> utoipa::openapi::schema::Object {
+    lenient_text("Firmware version the device runs")
+}
+
+/// `POST /api/inverter/fota/status` body: any JSON object naming the device; the fields
+/// below are recorded, every other one is kept in the event's detail.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct LegacyStatusReport {
+    /// The reporting device, a string (the server also takes it from the `device_id` query
+    /// parameter when the body has none).
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
+    device_id: String,
+    #[schema(schema_with = status_word)]
+    status: Option<String>,
+    #[schema(schema_with = running_version)]
+    version: Option<String>,
+}
+
+/// Answer to a status report.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct LegacyStatusAnswer {
+    /// Always `true`.
+    success: bool,
+    /// The rollback order this report closed, if any.
+    rollback_closed: Option<String>,
+}
+
+/// Answer to a rollback order.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct LegacyRollbackAnswer {
+    /// Always `true`.
+    success: bool,
+    /// The order's id (decimal).
+    order_id: String,
+}
+
+/// Whether a device must roll back, with replay protection (`nonce`, `mac`).
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct LegacyRollbackStatus {
+    /// Whether an order is open for the device.
+    rollback_required: bool,
+    /// The order's reason, `null` without an order.
+    #[schema(required = true)]
+    reason: Option<String>,
+    /// Server-wide, strictly increasing counter.
+    nonce: u64,
+    /// Lowercase hex replay MAC over the path, device_id, rollback_required, reason, nonce.
+    #[schema(pattern = r"^[0-9a-f]{64}$")]
+    mac: String,
 }
 
 /// Checks the id a request names and decides what the request may do with it
@@ -131,10 +279,16 @@ async fn latest(state: &AppState) -> AppResult<LegacyRelease> {
 /// nothing: the previous one keeps being served.
 #[utoipa::path(post, path = "/api/cloud/fota/upload", tag = "legacy",
     security(("bearer" = [])),
-    request_body(content = Object, description = "{version, size, hash, chunk_size, firmware_data}"),
-    responses((status = 200, description = "{success: true, total_chunks}"),
-        (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
-        (status = 413, body = crate::error::ErrorBody)))]
+    request_body = LegacyUpload,
+    responses(
+        (status = 200, description = "Stored; it is served from now on", body = LegacyUploadAnswer),
+        (status = 400, description = "Malformed, or base64, size, hash or chunk size that do \
+            not check out (`invalid_base64`, `size_mismatch`, `hash_mismatch`, ...)",
+            body = crate::error::ErrorBody),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 503, response = doc::LegacyUnavailable)))]
 pub(crate) async fn upload(
     State(state): State<AppState>,
     op: Operator,
@@ -193,8 +347,12 @@ pub(crate) async fn upload(
 
 /// Seed manifest of the newest legacy upload, with `nonce` and `mac` (replay protection).
 #[utoipa::path(get, path = "/api/inverter/fota/manifest", tag = "legacy", params(DeviceQuery),
-    responses((status = 200, description = "{version, size, hash, chunk_size, total_chunks, nonce, mac}"),
-        (status = 404, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 200, description = "The newest legacy upload", body = LegacyManifest),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, description = "Nothing uploaded yet (`not_found`), or the device_id is \
+            a v2 device's (`unknown_device`)", body = crate::error::ErrorBody),
+        (status = 503, response = doc::LegacyUnavailable)))]
 pub(crate) async fn manifest(
     State(state): State<AppState>,
     ip: ClientIp,
@@ -242,9 +400,15 @@ fn chunk_number(params: &HashMap<String, String>) -> AppResult<u64> {
 /// One chunk of the newest legacy upload: `{chunk_number, data (base64), mac (hex
 /// HMAC-SHA256(PSK, chunk))}`.
 #[utoipa::path(get, path = "/api/inverter/fota/chunk", tag = "legacy",
-    params(("chunk_number" = u64, Query), DeviceQuery),
-    responses((status = 200, description = "{chunk_number, data, mac}"),
-        (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+    params(("chunk_number" = u64, Query, description = "Index of the chunk, from 0"),
+        DeviceQuery),
+    responses(
+        (status = 200, description = "The chunk", body = LegacyChunk),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, description = "Nothing uploaded yet, or past the last chunk \
+            (`not_found`); or the device_id is a v2 device's (`unknown_device`)",
+            body = crate::error::ErrorBody),
+        (status = 503, response = doc::LegacyUnavailable)))]
 pub(crate) async fn chunk(
     State(state): State<AppState>,
     ip: ClientIp,
@@ -298,9 +462,16 @@ pub(crate) async fn chunk(
 /// Device status report: any JSON object with `device_id`; `status`, `version`, `reason` are
 /// recorded, other fields kept in the event detail. Closes a rollback order the device has read.
 #[utoipa::path(post, path = "/api/inverter/fota/status", tag = "legacy",
-    request_body(content = Object, description = "{device_id, status?, version?, reason?, ...}"),
-    responses((status = 200, description = "{success: true}"),
-        (status = 400, body = crate::error::ErrorBody)))]
+    params(("device_id" = Option<String>, Query, description = "Names the device when the \
+        body does not (then 1-64 of `A-Za-z0-9._-`); ignored when it does")),
+    request_body = LegacyStatusReport,
+    responses(
+        (status = 200, description = "Recorded", body = LegacyStatusAnswer),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, description = "The device_id is a v2 device's (`unknown_device`)",
+            body = crate::error::ErrorBody),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 503, response = doc::LegacyUnavailable)))]
 pub(crate) async fn status(
     State(state): State<AppState>,
     ip: ClientIp,
@@ -319,7 +490,8 @@ pub(crate) async fn status(
     let text = |k: &str| -> AppResult<Option<String>> {
         match obj.get(k) {
             None | Some(serde_json::Value::Null) => Ok(None),
-            Some(serde_json::Value::String(s)) if s.len() <= 512 => Ok(Some(s.clone())),
+            // Characters, as the document's maxLength counts them.
+            Some(serde_json::Value::String(s)) if s.chars().count() <= 512 => Ok(Some(s.clone())),
             Some(serde_json::Value::Number(n)) => Ok(Some(n.to_string())),
             Some(serde_json::Value::Bool(b)) => Ok(Some(b.to_string())),
             Some(_) => Err(AppError::bad_request(
@@ -328,9 +500,19 @@ pub(crate) async fn status(
             )),
         }
     };
-    let device_id = text("device_id")?
-        .or(q.device_id)
-        .ok_or_else(|| AppError::bad_request("missing_field", "device_id is required"))?;
+    // Unlike the status words, an id is only ever a string: `5` and `"5"` must not name the
+    // same device.
+    let device_id = match obj.get("device_id") {
+        None | Some(serde_json::Value::Null) => q.device_id,
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(_) => {
+            return Err(AppError::bad_request(
+                "invalid_field",
+                "device_id must be a string",
+            ));
+        }
+    }
+    .ok_or_else(|| AppError::bad_request("missing_field", "device_id is required"))?;
     let status = text("status")?.unwrap_or_else(|| "reported".into());
     let report = Report {
         fw_version: text("version")?,
@@ -381,18 +563,31 @@ pub(crate) async fn status(
 /// A seed rollback order.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct LegacyRollback {
-    /// Device.
+    /// Device: 1-64 of `A-Za-z0-9._-` (a device not seen yet is created as a legacy device).
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     pub device_id: String,
-    /// Why.
+    /// Why, shown to the device: at most 512 characters (the seed's scripts may leave it out).
     #[serde(default)]
+    #[schema(max_length = 512)]
     pub reason: String,
 }
 
 /// Order a legacy device to roll back (operator bearer token).
 #[utoipa::path(post, path = "/api/cloud/fota/rollback", tag = "legacy", security(("bearer" = [])),
     request_body = LegacyRollback,
-    responses((status = 200, description = "{success: true, order_id}"),
-        (status = 409, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 200, description = "Order opened; the device reads it at rollback-status",
+            body = LegacyRollbackAnswer),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, description = "The device_id is a v2 device's (`unknown_device`): v2 \
+            devices take orders at `/api/v2/devices/{id}/rollback`",
+            body = crate::error::ErrorBody),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 409, description = "An order for this device is still open (`conflict`)",
+            body = crate::error::ErrorBody),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 503, response = doc::LegacyUnavailable)))]
 pub(crate) async fn rollback(
     State(state): State<AppState>,
     ip: ClientIp,
@@ -437,9 +632,14 @@ pub(crate) async fn rollback(
 /// Whether this device has a pending rollback order; reading it marks it delivered, and the
 /// device's next status report closes it.
 #[utoipa::path(get, path = "/api/inverter/fota/rollback-status", tag = "legacy",
-    params(("device_id" = String, Query)),
-    responses((status = 200, description = "{rollback_required, reason, nonce, mac}"),
-        (status = 400, body = crate::error::ErrorBody)))]
+    params(("device_id" = String, Query, description = "The device asking",
+        pattern = r"^[A-Za-z0-9._-]{1,64}$")),
+    responses(
+        (status = 200, description = "Whether the device must roll back", body = LegacyRollbackStatus),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, description = "The device_id is a v2 device's (`unknown_device`)",
+            body = crate::error::ErrorBody),
+        (status = 503, response = doc::LegacyUnavailable)))]
 pub(crate) async fn rollback_status(
     State(state): State<AppState>,
     ip: ClientIp,

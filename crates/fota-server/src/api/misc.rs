@@ -24,14 +24,16 @@ pub(crate) fn routes() -> Router<AppState> {
 }
 
 /// Liveness: 200 `ok` once the server answers.
-#[utoipa::path(get, path = "/healthz", tag = "server", responses((status = 200, body = String)))]
+#[utoipa::path(get, path = "/healthz", tag = "server",
+    responses((status = 200, description = "`ok`", body = String)))]
 pub(crate) async fn health() -> &'static str {
     "ok"
 }
 
 /// Prometheus metrics (text format).
 #[utoipa::path(get, path = "/metrics", tag = "server",
-    responses((status = 200, content_type = "text/plain", body = String)))]
+    responses((status = 200, description = "Prometheus text exposition format 0.0.4",
+        content_type = "text/plain", body = String)))]
 pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -60,7 +62,9 @@ pub struct ServerInfo {
 
 /// Server information (viewer).
 #[utoipa::path(get, path = "/api/v2/server", tag = "server", security(("bearer" = [])),
-    responses((status = 200, body = ServerInfo)))]
+    responses(
+        (status = 200, description = "What this server is configured for", body = ServerInfo),
+        (status = 401, response = crate::error::doc::Unauthorized)))]
 pub(crate) async fn server_info(
     State(state): State<AppState>,
     op: Operator,
@@ -80,7 +84,8 @@ pub(crate) async fn server_info(
 
 /// This document.
 #[utoipa::path(get, path = "/api/v2/openapi.json", tag = "server",
-    responses((status = 200, content_type = "application/json", body = Object)))]
+    responses((status = 200, description = "This document (OpenAPI 3.1)",
+        content_type = "application/json", body = Object)))]
 pub(crate) async fn openapi() -> impl IntoResponse {
     Json(ApiDoc::openapi())
 }
@@ -119,8 +124,17 @@ impl utoipa::Modify for SecurityAddon {
 #[openapi(
     info(title = "FOTA update server", description = "Operator API (JSON), v2 device API \
         (fota-protocol binary records) and the seed's legacy API. Errors are always \
-        `{\"error\": {\"code\", \"message\"}}`. Timestamps are unix milliseconds."),
+        `{\"error\": {\"code\", \"message\"}}`. Timestamps are unix milliseconds. \
+        Besides the answers listed per operation, any request may get 405 \
+        (`method_not_allowed`) for a method the path does not serve and 408 (`timeout`) when \
+        it takes longer than the configured request timeout."),
     modifiers(&SecurityAddon),
+    components(responses(
+        crate::error::doc::BadRequest, crate::error::doc::Unauthorized,
+        crate::error::doc::Forbidden, crate::error::doc::NotFound,
+        crate::error::doc::PayloadTooLarge, crate::error::doc::V2Unavailable,
+        crate::error::doc::LegacyUnavailable,
+    )),
     paths(
         crate::api::operator::create_token, crate::api::operator::list_tokens,
         crate::api::operator::revoke_token, crate::api::operator::create_device,

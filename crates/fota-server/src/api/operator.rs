@@ -10,7 +10,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Operator;
-use crate::error::{AppError, AppJson, AppQuery, AppResult, body_rejection};
+use crate::error::{AppError, AppJson, AppQuery, AppResult, body_rejection, doc};
 use crate::state::AppState;
 use crate::store::{
     ApiToken, AuditEntry, AuditRecord, Device, DeviceEvent, NewDevice, Release, Role,
@@ -87,7 +87,8 @@ fn trust(state: &AppState) -> AppResult<&crate::trust::Trust> {
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTokenRequest {
-    /// Human name (who or what uses it).
+    /// Human name (who or what uses it): 1-128 characters, not only white space.
+    #[schema(min_length = 1, max_length = 128, pattern = r"\S")]
     pub name: String,
     /// Role.
     pub role: Role,
@@ -109,15 +110,21 @@ pub struct NewTokenResponse {
 /// Create an operator token (admin).
 #[utoipa::path(post, path = "/api/v2/tokens", tag = "tokens", security(("bearer" = [])),
     request_body = NewTokenRequest,
-    responses((status = 201, body = NewTokenResponse), (status = 400, body = crate::error::ErrorBody),
-        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 201, description = "Token made; its secret is shown only in this answer",
+            body = NewTokenResponse),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 413, response = doc::PayloadTooLarge)))]
 pub(crate) async fn create_token(
     State(state): State<AppState>,
     op: Operator,
     AppJson(req): AppJson<NewTokenRequest>,
 ) -> AppResult<(StatusCode, Json<NewTokenResponse>)> {
     op.require(Role::Admin)?;
-    if req.name.trim().is_empty() || req.name.len() > 128 {
+    // Characters, not bytes: the document's maxLength counts characters.
+    if req.name.trim().is_empty() || req.name.chars().count() > 128 {
         return Err(AppError::bad_request(
             "invalid_name",
             "name must be 1-128 characters",
@@ -155,7 +162,11 @@ pub(crate) async fn create_token(
 
 /// List operator tokens (admin). Secrets are never listed.
 #[utoipa::path(get, path = "/api/v2/tokens", tag = "tokens", security(("bearer" = [])),
-    responses((status = 200, body = [ApiToken])))]
+    responses(
+        (status = 200, description = "Every token, revoked ones included (never a secret)",
+            body = [ApiToken]),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden)))]
 pub(crate) async fn list_tokens(
     State(state): State<AppState>,
     op: Operator,
@@ -167,9 +178,17 @@ pub(crate) async fn list_tokens(
 /// Revoke an operator token (admin). The last active admin token cannot be revoked (409
 /// `last_admin_token`): make another admin token first.
 #[utoipa::path(delete, path = "/api/v2/tokens/{id}", tag = "tokens", security(("bearer" = [])),
-    params(("id" = String, Path, description = "token id")),
-    responses((status = 204), (status = 404, body = crate::error::ErrorBody),
-        (status = 409, body = crate::error::ErrorBody)))]
+    params(("id" = String, Path, description = "Token id (`bootstrap` or 32 hex digits)",
+        pattern = r"^(bootstrap|[0-9a-f]{32})$")),
+    responses(
+        (status = 204, description = "Revoked; requests with it now get 401"),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, description = "No active token of this id (`not_found`)",
+            body = crate::error::ErrorBody),
+        (status = 409, description = "The last active admin token (`last_admin_token`): make \
+            another admin token first", body = crate::error::ErrorBody)))]
 pub(crate) async fn revoke_token(
     State(state): State<AppState>,
     op: Operator,
@@ -196,9 +215,31 @@ pub(crate) async fn revoke_token(
 #[serde(deny_unknown_fields)]
 pub struct NewDeviceRequest {
     /// The device's name, e.g. `EcoWatt001` (1-64 of `A-Za-z0-9._-`).
+    #[schema(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     pub id: String,
-    /// Its hardware class name, e.g. `ecowatt-v1`.
+    /// Its hardware class name, e.g. `ecowatt-v1` (1-64 of `A-Za-z0-9._-`).
+    #[schema(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     pub class: String,
+}
+
+/// The device named in the path.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(crate) struct DeviceId {
+    /// Device name (1-64 of `A-Za-z0-9._-`).
+    #[param(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
+    id: String,
+}
+
+/// The release named in the path.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(crate) struct ReleaseId {
+    /// Release id: the first 16 hex digits of its manifest digest.
+    #[param(pattern = r"^[0-9a-f]{16}$")]
+    id: String,
 }
 
 /// The provisioning file of a device (`fota devices add -o ID.json` writes it; the emulator
@@ -243,8 +284,16 @@ fn provisioning(
 /// Provision a v2 device (operator). Answers its provisioning file.
 #[utoipa::path(post, path = "/api/v2/devices", tag = "devices", security(("bearer" = [])),
     request_body = NewDeviceRequest,
-    responses((status = 201, body = Provisioning), (status = 409, body = crate::error::ErrorBody),
-        (status = 503, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 201, description = "Provisioned; the file holds the only copy of its token",
+            body = Provisioning),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 409, description = "A v2 device of this id exists (`conflict`)",
+            body = crate::error::ErrorBody),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 503, response = doc::V2Unavailable)))]
 pub(crate) async fn create_device(
     State(state): State<AppState>,
     op: Operator,
@@ -276,15 +325,20 @@ pub(crate) async fn create_device(
 
 /// Filter of device and release listings.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ClassFilter {
-    /// Only this class.
+    /// Only this class (a name no device or release has lists nothing).
     pub class: Option<String>,
 }
 
 /// List devices with version, state, last seen and progress (viewer).
 #[utoipa::path(get, path = "/api/v2/devices", tag = "devices", security(("bearer" = [])),
-    params(ClassFilter), responses((status = 200, body = [Device])))]
+    params(ClassFilter),
+    responses(
+        (status = 200, description = "Devices (v2 and legacy), by id", body = [Device]),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized)))]
 pub(crate) async fn list_devices(
     State(state): State<AppState>,
     op: Operator,
@@ -306,8 +360,12 @@ async fn get_device(state: &AppState, id: &str) -> AppResult<Device> {
 
 /// Show one device (viewer).
 #[utoipa::path(get, path = "/api/v2/devices/{id}", tag = "devices", security(("bearer" = [])),
-    params(("id" = String, Path)), responses((status = 200, body = Device),
-        (status = 404, body = crate::error::ErrorBody)))]
+    params(DeviceId),
+    responses(
+        (status = 200, description = "The device", body = Device),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 404, response = doc::NotFound)))]
 pub(crate) async fn show_device(
     State(state): State<AppState>,
     op: Operator,
@@ -320,11 +378,13 @@ pub(crate) async fn show_device(
 /// Remove a device of either protocol with its events, check-ins and rollback orders
 /// (admin). The audit log keeps the deletion.
 #[utoipa::path(delete, path = "/api/v2/devices/{id}", tag = "devices",
-    security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 204, description = "deleted"),
-        (status = 401, body = crate::error::ErrorBody),
-        (status = 403, body = crate::error::ErrorBody),
-        (status = 404, body = crate::error::ErrorBody)))]
+    security(("bearer" = [])), params(DeviceId),
+    responses(
+        (status = 204, description = "Deleted, with its history"),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound)))]
 pub(crate) async fn delete_device(
     State(state): State<AppState>,
     op: Operator,
@@ -345,8 +405,15 @@ pub(crate) async fn delete_device(
 
 /// Revoke a device's credential (operator); its requests then get 401.
 #[utoipa::path(post, path = "/api/v2/devices/{id}/revoke", tag = "devices",
-    security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 204), (status = 404, body = crate::error::ErrorBody)))]
+    security(("bearer" = [])), params(DeviceId),
+    responses(
+        (status = 204, description = "Revoked; the device's requests now get 401"),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, description = "No v2 device of this id with an active credential \
+            (`not_found`)",
+            body = crate::error::ErrorBody)))]
 pub(crate) async fn revoke_device(
     State(state): State<AppState>,
     op: Operator,
@@ -366,6 +433,7 @@ pub(crate) async fn revoke_device(
 
 /// Options of a credential rotation.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RotateQuery {
     /// Also lift a revocation (default false: a revoked device is refused with 409).
@@ -376,9 +444,18 @@ pub struct RotateQuery {
 /// revoked device stays revoked (409 `device_revoked`) unless `reactivate=true`: a rotation
 /// must not quietly undo a revocation.
 #[utoipa::path(post, path = "/api/v2/devices/{id}/rotate", tag = "devices",
-    security(("bearer" = [])), params(("id" = String, Path), RotateQuery),
-    responses((status = 200, body = Provisioning), (status = 404, body = crate::error::ErrorBody),
-        (status = 409, body = crate::error::ErrorBody)))]
+    security(("bearer" = [])), params(DeviceId, RotateQuery),
+    responses(
+        (status = 200, description = "The new provisioning file; the old token no longer works",
+            body = Provisioning),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, description = "No device of this id, or not a v2 device (`not_found`)",
+            body = crate::error::ErrorBody),
+        (status = 409, description = "The device is revoked (`device_revoked`); \
+            `reactivate=true` lifts the revocation", body = crate::error::ErrorBody),
+        (status = 503, response = doc::V2Unavailable)))]
 pub(crate) async fn rotate_device(
     State(state): State<AppState>,
     op: Operator,
@@ -411,15 +488,28 @@ pub(crate) async fn rotate_device(
 
 /// Paging of histories: newest first, `before` = the smallest id already seen.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Page {
-    /// Only records with a smaller id.
+    /// Only records with a smaller id (ids start at 1).
+    #[param(minimum = 1)]
     pub before: Option<i64>,
     /// At most this many (1-1000, default 100).
+    #[param(minimum = 1, maximum = 1000, default = 100)]
     pub limit: Option<i64>,
 }
 
 impl Page {
+    fn before(&self) -> AppResult<Option<i64>> {
+        match self.before {
+            Some(n) if n < 1 => Err(AppError::bad_request(
+                "invalid_query",
+                format!("before must be at least 1, not {n}"),
+            )),
+            other => Ok(other),
+        }
+    }
+
     fn limit(&self) -> AppResult<i64> {
         match self.limit {
             None => Ok(100),
@@ -434,8 +524,12 @@ impl Page {
 
 /// A device's event history, newest first (viewer).
 #[utoipa::path(get, path = "/api/v2/devices/{id}/events", tag = "devices",
-    security(("bearer" = [])), params(("id" = String, Path), Page),
-    responses((status = 200, body = [DeviceEvent]), (status = 404, body = crate::error::ErrorBody)))]
+    security(("bearer" = [])), params(DeviceId, Page),
+    responses(
+        (status = 200, description = "Events, newest first", body = [DeviceEvent]),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 404, response = doc::NotFound)))]
 pub(crate) async fn device_events(
     State(state): State<AppState>,
     op: Operator,
@@ -443,28 +537,29 @@ pub(crate) async fn device_events(
     AppQuery(page): AppQuery<Page>,
 ) -> AppResult<Json<Vec<DeviceEvent>>> {
     op.require(Role::Viewer)?;
+    // A malformed query is a 400 whether or not the device exists.
+    let (before, limit) = (page.before()?, page.limit()?);
     get_device(&state, &id).await?;
-    Ok(Json(
-        state
-            .store()
-            .list_events(&id, page.before, page.limit()?)
-            .await?,
-    ))
+    Ok(Json(state.store().list_events(&id, before, limit).await?))
 }
 
 /// A rollback order.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RollbackRequest {
-    /// Why (shown to the device on the legacy API, kept in the history).
+    /// Why (kept in the history; shown to legacy devices): 1-512 characters.
+    #[schema(min_length = 1, max_length = 512)]
     pub reason: String,
 }
 
+/// Longest rollback reason, in characters (as the document's maxLength counts).
+const MAX_REASON_CHARS: usize = 512;
+
 pub(crate) fn check_reason(reason: &str) -> AppResult<()> {
-    if reason.len() > 512 {
+    if reason.chars().count() > MAX_REASON_CHARS {
         return Err(AppError::bad_request(
             "invalid_reason",
-            "reason must be at most 512 bytes",
+            format!("reason must be at most {MAX_REASON_CHARS} characters"),
         ));
     }
     Ok(())
@@ -473,9 +568,17 @@ pub(crate) fn check_reason(reason: &str) -> AppResult<()> {
 /// Order a device to roll back to its previous image (operator). The order is carried out
 /// once and closed by the device's report.
 #[utoipa::path(post, path = "/api/v2/devices/{id}/rollback", tag = "devices",
-    security(("bearer" = [])), params(("id" = String, Path)), request_body = RollbackRequest,
-    responses((status = 201, body = RollbackOrder), (status = 404, body = crate::error::ErrorBody),
-        (status = 409, body = crate::error::ErrorBody)))]
+    security(("bearer" = [])), params(DeviceId), request_body = RollbackRequest,
+    responses(
+        (status = 201, description = "Order opened; the device gets it at its next check-in",
+            body = RollbackOrder),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 409, description = "An order for this device is still open (`conflict`)",
+            body = crate::error::ErrorBody),
+        (status = 413, response = doc::PayloadTooLarge)))]
 pub(crate) async fn order_rollback(
     State(state): State<AppState>,
     op: Operator,
@@ -483,6 +586,13 @@ pub(crate) async fn order_rollback(
     AppJson(req): AppJson<RollbackRequest>,
 ) -> AppResult<(StatusCode, Json<RollbackOrder>)> {
     op.require(Role::Operator)?;
+    // An order without a reason leaves the history unexplained.
+    if req.reason.is_empty() {
+        return Err(AppError::bad_request(
+            "invalid_reason",
+            "reason must not be empty",
+        ));
+    }
     check_reason(&req.reason)?;
     let order = new_order(&state, &op, &id, req.reason).await?;
     let entry = audit(
@@ -522,8 +632,12 @@ pub(crate) async fn new_order(
 
 /// A device's rollback orders, newest first (viewer).
 #[utoipa::path(get, path = "/api/v2/devices/{id}/rollback", tag = "devices",
-    security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 200, body = [RollbackOrder])))]
+    security(("bearer" = [])), params(DeviceId),
+    responses(
+        (status = 200, description = "Orders, newest first", body = [RollbackOrder]),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 404, response = doc::NotFound)))]
 pub(crate) async fn list_rollbacks(
     State(state): State<AppState>,
     op: Operator,
@@ -542,6 +656,7 @@ pub(crate) async fn list_rollbacks(
 pub struct ReleaseUpload {
     /// Optional class name; must match the manifest's class id. Without it the class is
     /// looked up among known classes (of provisioned devices and earlier releases).
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     class: Option<String>,
     /// The signed manifest envelope (binary).
     #[schema(format = Binary, value_type = String)]
@@ -586,10 +701,20 @@ async fn read_small_field(
 /// run again.
 #[utoipa::path(post, path = "/api/v2/releases", tag = "releases", security(("bearer" = [])),
     request_body(content = ReleaseUpload, content_type = "multipart/form-data"),
-    responses((status = 201, body = Release), (status = 200, body = Release),
-        (status = 400, body = crate::error::ErrorBody),
-        (status = 409, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody),
-        (status = 422, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 201, description = "Verified and stored", body = Release),
+        (status = 200, description = "This very release (same signed manifest) is already \
+            stored: nothing changed", body = Release),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 409, description = "The sequence is not above the class's highest, or the \
+            version exists in the class (`conflict`)", body = crate::error::ErrorBody),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 422, description = "A signature, hash, size, image format, app descriptor \
+            or class that does not check out (`invalid_manifest`, `image_hash_mismatch`, \
+            `unknown_class`, ...)", body = crate::error::ErrorBody),
+        (status = 503, response = doc::V2Unavailable)))]
 pub(crate) async fn create_release(
     State(state): State<AppState>,
     op: Operator,
@@ -740,7 +865,11 @@ async fn stored_release(state: &AppState, manifest_digest: &str) -> AppResult<Op
 
 /// List releases, newest first per class (viewer).
 #[utoipa::path(get, path = "/api/v2/releases", tag = "releases", security(("bearer" = [])),
-    params(ClassFilter), responses((status = 200, body = [Release])))]
+    params(ClassFilter),
+    responses(
+        (status = 200, description = "Releases, newest first per class", body = [Release]),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized)))]
 pub(crate) async fn list_releases(
     State(state): State<AppState>,
     op: Operator,
@@ -762,8 +891,12 @@ async fn get_release(state: &AppState, id: &str) -> AppResult<Release> {
 
 /// Show one release (viewer).
 #[utoipa::path(get, path = "/api/v2/releases/{id}", tag = "releases", security(("bearer" = [])),
-    params(("id" = String, Path)),
-    responses((status = 200, body = Release), (status = 404, body = crate::error::ErrorBody)))]
+    params(ReleaseId),
+    responses(
+        (status = 200, description = "The release", body = Release),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 404, response = doc::NotFound)))]
 pub(crate) async fn show_release(
     State(state): State<AppState>,
     op: Operator,
@@ -775,8 +908,13 @@ pub(crate) async fn show_release(
 
 /// The signed manifest envelope of a release, as uploaded (viewer).
 #[utoipa::path(get, path = "/api/v2/releases/{id}/manifest", tag = "releases",
-    security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>)))]
+    security(("bearer" = [])), params(ReleaseId),
+    responses(
+        (status = 200, description = "The signed manifest envelope, byte for byte",
+            content_type = "application/octet-stream", body = inline(crate::api::Binary)),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 404, response = doc::NotFound)))]
 pub(crate) async fn release_manifest(
     State(state): State<AppState>,
     op: Operator,
@@ -792,7 +930,7 @@ pub(crate) async fn release_manifest(
 }
 
 /// Whom to assign a release to: `{"devices": [...]}` or `{"class": "<the release's class>"}`.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AssignRequest {
     /// Device names (each gets an explicit assignment, which overrides its class's).
@@ -801,6 +939,52 @@ pub struct AssignRequest {
     /// assignments of the class are cleared).
     pub class: Option<String>,
 }
+
+/// Exactly one of the two forms: the other field absent (or `null`).
+impl utoipa::PartialSchema for AssignRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            AdditionalProperties, ArrayBuilder, ObjectBuilder, OneOfBuilder, Type,
+        };
+        let string = || ObjectBuilder::new().schema_type(Type::String);
+        let null = || ObjectBuilder::new().schema_type(Type::Null);
+        let devices = ObjectBuilder::new()
+            .title(Some("devices"))
+            .property(
+                "devices",
+                ArrayBuilder::new()
+                    .items(string())
+                    .min_items(Some(1))
+                    .max_items(Some(10_000))
+                    .description(Some(
+                        "Device names (v2, of the release's class); each gets an explicit \
+                         assignment, which overrides its class's",
+                    )),
+            )
+            .required("devices")
+            .property("class", null())
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+        let class = ObjectBuilder::new()
+            .title(Some("class"))
+            .property(
+                "class",
+                string().description(Some(
+                    "The release's class: every device of the class follows it (explicit \
+                     device assignments of the class are cleared)",
+                )),
+            )
+            .required("class")
+            .property("devices", null())
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+        OneOfBuilder::new()
+            .item(devices)
+            .item(class)
+            .description(Some("Whom to assign a release to"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for AssignRequest {}
 
 /// Result of an assignment.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -815,9 +999,18 @@ pub struct AssignResponse {
 
 /// Assign a release to devices or to its class (operator).
 #[utoipa::path(post, path = "/api/v2/releases/{id}/assign", tag = "releases",
-    security(("bearer" = [])), params(("id" = String, Path)), request_body = AssignRequest,
-    responses((status = 200, body = AssignResponse), (status = 400, body = crate::error::ErrorBody),
-        (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+    security(("bearer" = [])), params(ReleaseId), request_body = AssignRequest,
+    responses(
+        (status = 200, description = "Assigned; devices get it at their next check-in",
+            body = AssignResponse),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, description = "No such release, or a named device does not exist \
+            (`not_found`)", body = crate::error::ErrorBody),
+        (status = 409, description = "The class is not the release's, or a named device is \
+            of another class (`class_mismatch`, `conflict`)", body = crate::error::ErrorBody),
+        (status = 413, response = doc::PayloadTooLarge)))]
 pub(crate) async fn assign_release(
     State(state): State<AppState>,
     op: Operator,
@@ -825,7 +1018,8 @@ pub(crate) async fn assign_release(
     AppJson(req): AppJson<AssignRequest>,
 ) -> AppResult<Json<AssignResponse>> {
     op.require(Role::Operator)?;
-    let release = get_release(&state, &id).await?;
+    // The release is looked up in the arms, so a malformed body is a 400 whether or not it
+    // exists (the store answers 404 for an unknown release in the devices arm).
     match (req.devices, req.class) {
         (Some(devices), None) if !devices.is_empty() && devices.len() <= 10_000 => {
             let entry = audit(
@@ -843,6 +1037,7 @@ pub(crate) async fn assign_release(
             }))
         }
         (None, Some(class)) => {
+            let release = get_release(&state, &id).await?;
             if class != release.class {
                 return Err(AppError::conflict(
                     "class_mismatch",
@@ -880,7 +1075,11 @@ pub(crate) async fn assign_release(
 
 /// The audit log, newest first (viewer).
 #[utoipa::path(get, path = "/api/v2/audit", tag = "audit", security(("bearer" = [])),
-    params(Page), responses((status = 200, body = [AuditRecord])))]
+    params(Page),
+    responses(
+        (status = 200, description = "Audit records, newest first", body = [AuditRecord]),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized)))]
 pub(crate) async fn list_audit(
     State(state): State<AppState>,
     op: Operator,
@@ -888,6 +1087,9 @@ pub(crate) async fn list_audit(
 ) -> AppResult<Json<Vec<AuditRecord>>> {
     op.require(Role::Viewer)?;
     Ok(Json(
-        state.store().list_audit(page.before, page.limit()?).await?,
+        state
+            .store()
+            .list_audit(page.before()?, page.limit()?)
+            .await?,
     ))
 }

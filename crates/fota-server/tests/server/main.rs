@@ -6,6 +6,7 @@ mod common;
 mod e2e;
 mod legacy;
 mod metrics;
+mod openapi;
 mod operator;
 mod store;
 mod v2;
