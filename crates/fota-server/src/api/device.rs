@@ -118,10 +118,15 @@ pub(crate) enum ByteRange {
     Suffix(u64),
 }
 
-/// Parses a `Range` header. `None` = malformed, multiple ranges or another unit (all answered
-/// with 416: devices only ever send one range).
+/// Parses a `Range` header. `None` = malformed, multiple ranges or another unit (a bytes range
+/// the server cannot use is answered with 416: devices only ever send one range; see
+/// [`is_other_unit`] for the other units).
 pub(crate) fn parse_range(value: &str) -> Option<ByteRange> {
-    let spec = value.trim().strip_prefix("bytes=")?.trim();
+    let (unit, spec) = value.trim().split_once('=')?;
+    if !unit.eq_ignore_ascii_case("bytes") {
+        return None;
+    }
+    let spec = spec.trim();
     if spec.contains(',') {
         return None;
     }
@@ -141,6 +146,16 @@ pub(crate) fn parse_range(value: &str) -> Option<ByteRange> {
             (a <= b).then_some(ByteRange::From(a, Some(b)))
         }
     }
+}
+
+/// Whether a `Range` header names a unit other than bytes. RFC 9110 §14.2: a server MUST
+/// ignore a range unit it does not understand, so such a request gets the whole blob. Unit
+/// names are case-insensitive tokens; a value without one is malformed, not another unit.
+pub(crate) fn is_other_unit(value: &str) -> bool {
+    let is_tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    value.trim().split_once('=').is_some_and(|(unit, _)| {
+        !unit.is_empty() && unit.bytes().all(is_tchar) && !unit.eq_ignore_ascii_case("bytes")
+    })
 }
 
 /// Resolves a range against a size: (offset, length), or `None` if unsatisfiable.
@@ -163,7 +178,8 @@ pub(crate) fn resolve_range(range: ByteRange, size: u64) -> Option<(u64, u64)> {
 }
 
 /// Download a blob (image or hash list) of the release offered to this device. Supports one
-/// `Range` (206 + `Content-Range`; 416 for malformed, multiple or unsatisfiable ranges),
+/// byte `Range` (206 + `Content-Range`; 416 for malformed, multiple or unsatisfiable byte
+/// ranges; ranges in other units are ignored),
 /// `If-Range`, `If-None-Match`; `ETag` is the SHA-256; the content is immutable.
 #[utoipa::path(get, path = "/api/v2/device/blobs/{sha256}", tag = "device",
     security(("device" = [])),
@@ -171,7 +187,7 @@ pub(crate) fn resolve_range(range: ByteRange, size: u64) -> Option<(u64, u64)> {
         ("sha256" = String, Path, description = "Lowercase hex SHA-256 of the blob",
             pattern = r"^[0-9a-f]{64}$"),
         ("Range" = Option<String>, Header, description = "One byte range: `bytes=a-b`, \
-            `bytes=a-` or `bytes=-n`"),
+            `bytes=a-` or `bytes=-n`. Other units are ignored (the whole blob is sent)"),
         ("If-Range" = Option<String>, Header, description = "The blob's ETag: the range \
             applies only if it matches, else the whole blob is sent"),
         ("If-None-Match" = Option<String>, Header, description = "The blob's ETag or `*`: \
@@ -187,8 +203,8 @@ pub(crate) fn resolve_range(range: ByteRange, size: u64) -> Option<(u64, u64)> {
         (status = 403, description = "The blob is not part of the release offered to this \
             device (`forbidden`)", body = crate::error::ErrorBody),
         (status = 404, response = doc::NotFound),
-        (status = 416, description = "A malformed, multiple or unsatisfiable range, or \
-            another unit (`range_not_satisfiable`; `Content-Range: bytes */size`)",
+        (status = 416, description = "A malformed, multiple or unsatisfiable byte range \
+            (`range_not_satisfiable`; `Content-Range: bytes */size`)",
             body = crate::error::ErrorBody),
         (status = 503, response = doc::V2Unavailable)))]
 pub(crate) async fn blob(
@@ -263,6 +279,7 @@ pub(crate) async fn blob(
         .get(header::IF_RANGE)
         .is_none_or(|v| v.as_bytes() == etag.as_bytes());
     let range = match headers.get(header::RANGE) {
+        Some(v) if v.to_str().is_ok_and(is_other_unit) => None,
         Some(v) if range_applies => {
             let parsed = v.to_str().ok().and_then(parse_range);
             match parsed.and_then(|r| resolve_range(r, size)) {

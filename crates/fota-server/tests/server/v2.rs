@@ -356,13 +356,13 @@ async fn checkin_assign_download_events_rollback() {
             "{range}"
         );
     }
-    // bad ranges: 416 with our error body and the size
+    // bad byte ranges: 416 with our error body and the size (other units are ignored, see
+    // a_range_in_another_unit_is_ignored_and_units_are_case_insensitive)
     for range in [
         "bytes=999999999-",
         "bytes=5-1",
         "bytes=a-b",
         "bytes=0-1,5-6",
-        "lines=0-1",
         "bytes=-0",
     ] {
         let mut r = req(Method::GET, &image_url, Some(&d1.token), Body::empty());
@@ -840,4 +840,63 @@ async fn rotating_a_revoked_device_is_refused_unless_reactivation_is_asked_for()
     )
     .await
     .error(StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_range_in_another_unit_is_ignored_and_units_are_case_insensitive() {
+    let (f, k) = v2_fixture().await;
+    let d1 = dev(&f, "d1", "ecowatt").await;
+    let b = build(&k, "ecowatt", "1.0.1", 1, 20_000);
+    let rid = upload(&f, &f.admin, &b, None).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let assigned = post_json(
+        &f.app,
+        &format!("/api/v2/releases/{rid}/assign"),
+        Some(&f.admin),
+        &json!({"devices": ["d1"]}),
+    )
+    .await;
+    assert_eq!(assigned.status, StatusCode::OK);
+    let url = format!("/api/v2/device/blobs/{}", b.sha256());
+    // RFC 9110 §14.2: a range unit the server does not understand is ignored, not refused;
+    // unit names are case-insensitive (§14.1). A bytes range that cannot be parsed or
+    // satisfied stays a 416.
+    for (range, status, body) in [
+        ("items=0-1", StatusCode::OK, &b.image[..]),
+        ("Items=5-", StatusCode::OK, &b.image[..]),
+        ("BYTES=0-1", StatusCode::PARTIAL_CONTENT, &b.image[..2]),
+        (
+            "Bytes=-3",
+            StatusCode::PARTIAL_CONTENT,
+            &b.image[b.image.len() - 3..],
+        ),
+        ("bytes=0-1", StatusCode::PARTIAL_CONTENT, &b.image[..2]),
+    ] {
+        let mut r = req(Method::GET, &url, Some(&d1.token), Body::empty());
+        r.headers_mut()
+            .insert(header::RANGE, range.parse().unwrap());
+        let a = send(&f.app, r).await;
+        assert_eq!(a.status, status, "{range}");
+        assert_eq!(a.body.as_ref(), body, "{range}");
+    }
+    for range in [
+        "bytes=9-0",
+        "bytes=0-1,4-5",
+        "0-1",
+        "=0-1",
+        "bytes=99999999-",
+    ] {
+        let mut r = req(Method::GET, &url, Some(&d1.token), Body::empty());
+        r.headers_mut()
+            .insert(header::RANGE, range.parse().unwrap());
+        assert_eq!(
+            send(&f.app, r)
+                .await
+                .error(StatusCode::RANGE_NOT_SATISFIABLE),
+            "range_not_satisfiable",
+            "{range}"
+        );
+    }
 }
