@@ -64,6 +64,14 @@ fn describe() {
         "fota_legacy_chunks_total",
         "Legacy (seed) firmware chunks served"
     );
+    describe_counter!(
+        "fota_legacy_devices_not_recorded_total",
+        "Unknown legacy device ids answered but not recorded, by reason (new_devices_per_minute, max_devices)"
+    );
+    describe_counter!(
+        "fota_legacy_v2_device_requests_total",
+        "Legacy requests naming a device provisioned for v2 (answered 404 unknown_device)"
+    );
 }
 
 /// The `method` label of a request: the standard methods by name, anything else as `other`,

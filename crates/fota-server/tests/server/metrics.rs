@@ -79,6 +79,9 @@ async fn every_metric_family_has_help_and_type() {
     );
     let chunk = get(&f.app, "/api/inverter/fota/chunk?chunk_number=0", None).await;
     assert_eq!(chunk.status, StatusCode::OK);
+    // A legacy request naming the v2 device.
+    let refused = get(&f.app, "/api/inverter/fota/manifest?device_id=m1", None).await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND);
 
     let text = String::from_utf8(get(&f.app, "/metrics", None).await.body.to_vec()).unwrap();
     let mut helped = std::collections::BTreeSet::new();
@@ -104,6 +107,7 @@ async fn every_metric_family_has_help_and_type() {
         "fota_blob_bytes_total",
         "fota_device_events_total",
         "fota_legacy_chunks_total",
+        "fota_legacy_v2_device_requests_total",
     ] {
         assert!(typed.contains_key(family), "{family} missing:\n{text}");
     }
