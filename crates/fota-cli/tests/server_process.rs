@@ -414,3 +414,71 @@ fn clients_that_hang_up_mid_answer_do_not_kill_the_server() {
     );
     assert!(s.term().success());
 }
+
+/// `fota server` opens an encrypted status key with `FOTA_KEY_PASSPHRASE`: the CLI reads the
+/// variable and hands it to the library, which never reads the environment itself.
+#[test]
+fn an_encrypted_status_key_is_opened_with_the_passphrase_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("K");
+    let out = Command::new(env!("CARGO_BIN_EXE_fota"))
+        .args(["keys", "init", "--dir"])
+        .arg(&keys)
+        .env("FOTA_KEY_PASSPHRASE", "correct horse")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let server = |passphrase: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fota"));
+        cmd.args(["server", "--listen", "127.0.0.1:0", "--data"])
+            .arg(dir.path().join("data"))
+            .arg("--root")
+            .arg(keys.join("root.bin"))
+            .arg("--status-key")
+            .arg(keys.join("status.key"))
+            .env("FOTA_ADMIN_TOKEN", "adm")
+            .env_remove("FOTA_KEY_PASSPHRASE")
+            .env_remove("FOTA_LEGACY_PSK")
+            .env_remove("FOTA_DATA")
+            .env_remove("FOTA_LISTEN")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(p) = passphrase {
+            cmd.env("FOTA_KEY_PASSPHRASE", p);
+        }
+        cmd
+    };
+
+    let refused = server(None).output().unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("is encrypted: set FOTA_KEY_PASSPHRASE"),
+        "{err}"
+    );
+
+    let mut child = server(Some("correct horse")).spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let addr: SocketAddr = first
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("first line: {first:?}"))
+        .parse()
+        .unwrap();
+    let s = Server {
+        child,
+        addr,
+        stdout,
+    };
+    let (status, body) = http(s.addr, "GET", "/api/v2/server", Some("adm"), b"");
+    assert_eq!(status, 200);
+    assert_eq!(json(&body)["v2"], true, "the status key was loaded");
+    assert!(s.term().success());
+}

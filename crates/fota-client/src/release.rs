@@ -20,9 +20,9 @@
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::SigningKey;
+use fota_keys::{KeyError, files};
 use fota_protocol::esp::image::{self as esp_image, VerifyOptions};
 use fota_protocol::v2::{self, Component, FixedStr, Manifest, ManifestBody, PayloadFormat, Role};
-use fota_server::keys::{self, KeyError, files};
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
@@ -124,7 +124,7 @@ impl KeyFolder {
         let bytes = std::fs::read(&root_path).map_err(|e| root_err(e.to_string()))?;
         let root = v2::RootRecord::verify_initial(&bytes).map_err(|e| root_err(e.to_string()))?;
         let key_path = dir.join(files::RELEASE);
-        let release = keys::read_signing_key(&key_path, passphrase)?;
+        let release = fota_keys::read_signing_key(&key_path, passphrase)?;
         let public = release.verifying_key().to_bytes();
         if !root.keys(Role::Release).keys().contains(&public) {
             return Err(ReleaseError::UntrustedKey { path: key_path });

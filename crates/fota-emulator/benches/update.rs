@@ -205,7 +205,7 @@ async fn fleet(count: u32) -> Option<String> {
         return Some(format!("(skipped: {bin} not built)"));
     }
     let work = tempfile::tempdir().unwrap();
-    let keys = fota_server::keys::KeySet::generate(uuid::Uuid::new_v4());
+    let keys = fota_keys::KeySet::generate(uuid::Uuid::new_v4());
     let kdir = work.path().join("keys");
     keys.write(&kdir, None).unwrap();
     let data = work.path().join("data");
@@ -344,7 +344,7 @@ async fn fleet(count: u32) -> Option<String> {
 const BENCH_MULTIPART: &str = "multipart/form-data; boundary=fota-bench-boundary";
 
 fn release_multipart(
-    keys: &fota_server::keys::KeySet,
+    keys: &fota_keys::KeySet,
     version: &str,
     sequence: u64,
     image: &[u8],

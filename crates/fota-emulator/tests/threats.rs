@@ -11,11 +11,11 @@ use fota_emulator::flash_file::Layout;
 use fota_emulator::netfault::{Kind, NetFaultSpec};
 use fota_emulator::proxy::FaultProxy;
 use fota_flash_sim::SimFlash;
+use fota_keys::{KeySet, ROOT_THRESHOLD, generate_signing_key};
 use fota_protocol::esp::otadata::OtaState;
 use fota_protocol::v2::{
     self, CheckInAnswer, ReasonCode, Role, RootBody, RootRecord, StatusStatement,
 };
-use fota_server::keys::{KeySet, ROOT_THRESHOLD, generate_signing_key};
 use serde_json::json;
 
 use crate::common::*;

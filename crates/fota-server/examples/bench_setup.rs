@@ -75,7 +75,7 @@ fn main() -> Res<()> {
 
     let root = RootRecord::verify_initial(&std::fs::read(keys.join("root.bin"))?)?;
     let vendor = uuid::Uuid::from_bytes(*root.vendor_id());
-    let release_key = fota_server::keys::read_signing_key(&keys.join("release.key"), None)?;
+    let release_key = fota_keys::read_signing_key(&keys.join("release.key"), None)?;
 
     // the v2 release: a 1 MiB image in 16 KiB chunks
     let image = build_app_image(&AppImageSpec {

@@ -14,12 +14,16 @@
 //!
 //! Storage is behind [`store::Store`] (SQLite now) and [`blobs::BlobStore`] (a local folder);
 //! all state lives there, so several server processes over one data folder answer alike.
+//! Settings come in as values ([`Config`], and the key passphrase to [`AppState::open`]): the
+//! library never reads the environment.
 //!
 //! # What this crate must never do
 //!
 //! - **Hold a release signing key.** Releases are signed offline; the server only verifies
 //!   them. The one private key it holds, the status key, can say "nothing to do" or "roll back"
-//!   but never make a device install anything.
+//!   but never make a device install anything. It reads that key with `fota-keys`, built
+//!   without its `sign` feature, so no key generation or signing code can be called from here
+//!   (`cargo check -p fota-server` would fail).
 //! - **Panic or answer 500 on bad input.** Every malformed body, parameter, header or record
 //!   is a 4xx with `{ "error": { "code", "message" } }`; 500 is reserved for the server's own
 //!   faults (storage, I/O), and those are logged, never echoed.
@@ -45,7 +49,6 @@ pub mod blobs;
 pub mod config;
 pub mod error;
 pub mod housekeeping;
-pub mod keys;
 mod legacy_guard;
 mod legacy_proto;
 mod metrics;

@@ -64,8 +64,9 @@ impl std::fmt::Debug for AppState {
 
 impl AppState {
     /// Opens the data folder (database with migrations, blob folder) and loads the keys the
-    /// settings name. The status key is decrypted with `FOTA_KEY_PASSPHRASE` when encrypted.
-    pub async fn open(config: Config) -> Result<Self, StartError> {
+    /// settings name. An encrypted status key is decrypted with `key_passphrase`; the library
+    /// never looks for one in the environment (the `fota` CLI passes `FOTA_KEY_PASSPHRASE`).
+    pub async fn open(config: Config, key_passphrase: Option<&str>) -> Result<Self, StartError> {
         config.validate()?;
         std::fs::create_dir_all(&config.data).map_err(|source| StartError::DataDir {
             path: config.data.clone(),
@@ -77,8 +78,7 @@ impl AppState {
                 source,
             })?;
         let store = SqliteStore::open(&config.db_path()).await?;
-        let passphrase = std::env::var(crate::keys::PASSPHRASE_ENV).ok();
-        let trust = Trust::load(&config, passphrase.as_deref())?;
+        let trust = Trust::load(&config, key_passphrase)?;
         let legacy = LegacyKey::load(&config)?;
         Ok(Self::from_parts(
             config,

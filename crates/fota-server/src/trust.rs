@@ -25,7 +25,7 @@ pub enum TrustError {
     },
     /// The status key could not be loaded.
     #[error("status key: {0}")]
-    StatusKey(#[from] crate::keys::KeyError),
+    StatusKey(#[from] fota_keys::KeyError),
     /// The status key is not one the root record trusts for the status role.
     #[error("status key {path} is not a status key of the root record")]
     StatusKeyNotTrusted {
@@ -65,7 +65,7 @@ impl Trust {
                     path: root.clone(),
                     message: e.to_string(),
                 })?;
-                let status_key = crate::keys::read_signing_key(key, passphrase)?;
+                let status_key = fota_keys::read_signing_key(key, passphrase)?;
                 Self::new(root_bytes, status_key)
                     .map_err(|e| match e {
                         TrustError::Root { message, .. } => TrustError::Root {

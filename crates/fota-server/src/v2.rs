@@ -41,27 +41,6 @@ fn unix_s() -> u64 {
     u64::try_from(now_ms() / 1000).unwrap_or(0)
 }
 
-/// The version-1 root record of a key set: root threshold 2 of 3, release and status 1 of 1,
-/// signed by all three root keys (so any one may be lost later).
-pub(crate) fn make_root_record(keys: &crate::keys::KeySet) -> Result<Vec<u8>, String> {
-    let public = |k: &SigningKey| k.verifying_key().to_bytes();
-    let root_keys: Vec<[u8; 32]> = keys.root.iter().map(public).collect();
-    let body = v2::RootBody {
-        version: 1,
-        vendor_id: *keys.vendor_id.as_bytes(),
-        issued_at: unix_s(),
-        expires_at: 0,
-        root: v2::KeySet::new(Role::Root, crate::keys::ROOT_THRESHOLD, &root_keys)
-            .map_err(|e| e.to_string())?,
-        release: v2::KeySet::new(Role::Release, 1, &[public(&keys.release)])
-            .map_err(|e| e.to_string())?,
-        status: v2::KeySet::new(Role::Status, 1, &[public(&keys.status)])
-            .map_err(|e| e.to_string())?,
-    };
-    let signers: Vec<&SigningKey> = keys.root.iter().collect();
-    body.sign(&signers).map_err(|e| e.to_string())
-}
-
 /// Verifies a self-signed root record and that `status_key` is one of its status keys.
 pub(crate) fn verify_root(root: &[u8], status_key: &SigningKey) -> Result<RootRecord, TrustError> {
     let record = RootRecord::verify_initial(root).map_err(|e| TrustError::Root {

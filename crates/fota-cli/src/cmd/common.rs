@@ -134,7 +134,7 @@ pub(crate) fn key_dir(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 
 /// The passphrase of encrypted key files, if one is set.
 pub(crate) fn passphrase() -> Option<String> {
-    std::env::var(fota_server::keys::PASSPHRASE_ENV)
+    std::env::var(fota_keys::PASSPHRASE_ENV)
         .ok()
         .filter(|p| !p.is_empty())
 }

@@ -28,8 +28,8 @@ use fota_emulator::http::Timeouts;
 use fota_emulator::netfault::NetFaultSpec;
 use fota_emulator::report::Report;
 use fota_emulator::session::{SessionSpec, run_session};
+use fota_keys::KeySet;
 use fota_protocol::esp::build::{AppImageSpec, build_app_image};
-use fota_server::keys::KeySet;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
@@ -210,11 +210,12 @@ fn run_in(args: &DemoArgs, dir: &Path, image_size: u32) -> anyhow::Result<Summar
     let keys = KeyFolder::open(&keys_dir, None).context("opening the demo keys")?;
     let mut config = fota_server::Config::with_data(dir.join("server"));
     config.listen = "127.0.0.1:0".into();
-    config.root = Some(keys_dir.join(fota_server::keys::files::ROOT_RECORD));
-    config.status_key = Some(keys_dir.join(fota_server::keys::files::STATUS));
+    config.root = Some(keys_dir.join(fota_keys::files::ROOT_RECORD));
+    config.status_key = Some(keys_dir.join(fota_keys::files::STATUS));
     let admin = format!("demo-{}", uuid::Uuid::new_v4().simple());
     let (server, stop, serving) = runtime.block_on(async {
-        let state = fota_server::AppState::open(config.clone())
+        // The demo's keys are not encrypted.
+        let state = fota_server::AppState::open(config.clone(), None)
             .await
             .context("opening the server's data folder")?;
         state

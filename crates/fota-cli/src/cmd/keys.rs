@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use fota_server::keys::{self, KeySet};
+use fota_keys::{self as keys, KeySet};
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum KeysCommand {

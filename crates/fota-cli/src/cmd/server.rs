@@ -148,7 +148,9 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
         config: args.config,
     })?;
     let addr = config.listen_addr()?;
-    let state = fota_server::AppState::open(config.clone())
+    // The library takes the passphrase as a value; the environment is the CLI's to read.
+    let passphrase = std::env::var(fota_keys::PASSPHRASE_ENV).ok();
+    let state = fota_server::AppState::open(config.clone(), passphrase.as_deref())
         .await
         .with_context(|| format!("opening data folder {}", config.data.display()))?;
     let listener = tokio::net::TcpListener::bind(addr)

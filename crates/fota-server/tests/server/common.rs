@@ -154,9 +154,9 @@ pub async fn token(f: &Fixture, role: &str) -> String {
 
 // ------------------------------------------------------------------ v2 helpers
 
+use fota_keys::KeySet;
 use fota_protocol::esp::build::{AppImageSpec, build_app_image};
 use fota_protocol::v2::{self, FixedStr, ManifestBody};
-use fota_server::keys::KeySet;
 
 pub fn keys() -> KeySet {
     KeySet::generate(uuid::Uuid::new_v4())

@@ -24,7 +24,7 @@ fn bearer(t: &str) -> String {
     format!("Bearer {t}")
 }
 
-async fn state_over(dir: &std::path::Path, k: &fota_server::keys::KeySet) -> AppState {
+async fn state_over(dir: &std::path::Path, k: &fota_keys::KeySet) -> AppState {
     let mut cfg = config(dir);
     cfg.seen_flush = std::time::Duration::from_millis(50);
     let store = SqliteStore::open(&cfg.db_path()).await.unwrap();
@@ -238,7 +238,7 @@ async fn seed_flow_upload_manifest_chunks_status_rollback() {
 }
 
 /// The v2 flow against a live server, returning what a device would see.
-async fn v2_device_flow(s: &Running, k: &fota_server::keys::KeySet, token: &str, expect: &Built) {
+async fn v2_device_flow(s: &Running, k: &fota_keys::KeySet, token: &str, expect: &Built) {
     let nonce = uuid::Uuid::new_v4().into_bytes();
     let body = checkin_record(k, DEV, nonce, [0; 32], 0, 0);
     let a = s
@@ -375,7 +375,7 @@ async fn v2_flow_keys_provision_upload_checkin_download() {
 
 /// Everything a client can read, minus what legitimately changes between requests (nonces,
 /// MACs over them, last-seen times, statement signatures).
-async fn snapshot(s: &Running, token: &str, k: &fota_server::keys::KeySet) -> serde_json::Value {
+async fn snapshot(s: &Running, token: &str, k: &fota_keys::KeySet) -> serde_json::Value {
     let admin = bearer("admin");
     let mut devices = s
         .call("GET", "/api/v2/devices", &[("Authorization", &admin)], b"")
@@ -427,7 +427,7 @@ async fn snapshot(s: &Running, token: &str, k: &fota_server::keys::KeySet) -> se
     })
 }
 
-async fn populate(s: &Running, k: &fota_server::keys::KeySet) -> String {
+async fn populate(s: &Running, k: &fota_keys::KeySet) -> String {
     let admin = bearer("admin");
     let prov = s
         .call(

@@ -273,7 +273,7 @@ async fn bootstrap_token_from_env_replaces_and_generated_only_once() {
     );
 
     let empty = tempfile::tempdir().unwrap();
-    let state = fota_server::AppState::open(config(empty.path()))
+    let state = fota_server::AppState::open(config(empty.path()), None)
         .await
         .unwrap();
     let shown = state
@@ -291,6 +291,55 @@ async fn bootstrap_token_from_env_replaces_and_generated_only_once() {
             .await
             .status,
         StatusCode::OK
+    );
+}
+
+/// The library takes the status key's passphrase from its caller: a server embedded in another
+/// program must not pick up whatever `FOTA_KEY_PASSPHRASE` that process happens to carry (the
+/// `fota` CLI reads the variable and passes it on). A test must not change its own process's
+/// environment, so this one runs itself again with the variable set.
+#[tokio::test]
+async fn the_status_key_passphrase_comes_from_the_caller_never_from_the_environment() {
+    const VAR: &str = "FOTA_KEY_PASSPHRASE";
+    const NAME: &str =
+        "operator::the_status_key_passphrase_comes_from_the_caller_never_from_the_environment";
+    if std::env::var_os(VAR).is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--nocapture"])
+            .env(VAR, "correct horse")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    let k = keys();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root.bin");
+    let status = dir.path().join("status.key");
+    std::fs::write(&root, k.root_record().unwrap()).unwrap();
+    fota_keys::write_signing_key(&status, &k.status, Some("correct horse")).unwrap();
+    let mut cfg = config(&dir.path().join("data"));
+    cfg.root = Some(root);
+    cfg.status_key = Some(status);
+
+    let err = fota_server::AppState::open(cfg.clone(), None)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("is encrypted"),
+        "the key was decrypted with the environment's passphrase: {err}"
+    );
+    let state = fota_server::AppState::open(cfg, Some("correct horse"))
+        .await
+        .unwrap();
+    assert!(
+        state.trust().is_some(),
+        "the caller's passphrase opens the key"
     );
 }
 

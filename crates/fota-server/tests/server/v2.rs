@@ -30,7 +30,7 @@ async fn release_upload_verifies_everything_and_leaves_nothing_on_rejection() {
         .error(StatusCode::FORBIDDEN);
     // signed by a key the root does not trust
     let mut forged = good.clone();
-    forged.resign(&[&fota_server::keys::generate_signing_key()]);
+    forged.resign(&[&fota_keys::generate_signing_key()]);
     assert_eq!(
         upload(&f, &op, &forged, None)
             .await
@@ -247,7 +247,7 @@ async fn dev(f: &Fixture, id: &str, class: &str) -> Dev {
 
 async fn checkin(
     f: &Fixture,
-    k: &fota_server::keys::KeySet,
+    k: &fota_keys::KeySet,
     d: &Dev,
     running: [u8; 32],
     ack: u64,
