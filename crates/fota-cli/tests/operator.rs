@@ -9,6 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use base64::Engine as _;
+use fota_client::api::DeviceState;
 use fota_protocol::v2::{Event, EventKind, FixedStr, ReasonCode};
 use serde_json::Value;
 use sha2::Digest as _;
@@ -944,7 +945,7 @@ fn client_library_signs_uploads_and_waits() {
             "d1",
             Duration::from_secs(5),
             Duration::from_millis(50),
-            |d| d.state == "confirmed",
+            |d| d.state == DeviceState::Confirmed,
         )
         .unwrap();
     assert_eq!(d.effective_release_id.as_deref(), Some(r.id.as_str()));
@@ -953,7 +954,7 @@ fn client_library_signs_uploads_and_waits() {
             "d1",
             Duration::from_millis(200),
             Duration::from_millis(50),
-            |d| d.state == "rolled_back",
+            |d| d.state == DeviceState::RolledBack,
         )
         .unwrap_err();
     assert!(matches!(e, fota_client::Error::Timeout { .. }), "{e}");

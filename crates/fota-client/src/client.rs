@@ -346,7 +346,7 @@ impl Client {
     }
 
     /// Polls the device every `every` until `done` holds for it, for at most `timeout`;
-    /// e.g. `|d| d.state == "confirmed"`. Returns the device as last read.
+    /// e.g. `|d| d.state == DeviceState::Confirmed`. Returns the device as last read.
     pub fn wait_for_device(
         &self,
         id: &str,
@@ -364,7 +364,7 @@ impl Client {
                 return Err(Error::Timeout {
                     device: id.to_owned(),
                     waited: start.elapsed(),
-                    state: device.state,
+                    state: device.state.to_string(),
                 });
             }
             std::thread::sleep(every.min(timeout.saturating_sub(start.elapsed())));
@@ -666,17 +666,8 @@ impl Client {
 
 /// The error a failed answer carries: the server's JSON error when it sent one.
 fn error_answer(status: u16, url: &str, body: &[u8]) -> Error {
-    #[derive(serde::Deserialize)]
-    struct Body {
-        error: Detail,
-    }
-    #[derive(serde::Deserialize)]
-    struct Detail {
-        code: String,
-        message: String,
-    }
-    match serde_json::from_slice::<Body>(body) {
-        Ok(Body { error }) => Error::Api {
+    match serde_json::from_slice::<fota_api::ErrorBody>(body) {
+        Ok(fota_api::ErrorBody { error }) => Error::Api {
             status,
             code: error.code,
             message: error.message,

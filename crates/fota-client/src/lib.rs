@@ -2,8 +2,8 @@
 //! server's operator API, and the offline half of a release (signing and release bundles).
 //!
 //! - [`Client`] speaks the operator API under `/api/v2` (and the seed's legacy upload): one
-//!   method per endpoint, answers as the server's own types (re-exported in [`api`]), failures
-//!   as [`Error`], which carries the server's `{ "error": { "code", "message" } }`.
+//!   method per endpoint, answers as `fota-api`'s types (re-exported in [`api`]), failures as
+//!   [`Error`], which carries the server's `{ "error": { "code", "message" } }`.
 //! - [`release`] turns an ESP32 app image into a signed release: it validates the image, builds
 //!   the chunk hash list and signs the manifest with the release key of a key folder
 //!   ([`release::KeyFolder`]), all through `fota-protocol`'s helpers.
@@ -16,6 +16,7 @@
 //! ```no_run
 //! use std::time::Duration;
 //! use fota_client::Client;
+//! use fota_client::api::DeviceState;
 //! use fota_client::release::{self, KeyFolder, ReleaseSpec};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -39,7 +40,7 @@
 //!     &provisioning.device_id,
 //!     Duration::from_secs(60),
 //!     Duration::from_millis(500),
-//!     |d| d.state == "confirmed",
+//!     |d| d.state == DeviceState::Confirmed,
 //! )?;
 //! # let _ = device;
 //! # Ok(())
@@ -48,6 +49,8 @@
 //!
 //! # What this crate does not do
 //!
+//! - **Build the server.** It depends on `fota-api` for the types and `fota-keys` for key
+//!   files, never on `fota-server`: no axum, sqlx or tokio on an operator's machine.
 //! - **Speak the device API.** Devices (and the emulator) use their own transport with the
 //!   binary records of `fota_protocol::v2`.
 //! - **Talk TLS.** It is built without a TLS stack for now: use `http://` on a trusted network
@@ -61,16 +64,12 @@ pub mod release;
 
 pub use client::{Client, Error, ReleaseParts, Upload};
 
-/// The JSON types of the operator API, as the server defines them.
+/// The JSON types of the operator API (`fota-api`, shared with the server).
 pub mod api {
+    pub use fota_api::{
+        ApiToken, AssignRequest, AssignResponse, AuditEntry, AuditRecord, Device, DeviceEvent,
+        DeviceState, Millis, NewDeviceRequest, NewTokenRequest, NewTokenResponse, Protocol,
+        Provisioning, Release, Role, RollbackOrder, RollbackRequest, ServerInfo,
+    };
     pub use fota_protocol::legacy::json::UploadAnswer as LegacyUploadAnswer;
-    pub use fota_server::api::misc::ServerInfo;
-    pub use fota_server::api::operator::{
-        AssignRequest, AssignResponse, NewDeviceRequest, NewTokenRequest, NewTokenResponse,
-        Provisioning, RollbackRequest,
-    };
-    pub use fota_server::store::{
-        ApiToken, AuditEntry, AuditRecord, Device, DeviceEvent, Millis, Release, Role,
-        RollbackOrder,
-    };
 }

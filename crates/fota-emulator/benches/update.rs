@@ -155,17 +155,17 @@ async fn resume(
 /// Bytes of the agent and of its async calls with `transport`.
 fn ram<T: fota_agent::Transport>(
     flash: &mut SimFlash,
-    p: &fota_emulator::device::Provisioning,
+    p: &fota_api::Provisioning,
     transport: T,
 ) -> (usize, usize, usize) {
     let mut chunk = vec![0u8; CHUNK as usize];
     let mut io = vec![0u8; 1024];
     let mut page = vec![0u8; 4096];
     let config = DeviceConfig::new(
-        p.device_uuid,
+        *p.device_uuid.as_bytes(),
         &p.device_id,
-        p.vendor_id,
-        p.class_id,
+        *p.vendor_id.as_bytes(),
+        *p.class_id.as_bytes(),
         &p.root,
     );
     let agent = Agent::boot(

@@ -13,10 +13,10 @@ use fota_agent::{
     Agent, AgentStatus, BootInfo, Buffers, DeviceConfig, Mode, PollOutcome, Running,
     StartupOutcome, Transport, TransportError,
 };
+use fota_api::Provisioning;
 use fota_flash_sim::SimFlash;
 use fota_protocol::esp::otadata::{BootIndex, OtaState};
 use fota_protocol::v2::FixedStr;
-use serde::Deserialize;
 
 use crate::bootloader::{self, Boot, BootloaderConfig, Efuse};
 use crate::platform::EmuPlatform;
@@ -66,93 +66,6 @@ pub enum Protocol {
         /// The PSK bytes.
         psk: Vec<u8>,
     },
-}
-
-/// The provisioning file `fota devices add -o ID.json` writes:
-/// `{device_id, token, vendor_id, class_id, root[, device_uuid, class]}`.
-///
-/// UUIDs are accepted in hyphenated form or as 32 hex digits; the root record as base64
-/// (standard, padded, what the server writes) or hex. A missing `device_uuid` is derived as
-/// the server derives it: UUIDv5(vendor_id, "device/" + device_id).
-#[derive(Debug, Clone)]
-pub struct Provisioning {
-    /// The device's string id.
-    pub device_id: String,
-    /// The bearer token.
-    pub token: String,
-    /// Vendor UUID.
-    pub vendor_id: [u8; 16],
-    /// Class UUID.
-    pub class_id: [u8; 16],
-    /// Device UUID.
-    pub device_uuid: [u8; 16],
-    /// The root record's bytes.
-    pub root: Vec<u8>,
-}
-
-/// Why a provisioning file is unusable.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ProvisioningError {
-    /// Not the expected JSON.
-    #[error("provisioning file: {0}")]
-    Json(#[from] serde_json::Error),
-    /// A field does not decode.
-    #[error("provisioning file: field {field}: {message}")]
-    Field {
-        /// The field.
-        field: &'static str,
-        /// What is wrong.
-        message: String,
-    },
-}
-
-#[derive(Deserialize)]
-struct RawProvisioning {
-    device_id: String,
-    token: String,
-    vendor_id: String,
-    class_id: String,
-    root: String,
-    #[serde(default)]
-    device_uuid: Option<String>,
-}
-
-fn uuid_field(field: &'static str, s: &str) -> Result<uuid::Uuid, ProvisioningError> {
-    uuid::Uuid::parse_str(s.trim()).map_err(|e| ProvisioningError::Field {
-        field,
-        message: e.to_string(),
-    })
-}
-
-impl Provisioning {
-    /// Parses the JSON of a provisioning file.
-    pub fn from_json(bytes: &[u8]) -> Result<Self, ProvisioningError> {
-        use base64::Engine;
-        let raw: RawProvisioning = serde_json::from_slice(bytes)?;
-        let vendor = uuid_field("vendor_id", &raw.vendor_id)?;
-        let class = uuid_field("class_id", &raw.class_id)?;
-        let device = match &raw.device_uuid {
-            Some(d) => uuid_field("device_uuid", d)?,
-            None => fota_protocol::v2::ids::device_uuid(&vendor, &raw.device_id),
-        };
-        let text = raw.root.trim();
-        let root = hex::decode(text)
-            .ok()
-            .or_else(|| base64::engine::general_purpose::STANDARD.decode(text).ok())
-            .ok_or_else(|| ProvisioningError::Field {
-                field: "root",
-                message: "neither hex nor base64".into(),
-            })?;
-        Ok(Self {
-            device_id: raw.device_id,
-            token: raw.token,
-            vendor_id: *vendor.as_bytes(),
-            class_id: *class.as_bytes(),
-            device_uuid: *device.as_bytes(),
-            root,
-        })
-    }
 }
 
 /// How a device behaves (fixed for a run).
@@ -393,7 +306,11 @@ where
         let platform = EmuPlatform::new(seed, boot.app_desc.boot_fails());
         seed = seed.map(|s| s.wrapping_add(0x9E37_79B9_7F4A_7C15));
         let (uuid, vendor, class) = token_ids.as_ref().map_or(([0; 16], [0; 16], [0; 16]), |p| {
-            (p.device_uuid, p.vendor_id, p.class_id)
+            (
+                *p.device_uuid.as_bytes(),
+                *p.vendor_id.as_bytes(),
+                *p.class_id.as_bytes(),
+            )
         });
         let mut config = DeviceConfig::new(uuid, &opts.name, vendor, class, &root);
         config.mode = mode;

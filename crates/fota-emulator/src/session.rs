@@ -176,12 +176,12 @@ pub fn fleet_name(prefix: &str, i: u32) -> String {
     format!("{prefix}-{i:04}")
 }
 
-fn read_provisioning(path: &Path) -> Result<device::Provisioning, SessionError> {
+fn read_provisioning(path: &Path) -> Result<fota_api::Provisioning, SessionError> {
     let bytes = std::fs::read(path).map_err(|e| SessionError::File {
         path: path.into(),
         message: e.to_string(),
     })?;
-    device::Provisioning::from_json(&bytes).map_err(|e| SessionError::File {
+    fota_api::Provisioning::from_json(&bytes).map_err(|e| SessionError::File {
         path: path.into(),
         message: e.to_string(),
     })

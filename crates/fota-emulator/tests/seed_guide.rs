@@ -6,6 +6,7 @@ use core::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use fota_agent::{PollOutcome, Transport, TransportError};
+use fota_api::DeviceState;
 use fota_emulator::bootloader::Efuse;
 use fota_emulator::device::{self, DeviceOptions, Ended, RunResult, Until};
 use fota_emulator::flash_file::Layout;
@@ -312,13 +313,13 @@ async fn test5(legacy: bool) {
             "EcoWatt001",
             Duration::from_secs(60),
             Duration::from_millis(50),
-            |d| d.state == "confirmed",
+            |d| d.state == DeviceState::Confirmed,
         )
     })
     .await
     .unwrap()
     .unwrap();
-    assert_eq!(dev.state, "confirmed");
+    assert_eq!(dev.state, DeviceState::Confirmed);
     assert_eq!(dev.fw_version.as_deref(), Some("1.0.6"), "{dev:?}");
     if !legacy {
         assert_eq!(dev.fw_sha256, Some(hex::encode(sha256(&new))), "{dev:?}");

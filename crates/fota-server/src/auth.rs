@@ -2,10 +2,10 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use fota_api::Role;
 
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
-use crate::store::Role;
 use crate::tokens::{TokenDigest, bearer};
 
 /// An authenticated operator (any role). Handlers call [`Operator::require`] for more.

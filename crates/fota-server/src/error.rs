@@ -144,21 +144,7 @@ impl AppError {
     }
 }
 
-/// The JSON body of every error answer.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    /// The error.
-    pub error: ErrorDetail,
-}
-
-/// Code and message of an error answer.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorDetail {
-    /// Stable machine-readable reason, e.g. `invalid_json`, `unauthorized`.
-    pub code: String,
-    /// Human-readable detail.
-    pub message: String,
-}
+pub use fota_api::{ErrorBody, ErrorDetail};
 
 /// The error answers of the OpenAPI document, each described once and referenced by the
 /// operations that can give it (`(status = 401, response = crate::error::doc::Unauthorized)`).

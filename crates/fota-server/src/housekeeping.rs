@@ -13,7 +13,7 @@ use crate::store::{Millis, PruneBefore, Pruned, Seen, SeenApplied, Store, StoreE
 /// samples, never an order's state: those are written at once by the handlers.
 #[derive(Debug, Default)]
 pub struct SeenBatcher {
-    pending: Mutex<HashMap<(&'static str, String), Seen>>,
+    pending: Mutex<HashMap<(fota_api::Protocol, String), Seen>>,
 }
 
 impl SeenBatcher {

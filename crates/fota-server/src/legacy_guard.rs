@@ -20,9 +20,10 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use fota_api::{AuditEntry, Protocol};
+
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
-use crate::store::AuditEntry;
 
 /// The window of both rate limits.
 const MINUTE: Duration = Duration::from_secs(60);
@@ -185,13 +186,13 @@ pub(crate) async fn admit(
         Some(p) => p,
         None => {
             let p = state.store().device_protocol(id).await?;
-            state.0.hot.set_protocol(id, p.clone());
+            state.0.hot.set_protocol(id, p);
             p
         }
     };
-    match protocol.as_deref() {
-        Some("legacy") => Ok(Admission::Known),
-        Some(_) => Err(refuse_v2_device(state, id, ip, route).await),
+    match protocol {
+        Some(Protocol::Legacy) => Ok(Admission::Known),
+        Some(Protocol::V2) => Err(refuse_v2_device(state, id, ip, route).await),
         None => {
             let per_minute = state.config().legacy.new_devices_per_minute;
             if state.0.legacy_guard.admit_new(id, ip, per_minute) {

@@ -14,8 +14,11 @@
 //!
 //! Storage is behind [`store::Store`] (SQLite now) and [`blobs::BlobStore`] (a local folder);
 //! all state lives there, so several server processes over one data folder answer alike.
-//! Settings come in as values ([`Config`], and the key passphrase to [`AppState::open`]): the
-//! library never reads the environment.
+//!
+//! The operator API's JSON types are `fota-api`'s, shared with the client and the emulator;
+//! the store keeps its own rows and turns them into those types in one place. Settings come in
+//! as values ([`Config`], and the key passphrase to [`AppState::open`]): the library never reads
+//! the environment.
 //!
 //! # What this crate must never do
 //!

@@ -244,7 +244,7 @@ pub(crate) type Grant = (String, Vec<u8>, Option<crate::store::Millis>, bool);
 type GrantMap = HashMap<([u8; 32], String), (std::time::Instant, Grant)>;
 
 /// Device id → its protocol, or `None` for no such device.
-type ProtocolMap = HashMap<String, (std::time::Instant, Option<String>)>;
+type ProtocolMap = HashMap<String, (std::time::Instant, Option<fota_api::Protocol>)>;
 
 /// Short-lived copies of the reads behind the two download paths (legacy chunks, v2 ranged
 /// blob reads), which would otherwise cost a database round trip per request. See [`HOT_TTL`].
@@ -296,15 +296,15 @@ impl HotCache {
     }
 
     /// The protocol of device `id` as read lately (`Some(None)`: no such device).
-    pub(crate) fn protocol(&self, id: &str) -> Option<Option<String>> {
+    pub(crate) fn protocol(&self, id: &str) -> Option<Option<fota_api::Protocol>> {
         let guard = self.protocols.lock().unwrap_or_else(|e| e.into_inner());
         guard
             .get(id)
             .filter(|(at, _)| at.elapsed() < HOT_TTL)
-            .map(|(_, p)| p.clone())
+            .map(|(_, p)| *p)
     }
 
-    pub(crate) fn set_protocol(&self, id: &str, protocol: Option<String>) {
+    pub(crate) fn set_protocol(&self, id: &str, protocol: Option<fota_api::Protocol>) {
         let mut guard = self.protocols.lock().unwrap_or_else(|e| e.into_inner());
         if guard.len() >= 100_000 {
             guard.clear();

@@ -55,17 +55,17 @@ impl fmt::Debug for Secret {
 pub async fn recover_admin(
     store: &dyn crate::store::Store,
     name: &str,
-) -> crate::store::StoreResult<(crate::store::ApiToken, Secret)> {
+) -> crate::store::StoreResult<(fota_api::ApiToken, Secret)> {
     let secret = generate(TokenKind::Operator);
-    let token = crate::store::ApiToken {
+    let token = fota_api::ApiToken {
         id: uuid::Uuid::new_v4().simple().to_string(),
         name: name.to_owned(),
-        role: crate::store::Role::Admin,
+        role: fota_api::Role::Admin,
         created_at: crate::store::now_ms(),
         created_by: "server:admin-token".into(),
         revoked_at: None,
     };
-    let entry = crate::store::AuditEntry {
+    let entry = fota_api::AuditEntry {
         actor: "server:admin-token".into(),
         action: "token.recover".into(),
         target: format!("token:{}", token.id),

@@ -3,6 +3,7 @@
 //! is `fota_protocol::v2`'s.
 
 use ed25519_dalek::SigningKey;
+use fota_api::{DeviceState, Protocol};
 use fota_protocol::esp::image::{self as esp_image, VerifyOptions};
 use fota_protocol::v2::{
     self, Action, AgentState, CheckIn, CheckInAnswer, Event, EventKind, Manifest, PayloadFormat,
@@ -246,14 +247,14 @@ pub(crate) async fn checkin(
     if report != view.report {
         state
             .store()
-            .record_report(&view.device_id, "v2", &report, now)
+            .record_report(&view.device_id, Protocol::V2, &report, now)
             .await?;
     }
     let downloading = ci.agent_state == AgentState::Downloading && ci.pending_bytes_total > 0;
     state.0.seen.note(Seen {
         device_id: view.device_id.clone(),
         at: now,
-        protocol: "v2",
+        protocol: Protocol::V2,
         progress: downloading.then(|| Progress {
             done: i64::try_from(ci.pending_bytes_done).unwrap_or(i64::MAX),
             total: i64::try_from(ci.pending_bytes_total).unwrap_or(i64::MAX),
@@ -387,22 +388,22 @@ pub(crate) async fn event(state: &AppState, device_id: &str, body: &[u8]) -> App
         ReasonCode::Network | ReasonCode::Timeout | ReasonCode::Cancelled | ReasonCode::Superseded
     );
     let (new_state, suppress, close) = match ev.kind {
-        EventKind::Progress => ("downloading", None, None),
-        EventKind::Verified => ("verified", None, None),
-        EventKind::Installing => ("installing", None, None),
-        EventKind::BootedOnTrial => ("trial", None, None),
-        EventKind::Confirmed => ("confirmed", None, None),
-        EventKind::RolledBack => ("rolled_back", release.clone(), None),
-        EventKind::Failed if transient => ("failed", None, None),
-        EventKind::Failed => ("failed", release.clone(), None),
-        EventKind::RollbackDone => ("rolled_back", None, Some("done".to_owned())),
+        EventKind::Progress => (Some(DeviceState::Downloading), None, None),
+        EventKind::Verified => (Some(DeviceState::Verified), None, None),
+        EventKind::Installing => (Some(DeviceState::Installing), None, None),
+        EventKind::BootedOnTrial => (Some(DeviceState::Trial), None, None),
+        EventKind::Confirmed => (Some(DeviceState::Confirmed), None, None),
+        EventKind::RolledBack => (Some(DeviceState::RolledBack), release.clone(), None),
+        EventKind::Failed if transient => (Some(DeviceState::Failed), None, None),
+        EventKind::Failed => (Some(DeviceState::Failed), release.clone(), None),
+        EventKind::RollbackDone => (Some(DeviceState::RolledBack), None, Some("done".to_owned())),
         EventKind::RollbackRefused => (
-            "rollback_refused",
+            Some(DeviceState::RollbackRefused),
             None,
             Some(format!("refused: {}", ev.reason.as_str())),
         ),
         // Kinds newer than this server: kept in the history, the state left alone.
-        _ => ("", None, None),
+        _ => (None, None, None),
     };
     let progress =
         matches!(ev.kind, EventKind::Progress | EventKind::Verified) || ev.bytes_total > 0;
@@ -427,7 +428,7 @@ pub(crate) async fn event(state: &AppState, device_id: &str, body: &[u8]) -> App
             bytes_done: progress.then(|| i64::try_from(ev.bytes_done).unwrap_or(i64::MAX)),
             bytes_total: progress.then(|| i64::try_from(ev.bytes_total).unwrap_or(i64::MAX)),
             detail: Some(detail),
-            new_state: (!new_state.is_empty()).then(|| new_state.to_owned()),
+            new_state,
             suppress_release: suppress,
             close_rollback: close,
         })

@@ -19,10 +19,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
+use fota_api::Provisioning;
 use fota_client::Client;
-use fota_client::api::{Device, Release};
+use fota_client::api::{Device, DeviceState, Release};
 use fota_client::release::{KeyFolder, ReleaseSpec, SignedRelease, sign};
-use fota_emulator::device::{DeviceOptions, Protocol, Provisioning, Until};
+use fota_emulator::device::{DeviceOptions, Protocol, Until};
 use fota_emulator::flash_file::Layout;
 use fota_emulator::http::Timeouts;
 use fota_emulator::netfault::NetFaultSpec;
@@ -456,7 +457,7 @@ impl Demo {
             self.expect_running("1.0.6", DEVICES[ROLLED_BACK], c, "1.0.6");
         }
         self.expect_server("1.0.6", "confirmed 1.0.6 on the server", |d| {
-            d.state == "confirmed" && d.fw_version.as_deref() == Some("1.0.6")
+            d.state == DeviceState::Confirmed && d.fw_version.as_deref() == Some("1.0.6")
         })?;
         self.pause();
 
@@ -545,7 +546,10 @@ impl Demo {
         self.expect_server(
             "1.0.7",
             "reported rolled_back; 1.0.7 is not offered to it again",
-            |d| d.state == "rolled_back" && d.suppressed_release_id.as_deref() == Some(&r107),
+            |d| {
+                d.state == DeviceState::RolledBack
+                    && d.suppressed_release_id.as_deref() == Some(&r107)
+            },
         )?;
         Ok(())
     }
@@ -762,7 +766,7 @@ impl Demo {
                     d.fw_version.clone().unwrap_or_else(|| "-".into()),
                     d.slot.map_or_else(|| "-".into(), |s| format!("ota_{s}")),
                     d.ota_state.clone().unwrap_or_else(|| "-".into()),
-                    d.state.clone(),
+                    d.state.to_string(),
                     name(d.effective_release_id.as_deref()),
                     name(d.suppressed_release_id.as_deref()),
                 ]

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use fota_client::Client;
-use fota_client::api::{Device, Provisioning, Release};
+use fota_client::api::{Device, DeviceState, Provisioning, Release};
 
 use super::common::{self, ConnArgs, Explain as _, OutFile};
 
@@ -184,7 +184,7 @@ pub(crate) const DEVICE_HEADERS: [&str; 7] = [
 
 /// `42% 27.0 KiB/64.0 KiB` while a download is under way, else `-`.
 pub(crate) fn progress(d: &Device) -> String {
-    if d.progress_total > 0 && d.state == "downloading" {
+    if d.progress_total > 0 && d.state == DeviceState::Downloading {
         let pct = d.progress_bytes.clamp(0, d.progress_total) * 100 / d.progress_total;
         format!(
             "{pct}% {}/{}",
@@ -198,7 +198,7 @@ pub(crate) fn progress(d: &Device) -> String {
 
 /// One row of a device table.
 pub(crate) fn device_row(d: &Device, releases: &HashMap<String, Release>) -> Vec<String> {
-    let mut state = d.state.clone();
+    let mut state = d.state.to_string();
     if d.revoked_at.is_some() {
         state.push_str(" (revoked)");
     }
@@ -215,7 +215,7 @@ pub(crate) fn device_row(d: &Device, releases: &HashMap<String, Release>) -> Vec
     }
     vec![
         d.id.clone(),
-        d.class.clone().unwrap_or_else(|| d.protocol.clone()),
+        d.class.clone().unwrap_or_else(|| d.protocol.to_string()),
         d.fw_version.clone().unwrap_or_else(|| "-".into()),
         state,
         progress(d),
@@ -267,7 +267,7 @@ fn show(client: &Client, id: &str, events: i64, json: bool) -> anyhow::Result<()
                 common::when(t),
                 common::ago(Some(t))
             ),
-            None => device.state.clone(),
+            None => device.state.to_string(),
         },
     )?;
     field(

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use fota_emulator::device::{DeviceOptions, Protocol, Provisioning, Until};
+use fota_api::Provisioning;
+use fota_emulator::device::{DeviceOptions, Protocol, Until};
 use fota_emulator::flash_file::{self, Layout};
 use fota_emulator::http::Timeouts;
 use fota_emulator::netfault::NetFaultSpec;
@@ -213,9 +214,10 @@ fn placeholder() -> Provisioning {
     Provisioning {
         device_id: String::new(),
         token: String::new(),
-        vendor_id: [0; 16],
-        class_id: [0; 16],
-        device_uuid: [0; 16],
+        vendor_id: uuid::Uuid::nil(),
+        class_id: uuid::Uuid::nil(),
         root: Vec::new(),
+        class: None,
+        device_uuid: uuid::Uuid::nil(),
     }
 }

@@ -262,7 +262,7 @@ pub(crate) async fn blob(
     state.0.seen.note(crate::store::Seen {
         device_id,
         at: crate::store::now_ms(),
-        protocol: "v2",
+        protocol: fota_api::Protocol::V2,
         progress: None,
         create: false,
     });

@@ -21,6 +21,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use fota_api::{AuditEntry, Protocol, Role};
 use serde::Deserialize;
 
 use crate::api::operator::{check_reason, new_order};
@@ -29,8 +30,7 @@ use crate::error::{AppError, AppJson, AppQuery, AppResult, doc, parse_json};
 use crate::legacy_guard::{self, Admission, NotRecorded};
 use crate::state::AppState;
 use crate::store::{
-    AuditEntry, LegacyRelease, LegacyStatus, LegacyStatusOutcome, Progress, Report, Role, Seen,
-    now_ms,
+    LegacyRelease, LegacyStatus, LegacyStatusOutcome, Progress, Report, Seen, now_ms,
 };
 use crate::trust::LegacyKey;
 
@@ -260,7 +260,7 @@ fn note_seen(state: &AppState, id: &str, admission: Admission, progress: Option<
     state.0.seen.note(Seen {
         device_id: id.to_owned(),
         at,
-        protocol: "legacy",
+        protocol: Protocol::Legacy,
         progress: progress.map(|(done, total)| Progress { done, total, at }),
         create: admission == Admission::New,
     });
@@ -602,7 +602,7 @@ pub(crate) async fn rollback(
         .store()
         .device_protocol(&req.device_id)
         .await?
-        .is_some_and(|p| p != "legacy")
+        .is_some_and(|p| p != Protocol::Legacy)
     {
         legacy_guard::refuse_v2_device(&state, &req.device_id, ip.0, ROLLBACK_PATH).await;
         return Err(AppError::UnknownDevice(format!(

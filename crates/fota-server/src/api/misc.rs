@@ -7,13 +7,12 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use base64::Engine as _;
-use serde::{Deserialize, Serialize};
+use fota_api::{Role, ServerInfo};
 use utoipa::OpenApi as _;
 
 use crate::auth::Operator;
 use crate::error::AppResult;
 use crate::state::AppState;
-use crate::store::Role;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -39,25 +38,6 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.0.metrics.render(),
     )
-}
-
-/// What this server is configured for.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ServerInfo {
-    /// Crate version.
-    pub version: String,
-    /// Whether the v2 API is configured (root record + status key).
-    pub v2: bool,
-    /// Whether the legacy API is on.
-    pub legacy: bool,
-    /// Vendor UUID from the root record.
-    pub vendor_id: Option<String>,
-    /// The root record, base64.
-    pub root: Option<String>,
-    /// Largest release upload in bytes.
-    pub max_release_bytes: u64,
-    /// Known class names.
-    pub classes: Vec<String>,
 }
 
 /// Server information (viewer).

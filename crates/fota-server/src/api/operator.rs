@@ -6,16 +6,17 @@ use axum::extract::{Multipart, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use base64::Engine as _;
-use serde::{Deserialize, Serialize};
+use fota_api::{
+    ApiToken, AssignRequest, AssignResponse, AuditEntry, AuditRecord, Device, DeviceEvent,
+    NewDeviceRequest, NewTokenRequest, NewTokenResponse, Provisioning, Release, Role,
+    RollbackOrder, RollbackRequest,
+};
+use serde::Deserialize;
 
 use crate::auth::Operator;
 use crate::error::{AppError, AppJson, AppQuery, AppResult, body_rejection, doc};
 use crate::state::AppState;
-use crate::store::{
-    ApiToken, AuditEntry, AuditRecord, Device, DeviceEvent, NewDevice, Release, Role,
-    RollbackOrder, StoreError, now_ms,
-};
+use crate::store::{NewDevice, StoreError, now_ms};
 use crate::tokens::{self, TokenKind};
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -82,30 +83,6 @@ fn trust(state: &AppState) -> AppResult<&crate::trust::Trust> {
 }
 
 // ---------------------------------------------------------------- tokens
-
-/// A new operator token.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewTokenRequest {
-    /// Human name (who or what uses it): 1-128 characters, not only white space.
-    #[schema(min_length = 1, max_length = 128, pattern = r"\S")]
-    pub name: String,
-    /// Role.
-    pub role: Role,
-}
-
-/// A token just made: the only time its secret is shown.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct NewTokenResponse {
-    /// Token id (for revocation).
-    pub id: String,
-    /// Name.
-    pub name: String,
-    /// Role.
-    pub role: Role,
-    /// The bearer token. Store it now: the server keeps only its SHA-256.
-    pub token: String,
-}
 
 /// Create an operator token (admin).
 #[utoipa::path(post, path = "/api/v2/tokens", tag = "tokens", security(("bearer" = [])),
@@ -210,18 +187,6 @@ pub(crate) async fn revoke_token(
 
 // ---------------------------------------------------------------- devices
 
-/// A device to provision.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewDeviceRequest {
-    /// The device's name, e.g. `EcoWatt001` (1-64 of `A-Za-z0-9._-`).
-    #[schema(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9._-]{1,64}$")]
-    pub id: String,
-    /// Its hardware class name, e.g. `ecowatt-v1` (1-64 of `A-Za-z0-9._-`).
-    #[schema(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9._-]{1,64}$")]
-    pub class: String,
-}
-
 /// The device named in the path.
 #[derive(Debug, utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
@@ -242,26 +207,6 @@ pub(crate) struct ReleaseId {
     id: String,
 }
 
-/// The provisioning file of a device (`fota devices add -o ID.json` writes it; the emulator
-/// and devices read it). Shown once: the server keeps only the token's SHA-256.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Provisioning {
-    /// Device name.
-    pub device_id: String,
-    /// Device bearer token.
-    pub token: String,
-    /// Vendor UUID (from the root record).
-    pub vendor_id: String,
-    /// Class UUID = UUIDv5(vendor_id, class).
-    pub class_id: String,
-    /// Root record (`root.bin`), base64.
-    pub root: String,
-    /// Class name.
-    pub class: String,
-    /// Device UUID = UUIDv5(vendor_id, "device/" + device_id).
-    pub device_uuid: String,
-}
-
 fn provisioning(
     state: &AppState,
     device_id: &str,
@@ -273,11 +218,11 @@ fn provisioning(
     Ok(Provisioning {
         device_id: device_id.to_owned(),
         token: token.expose().to_owned(),
-        vendor_id: vendor.to_string(),
-        class_id: crate::v2::class_id(vendor, class).to_string(),
-        root: base64::engine::general_purpose::STANDARD.encode(trust.root_bytes()),
-        class: class.to_owned(),
-        device_uuid: crate::v2::device_uuid(vendor, device_id).to_string(),
+        vendor_id: vendor,
+        class_id: crate::v2::class_id(vendor, class),
+        root: trust.root_bytes().to_vec(),
+        class: Some(class.to_owned()),
+        device_uuid: crate::v2::device_uuid(vendor, device_id),
     })
 }
 
@@ -306,7 +251,7 @@ pub(crate) async fn create_device(
     let prov = provisioning(&state, &req.id, &req.class, &secret)?;
     let device = NewDevice {
         id: req.id.clone(),
-        uuid: prov.device_uuid.clone(),
+        uuid: prov.device_uuid.to_string(),
         class: req.class.clone(),
         digest: secret.digest().0,
         created_at: now_ms(),
@@ -541,15 +486,6 @@ pub(crate) async fn device_events(
     let (before, limit) = (page.before()?, page.limit()?);
     get_device(&state, &id).await?;
     Ok(Json(state.store().list_events(&id, before, limit).await?))
-}
-
-/// A rollback order.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RollbackRequest {
-    /// Why (kept in the history; shown to legacy devices): 1-512 characters.
-    #[schema(min_length = 1, max_length = 512)]
-    pub reason: String,
 }
 
 /// Longest rollback reason, in characters (as the document's maxLength counts).
@@ -823,7 +759,6 @@ pub(crate) async fn create_release(
         manifest_digest: verified.manifest_digest.clone(),
         created_at: now_ms(),
         created_by: op.actor(),
-        manifest,
     };
     // Blobs first, then the row: a crash in between leaves only unreferenced blobs, which
     // garbage collection removes; a release row never points at a missing blob.
@@ -838,7 +773,11 @@ pub(crate) async fn create_release(
             "image_sha256": release.image_sha256, "manifest_digest": release.manifest_digest,
         }),
     );
-    match state.store().create_release(&release, &entry).await {
+    match state
+        .store()
+        .create_release(&release, &manifest, &entry)
+        .await
+    {
         Ok(()) => {}
         // The same manifest stored by a concurrent upload since the check above.
         Err(StoreError::Conflict(message)) => {
@@ -921,80 +860,16 @@ pub(crate) async fn release_manifest(
     Path(id): Path<String>,
 ) -> AppResult<Response> {
     op.require(Role::Viewer)?;
-    let release = get_release(&state, &id).await?;
+    let manifest = state
+        .store()
+        .release_manifest(&id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no release {id:?}")))?;
     Ok((
         [(header::CONTENT_TYPE, "application/octet-stream")],
-        release.manifest,
+        manifest,
     )
         .into_response())
-}
-
-/// Whom to assign a release to: `{"devices": [...]}` or `{"class": "<the release's class>"}`.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AssignRequest {
-    /// Device names (each gets an explicit assignment, which overrides its class's).
-    pub devices: Option<Vec<String>>,
-    /// The release's class: every device of the class follows it (explicit device
-    /// assignments of the class are cleared).
-    pub class: Option<String>,
-}
-
-/// Exactly one of the two forms: the other field absent (or `null`).
-impl utoipa::PartialSchema for AssignRequest {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::{
-            AdditionalProperties, ArrayBuilder, ObjectBuilder, OneOfBuilder, Type,
-        };
-        let string = || ObjectBuilder::new().schema_type(Type::String);
-        let null = || ObjectBuilder::new().schema_type(Type::Null);
-        let devices = ObjectBuilder::new()
-            .title(Some("devices"))
-            .property(
-                "devices",
-                ArrayBuilder::new()
-                    .items(string())
-                    .min_items(Some(1))
-                    .max_items(Some(10_000))
-                    .description(Some(
-                        "Device names (v2, of the release's class); each gets an explicit \
-                         assignment, which overrides its class's",
-                    )),
-            )
-            .required("devices")
-            .property("class", null())
-            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
-        let class = ObjectBuilder::new()
-            .title(Some("class"))
-            .property(
-                "class",
-                string().description(Some(
-                    "The release's class: every device of the class follows it (explicit \
-                     device assignments of the class are cleared)",
-                )),
-            )
-            .required("class")
-            .property("devices", null())
-            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
-        OneOfBuilder::new()
-            .item(devices)
-            .item(class)
-            .description(Some("Whom to assign a release to"))
-            .into()
-    }
-}
-
-impl utoipa::ToSchema for AssignRequest {}
-
-/// Result of an assignment.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct AssignResponse {
-    /// Release.
-    pub release_id: String,
-    /// Devices assigned explicitly.
-    pub devices: Vec<String>,
-    /// Class assigned.
-    pub class: Option<String>,
 }
 
 /// Assign a release to devices or to its class (operator).

@@ -7,15 +7,22 @@
 //!
 //! Every method that changes operator-visible state takes the [`AuditEntry`] describing the
 //! change and writes it in the same transaction: there is no change without its audit record.
+//!
+//! What operators see comes back as the operator API's types (`fota_api`: [`Device`],
+//! [`Release`], ...). Queries read the store's own rows (`rows.rs`, shaped like the tables),
+//! and those become API types in that one file; nothing else maps columns to fields.
 
+use fota_api::{
+    ApiToken, AuditEntry, AuditRecord, Device, DeviceEvent, DeviceState, Protocol, Release,
+    RollbackOrder,
+};
 use serde::{Deserialize, Serialize};
 
+mod rows;
 mod sqlite;
 
+pub use fota_api::Millis;
 pub use sqlite::SqliteStore;
-
-/// Unix time in milliseconds, the only timestamp type in the store.
-pub type Millis = i64;
 
 /// The current time as [`Millis`].
 pub fn now_ms() -> Millis {
@@ -58,84 +65,6 @@ pub enum StoreError {
 /// Result alias for store operations.
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Operator roles, ordered by power: each role may do everything the lower ones may.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Reads everything, changes nothing.
-    Viewer,
-    /// Uploads releases, assigns them, orders rollbacks, provisions devices.
-    Operator,
-    /// Everything, including API tokens.
-    Admin,
-}
-
-impl Role {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Viewer => "viewer",
-            Self::Operator => "operator",
-            Self::Admin => "admin",
-        }
-    }
-
-    /// Parses a stored name.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "viewer" => Some(Self::Viewer),
-            "operator" => Some(Self::Operator),
-            "admin" => Some(Self::Admin),
-            _ => None,
-        }
-    }
-}
-
-/// Who did what to which thing, with details as JSON.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct AuditEntry {
-    /// Acting principal: `token:<id>` (operator) or `device:<id>`, or `server`.
-    pub actor: String,
-    /// What happened, e.g. `release.create`.
-    pub action: String,
-    /// What it happened to, e.g. `release:<id>`.
-    pub target: String,
-    /// Details (never secrets).
-    #[schema(value_type = Object)]
-    pub detail: serde_json::Value,
-}
-
-/// A stored audit record.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct AuditRecord {
-    /// Increasing id (use as `before` cursor).
-    pub id: i64,
-    /// When, unix ms.
-    pub at: Millis,
-    /// The entry.
-    #[serde(flatten)]
-    pub entry: AuditEntry,
-}
-
-/// An operator API token (never its secret or digest).
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ApiToken {
-    /// Token id.
-    pub id: String,
-    /// Human name.
-    pub name: String,
-    /// Role.
-    pub role: Role,
-    /// When it was made, unix ms.
-    pub created_at: Millis,
-    /// Who made it.
-    pub created_by: String,
-    /// When it was revoked, unix ms.
-    pub revoked_at: Option<Millis>,
-}
-
 /// A token found by its digest, with the stored digest for the constant-time check.
 #[derive(Debug, Clone)]
 pub struct ApiTokenAuth {
@@ -143,56 +72,6 @@ pub struct ApiTokenAuth {
     pub token: ApiToken,
     /// Stored SHA-256.
     pub digest: Vec<u8>,
-}
-
-/// A device as the operator API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Device {
-    /// The device's name, e.g. `EcoWatt001`.
-    pub id: String,
-    /// UUIDv5(vendor id, "device/" + id), for v2 devices.
-    pub uuid: Option<String>,
-    /// Hardware class name, for v2 devices.
-    pub class: Option<String>,
-    /// `v2` (provisioned) or `legacy` (seen on the seed API).
-    pub protocol: String,
-    /// When it was provisioned or first seen, unix ms.
-    pub created_at: Millis,
-    /// When its credential was revoked, unix ms.
-    pub revoked_at: Option<Millis>,
-    /// Last contact, unix ms (flushed in batches).
-    pub last_seen_at: Option<Millis>,
-    /// Running firmware version as last reported.
-    pub fw_version: Option<String>,
-    /// Running release sequence as last reported.
-    pub fw_sequence: Option<i64>,
-    /// Running image SHA-256 (hex) as last reported.
-    pub fw_sha256: Option<String>,
-    /// Running slot as last reported.
-    pub slot: Option<i64>,
-    /// otadata state of the running slot as last reported.
-    pub ota_state: Option<String>,
-    /// Outcome of the last update as last reported.
-    pub last_result: Option<String>,
-    /// Update state: `idle`, `downloading`, `verified`, `installing`, `trial`, `confirmed`,
-    /// `rolled_back`, `failed`, ...
-    pub state: String,
-    /// Release the progress refers to.
-    pub progress_release_id: Option<String>,
-    /// Bytes downloaded of that release.
-    pub progress_bytes: i64,
-    /// Size of that release.
-    pub progress_total: i64,
-    /// When `state` last changed, unix ms.
-    pub state_changed_at: Option<Millis>,
-    /// Explicit assignment of this device.
-    pub assigned_release_id: Option<String>,
-    /// What the device is offered: the explicit assignment, else its class's.
-    pub effective_release_id: Option<String>,
-    /// A release this device is not offered again until a new explicit assignment.
-    pub suppressed_release_id: Option<String>,
-    /// The open rollback order, if any.
-    pub rollback_order: Option<RollbackOrder>,
 }
 
 /// A new v2 device.
@@ -267,92 +146,6 @@ pub struct CheckinView {
     pub rollback: Option<RollbackOrder>,
 }
 
-/// A release as stored.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Release {
-    /// Release id.
-    pub id: String,
-    /// Class name.
-    pub class: String,
-    /// Class UUID.
-    pub class_id: String,
-    /// Sequence, unique and increasing per class.
-    pub sequence: i64,
-    /// Anti-rollback counter.
-    pub security_counter: i64,
-    /// Firmware version (= the image's app descriptor).
-    pub version: String,
-    /// Project name (= the image's app descriptor).
-    pub project: String,
-    /// Image SHA-256, hex: also its blob name.
-    pub image_sha256: String,
-    /// Image size in bytes.
-    pub image_size: i64,
-    /// Chunk size.
-    pub chunk_size: i64,
-    /// Chunk count.
-    pub chunk_count: i64,
-    /// Hash-list blob SHA-256, hex.
-    pub hashlist_sha256: String,
-    /// Hash-list size.
-    pub hashlist_size: i64,
-    /// SHA-256 of the signed manifest envelope, hex.
-    pub manifest_digest: String,
-    /// Upload time, unix ms.
-    pub created_at: Millis,
-    /// Uploader.
-    pub created_by: String,
-    /// The signed envelope.
-    #[serde(skip)]
-    pub manifest: Vec<u8>,
-}
-
-/// An order to roll a device back to its previous image.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct RollbackOrder {
-    /// Order id: a decimal u64 (devices acknowledge orders by number).
-    pub id: String,
-    /// Device.
-    pub device_id: String,
-    /// Why.
-    pub reason: String,
-    /// Ordered at, unix ms.
-    pub created_at: Millis,
-    /// Ordered by.
-    pub created_by: String,
-    /// When the device read it.
-    pub delivered_at: Option<Millis>,
-    /// When the device's report closed it.
-    pub closed_at: Option<Millis>,
-    /// The device's report.
-    pub outcome: Option<String>,
-}
-
-/// A device event as stored.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct DeviceEvent {
-    /// Increasing id (use as `before` cursor).
-    pub id: i64,
-    /// Device.
-    pub device_id: String,
-    /// When received, unix ms.
-    pub at: Millis,
-    /// Event kind, e.g. `progress`, `verified`, `confirmed`, `rolled_back`, `failed`,
-    /// `legacy_status`, `checkin`.
-    pub kind: String,
-    /// Typed reason, if any.
-    pub reason: Option<String>,
-    /// Release concerned.
-    pub release_id: Option<String>,
-    /// Progress.
-    pub bytes_done: Option<i64>,
-    /// Progress total.
-    pub bytes_total: Option<i64>,
-    /// Extra JSON.
-    #[schema(value_type = Option<Object>)]
-    pub detail: Option<serde_json::Value>,
-}
-
 /// A new event and the device state it implies.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
@@ -373,7 +166,7 @@ pub struct NewEvent {
     /// Extra JSON.
     pub detail: Option<serde_json::Value>,
     /// New device state, if the event changes it.
-    pub new_state: Option<String>,
+    pub new_state: Option<DeviceState>,
     /// Suppress this release for the device (it rolled back from it or failed it).
     pub suppress_release: Option<String>,
     /// Close the device's open rollback order with this outcome (only if it was delivered).
@@ -408,9 +201,9 @@ pub struct Seen {
     pub device_id: String,
     /// Last contact.
     pub at: Millis,
-    /// The protocol the contact came in on (`v2` or `legacy`): a batch only ever touches a
-    /// device row of that protocol.
-    pub protocol: &'static str,
+    /// The protocol the contact came in on: a batch only ever touches a device row of that
+    /// protocol.
+    pub protocol: Protocol,
     /// Download progress, with the time the sample was taken.
     pub progress: Option<Progress>,
     /// Create the device as a legacy device when it does not exist (a legacy contact the
@@ -520,9 +313,9 @@ pub trait Store: Send + Sync + 'static {
     async fn create_device(&self, device: &NewDevice, audit: &AuditEntry) -> StoreResult<()>;
     /// One device.
     async fn device(&self, id: &str) -> StoreResult<Option<Device>>;
-    /// The protocol of a device (`v2` or `legacy`), if it exists: the one read the legacy
-    /// endpoints make before touching a device.
-    async fn device_protocol(&self, id: &str) -> StoreResult<Option<String>>;
+    /// The protocol of a device, if it exists: the one read the legacy endpoints make before
+    /// touching a device.
+    async fn device_protocol(&self, id: &str) -> StoreResult<Option<Protocol>>;
     /// Removes a device of either protocol with its history (events, check-ins, rollback
     /// orders); the audit record stays.
     async fn delete_device(&self, id: &str, audit: &AuditEntry) -> StoreResult<()>;
@@ -557,7 +350,7 @@ pub trait Store: Send + Sync + 'static {
     async fn record_report(
         &self,
         device_id: &str,
-        protocol: &str,
+        protocol: Protocol,
         report: &Report,
         at: Millis,
     ) -> StoreResult<()>;
@@ -580,11 +373,18 @@ pub trait Store: Send + Sync + 'static {
     -> StoreResult<SeenApplied>;
 
     // -- releases --
-    /// Stores a verified release. Conflict if its sequence is not above the class's highest,
-    /// or its version exists in the class.
-    async fn create_release(&self, release: &Release, audit: &AuditEntry) -> StoreResult<()>;
+    /// Stores a verified release and its signed manifest envelope. Conflict if its sequence is
+    /// not above the class's highest, or its version exists in the class.
+    async fn create_release(
+        &self,
+        release: &Release,
+        manifest: &[u8],
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
     /// One release by id.
     async fn release(&self, id: &str) -> StoreResult<Option<Release>>;
+    /// The signed manifest envelope of a release, as uploaded.
+    async fn release_manifest(&self, id: &str) -> StoreResult<Option<Vec<u8>>>;
     /// One release by class and version.
     async fn release_by_version(&self, class: &str, version: &str) -> StoreResult<Option<Release>>;
     /// Releases, optionally of one class, newest first.

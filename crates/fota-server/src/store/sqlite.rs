@@ -10,7 +10,12 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
+use super::rows::{
+    AuditRow, DEVICE_COLUMNS, DEVICE_FROM, DeviceRow, EventRow, ORDER_COLUMNS, OpenOrderRow,
+    OrderRow, RELEASE_COLUMNS, ReleaseRow, TokenRow,
+};
 use super::*;
+use fota_api::Role;
 
 /// Writers take the lock up front: a deferred transaction that reads and then writes can fail
 /// with `SQLITE_BUSY` at once (no waiting) when another connection wrote in between.
@@ -145,114 +150,6 @@ async fn insert_audit(
     Ok(())
 }
 
-fn token_from_row(row: &AnyRow) -> StoreResult<ApiToken> {
-    let role: String = row.try_get("role")?;
-    Ok(ApiToken {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?,
-        created_at: row.try_get("created_at")?,
-        created_by: row.try_get("created_by")?,
-        revoked_at: row.try_get("revoked_at")?,
-    })
-}
-
-const DEVICE_COLUMNS: &str = "d.id, d.uuid, d.class, d.protocol, d.created_at, d.revoked_at, \
-    d.last_seen_at, d.fw_version, d.fw_sequence, d.fw_sha256, d.slot, d.ota_state, \
-    d.last_result, d.state, d.progress_release_id, d.progress_bytes, d.progress_total, \
-    d.state_changed_at, d.assigned_release_id, d.suppressed_release_id, \
-    COALESCE(d.assigned_release_id, ca.release_id) AS effective_release_id, \
-    o.id AS o_id, o.reason AS o_reason, o.created_at AS o_created_at, \
-    o.created_by AS o_created_by, o.delivered_at AS o_delivered_at";
-
-const DEVICE_FROM: &str = "FROM devices d \
-    LEFT JOIN class_assignments ca ON ca.class = d.class \
-    LEFT JOIN rollback_orders o ON o.device_id = d.id AND o.closed_at IS NULL";
-
-fn device_from_row(row: &AnyRow) -> StoreResult<Device> {
-    let id: String = row.try_get("id")?;
-    let order_id: Option<String> = row.try_get("o_id")?;
-    let rollback_order = match order_id {
-        Some(oid) => Some(RollbackOrder {
-            id: oid,
-            device_id: id.clone(),
-            reason: row.try_get("o_reason")?,
-            created_at: row.try_get("o_created_at")?,
-            created_by: row.try_get("o_created_by")?,
-            delivered_at: row.try_get("o_delivered_at")?,
-            closed_at: None,
-            outcome: None,
-        }),
-        None => None,
-    };
-    Ok(Device {
-        id,
-        uuid: row.try_get("uuid")?,
-        class: row.try_get("class")?,
-        protocol: row.try_get("protocol")?,
-        created_at: row.try_get("created_at")?,
-        revoked_at: row.try_get("revoked_at")?,
-        last_seen_at: row.try_get("last_seen_at")?,
-        fw_version: row.try_get("fw_version")?,
-        fw_sequence: row.try_get("fw_sequence")?,
-        fw_sha256: row.try_get("fw_sha256")?,
-        slot: row.try_get("slot")?,
-        ota_state: row.try_get("ota_state")?,
-        last_result: row.try_get("last_result")?,
-        state: row.try_get("state")?,
-        progress_release_id: row.try_get("progress_release_id")?,
-        progress_bytes: row.try_get("progress_bytes")?,
-        progress_total: row.try_get("progress_total")?,
-        state_changed_at: row.try_get("state_changed_at")?,
-        assigned_release_id: row.try_get("assigned_release_id")?,
-        effective_release_id: row.try_get("effective_release_id")?,
-        suppressed_release_id: row.try_get("suppressed_release_id")?,
-        rollback_order,
-    })
-}
-
-const RELEASE_COLUMNS: &str = "id, class, class_id, sequence, security_counter, version, project, \
-    image_sha256, image_size, chunk_size, chunk_count, hashlist_sha256, hashlist_size, manifest, \
-    manifest_digest, created_at, created_by";
-
-fn release_from_row(row: &AnyRow) -> StoreResult<Release> {
-    Ok(Release {
-        id: row.try_get("id")?,
-        class: row.try_get("class")?,
-        class_id: row.try_get("class_id")?,
-        sequence: row.try_get("sequence")?,
-        security_counter: row.try_get("security_counter")?,
-        version: row.try_get("version")?,
-        project: row.try_get("project")?,
-        image_sha256: row.try_get("image_sha256")?,
-        image_size: row.try_get("image_size")?,
-        chunk_size: row.try_get("chunk_size")?,
-        chunk_count: row.try_get("chunk_count")?,
-        hashlist_sha256: row.try_get("hashlist_sha256")?,
-        hashlist_size: row.try_get("hashlist_size")?,
-        manifest: row.try_get("manifest")?,
-        manifest_digest: row.try_get("manifest_digest")?,
-        created_at: row.try_get("created_at")?,
-        created_by: row.try_get("created_by")?,
-    })
-}
-
-const ORDER_COLUMNS: &str =
-    "id, device_id, reason, created_at, created_by, delivered_at, closed_at, outcome";
-
-fn order_from_row(row: &AnyRow) -> StoreResult<RollbackOrder> {
-    Ok(RollbackOrder {
-        id: row.try_get("id")?,
-        device_id: row.try_get("device_id")?,
-        reason: row.try_get("reason")?,
-        created_at: row.try_get("created_at")?,
-        created_by: row.try_get("created_by")?,
-        delivered_at: row.try_get("delivered_at")?,
-        closed_at: row.try_get("closed_at")?,
-        outcome: row.try_get("outcome")?,
-    })
-}
-
 const LEGACY_COLUMNS: &str =
     "id, version, size, sha256, chunk_size, total_chunks, created_at, created_by";
 
@@ -269,14 +166,10 @@ fn legacy_from_row(row: &AnyRow) -> StoreResult<LegacyRelease> {
     })
 }
 
-fn parse_detail(text: Option<String>) -> Option<serde_json::Value> {
-    text.and_then(|t| serde_json::from_str(&t).ok())
-}
-
 async fn insert_report(
     conn: &mut sqlx::AnyConnection,
     device_id: &str,
-    protocol: &str,
+    protocol: Protocol,
     report: &Report,
     at: Millis,
 ) -> StoreResult<()> {
@@ -303,7 +196,7 @@ async fn insert_report(
     )
     .bind(device_id.to_owned())
     .bind(at)
-    .bind(protocol.to_owned())
+    .bind(protocol.as_str())
     .bind(report.fw_version.clone())
     .bind(report.fw_sequence)
     .bind(report.fw_sha256.clone())
@@ -478,7 +371,7 @@ impl Store for SqliteStore {
         .await?;
         row.map(|row| {
             Ok(ApiTokenAuth {
-                token: token_from_row(&row)?,
+                token: TokenRow::from_row(&row)?.into_api()?,
                 digest: row.try_get("token_hash")?,
             })
         })
@@ -493,7 +386,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(token_from_row)
+        .map(|row| TokenRow::from_row(row)?.into_api())
         .collect()
     }
 
@@ -596,17 +489,22 @@ impl Store for SqliteStore {
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
-            .map(device_from_row)
+            .map(|row| DeviceRow::from_row(row)?.into_api())
             .transpose()
     }
 
-    async fn device_protocol(&self, id: &str) -> StoreResult<Option<String>> {
-        Ok(sqlx::query("SELECT protocol FROM devices WHERE id = $1")
+    async fn device_protocol(&self, id: &str) -> StoreResult<Option<Protocol>> {
+        let protocol: Option<String> = sqlx::query("SELECT protocol FROM devices WHERE id = $1")
             .bind(id.to_owned())
             .fetch_optional(&self.pool)
             .await?
             .map(|r| r.try_get(0))
-            .transpose()?)
+            .transpose()?;
+        protocol
+            .map(|p| {
+                Protocol::parse(&p).map_err(|e| StoreError::Corrupt(format!("device {id:?}: {e}")))
+            })
+            .transpose()
     }
 
     async fn delete_device(&self, id: &str, audit: &AuditEntry) -> StoreResult<()> {
@@ -641,7 +539,7 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(device_from_row)
+            .map(|row| DeviceRow::from_row(row)?.into_api())
             .collect()
     }
 
@@ -739,20 +637,7 @@ impl Store for SqliteStore {
             }),
             None => None,
         };
-        let order_id: Option<String> = row.try_get("o_id")?;
-        let rollback = match order_id {
-            Some(id) => Some(RollbackOrder {
-                id,
-                device_id: device_id.clone(),
-                reason: row.try_get("o_reason")?,
-                created_at: row.try_get("o_created_at")?,
-                created_by: row.try_get("o_created_by")?,
-                delivered_at: row.try_get("o_delivered_at")?,
-                closed_at: None,
-                outcome: None,
-            }),
-            None => None,
-        };
+        let rollback = OpenOrderRow::from_row(&row)?.map(|o| o.into_api(&device_id));
         Ok(Some(CheckinView {
             device_id,
             digest: row.try_get("token_hash")?,
@@ -812,7 +697,7 @@ impl Store for SqliteStore {
     async fn record_report(
         &self,
         device_id: &str,
-        protocol: &str,
+        protocol: Protocol,
         report: &Report,
         at: Millis,
     ) -> StoreResult<()> {
@@ -853,7 +738,7 @@ impl Store for SqliteStore {
             let sql = format!("UPDATE devices SET {SET_STATE} WHERE id = $1");
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(event.device_id.clone())
-                .bind(state.clone())
+                .bind(state.as_str().to_owned())
                 .bind(event.at)
                 .execute(&mut *tx)
                 .await?;
@@ -909,19 +794,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(|row| {
-            Ok(DeviceEvent {
-                id: row.try_get("id")?,
-                device_id: row.try_get("device_id")?,
-                at: row.try_get("at")?,
-                kind: row.try_get("kind")?,
-                reason: row.try_get("reason")?,
-                release_id: row.try_get("release_id")?,
-                bytes_done: row.try_get("bytes_done")?,
-                bytes_total: row.try_get("bytes_total")?,
-                detail: parse_detail(row.try_get("detail")?),
-            })
-        })
+        .map(|row| EventRow::from_row(row).map(EventRow::into_api))
         .collect()
     }
 
@@ -936,7 +809,7 @@ impl Store for SqliteStore {
         }
         let mut tx = self.begin().await?;
         for seen in batch {
-            if seen.create && seen.protocol == "legacy" {
+            if seen.create && seen.protocol == Protocol::Legacy {
                 let row = ensure_legacy_device(
                     &mut tx,
                     &seen.device_id,
@@ -955,7 +828,7 @@ impl Store for SqliteStore {
             )
             .bind(seen.device_id.clone())
             .bind(seen.at)
-            .bind(seen.protocol)
+            .bind(seen.protocol.as_str())
             .execute(&mut *tx)
             .await?;
             if let Some(p) = seen.progress {
@@ -975,7 +848,7 @@ impl Store for SqliteStore {
                 .bind(p.done)
                 .bind(p.total)
                 .bind(p.at)
-                .bind(seen.protocol)
+                .bind(seen.protocol.as_str())
                 .execute(&mut *tx)
                 .await?;
             }
@@ -984,7 +857,12 @@ impl Store for SqliteStore {
         Ok(applied)
     }
 
-    async fn create_release(&self, release: &Release, audit: &AuditEntry) -> StoreResult<()> {
+    async fn create_release(
+        &self,
+        release: &Release,
+        manifest: &[u8],
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         let max: Option<i64> = sqlx::query("SELECT MAX(sequence) FROM releases WHERE class = $1")
             .bind(release.class.clone())
@@ -1029,7 +907,7 @@ impl Store for SqliteStore {
         .bind(release.chunk_count)
         .bind(release.hashlist_sha256.clone())
         .bind(release.hashlist_size)
-        .bind(release.manifest.clone())
+        .bind(manifest.to_vec())
         .bind(release.manifest_digest.clone())
         .bind(release.created_at)
         .bind(release.created_by.clone())
@@ -1047,8 +925,17 @@ impl Store for SqliteStore {
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
-            .map(release_from_row)
+            .map(|row| ReleaseRow::from_row(row).map(ReleaseRow::into_api))
             .transpose()
+    }
+
+    async fn release_manifest(&self, id: &str) -> StoreResult<Option<Vec<u8>>> {
+        Ok(
+            sqlx::query_scalar("SELECT manifest FROM releases WHERE id = $1")
+                .bind(id.to_owned())
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     async fn release_by_version(&self, class: &str, version: &str) -> StoreResult<Option<Release>> {
@@ -1060,7 +947,7 @@ impl Store for SqliteStore {
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
-            .map(release_from_row)
+            .map(|row| ReleaseRow::from_row(row).map(ReleaseRow::into_api))
             .transpose()
     }
 
@@ -1074,7 +961,7 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(release_from_row)
+            .map(|row| ReleaseRow::from_row(row).map(ReleaseRow::into_api))
             .collect()
     }
 
@@ -1267,7 +1154,7 @@ impl Store for SqliteStore {
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
-            .map(order_from_row)
+            .map(|row| OrderRow::from_row(row).map(OrderRow::into_api))
             .transpose()
     }
 
@@ -1287,7 +1174,7 @@ impl Store for SqliteStore {
             .fetch_optional(&mut *tx)
             .await?
             .as_ref()
-            .map(order_from_row)
+            .map(|row| OrderRow::from_row(row).map(OrderRow::into_api))
             .transpose()?;
         let Some(mut order) = order else {
             return Ok(None);
@@ -1314,7 +1201,7 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(order_from_row)
+            .map(|row| OrderRow::from_row(row).map(OrderRow::into_api))
             .collect()
     }
 
@@ -1377,7 +1264,7 @@ impl Store for SqliteStore {
             LegacyRow::V2 => return Ok(LegacyStatusOutcome::V2Device),
             LegacyRow::Missing => return Ok(LegacyStatusOutcome::NotRecorded),
         }
-        insert_report(&mut tx, device_id, "legacy", &status.report, at).await?;
+        insert_report(&mut tx, device_id, Protocol::Legacy, &status.report, at).await?;
         sqlx::query(
             "INSERT INTO events (device_id, at, kind, reason, detail) \
              VALUES ($1, $2, 'legacy_status', $3, $4)",
@@ -1404,7 +1291,7 @@ impl Store for SqliteStore {
             .fetch_optional(&mut *tx)
             .await?
             .as_ref()
-            .map(order_from_row)
+            .map(|row| OrderRow::from_row(row).map(OrderRow::into_api))
             .transpose()?;
         let closed = match order {
             Some(mut order) => {
@@ -1436,18 +1323,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(|row| {
-            Ok(AuditRecord {
-                id: row.try_get("id")?,
-                at: row.try_get("at")?,
-                entry: AuditEntry {
-                    actor: row.try_get("actor")?,
-                    action: row.try_get("action")?,
-                    target: row.try_get("target")?,
-                    detail: parse_detail(row.try_get("detail")?).unwrap_or(serde_json::Value::Null),
-                },
-            })
-        })
+        .map(|row| AuditRow::from_row(row).map(AuditRow::into_api))
         .collect()
     }
 

@@ -1,5 +1,6 @@
 //! Store tests against SQLite: order lifecycles, batching, counters, retention, backups.
 
+use fota_api::{AuditEntry, DeviceState, Protocol, Release, RollbackOrder};
 use fota_server::store::*;
 use serde_json::json;
 
@@ -47,7 +48,6 @@ fn release(class: &str, seq: i64, version: &str) -> Release {
         manifest_digest: "d".repeat(64),
         created_at: now_ms(),
         created_by: "token:test".into(),
-        manifest: vec![1, 2, 3],
     }
 }
 
@@ -85,7 +85,7 @@ async fn legacy_rollback_order_closes_only_after_the_flag_was_read() {
         .unwrap();
     // a device unknown before is now a legacy device with an open order
     let d = s.device("EcoWatt001").await.unwrap().unwrap();
-    assert_eq!(d.protocol, "legacy");
+    assert_eq!(d.protocol, Protocol::Legacy);
     assert_eq!(d.rollback_order.as_ref().unwrap().id, "o1");
     // one open order at a time
     assert!(matches!(
@@ -179,27 +179,44 @@ async fn releases_assignments_and_checkin_view() {
             .await,
         Err(StoreError::Conflict(_))
     ));
-    s.create_release(&release("cls", 5, "1.0.5"), &entry("release.create"))
-        .await
-        .unwrap();
+    s.create_release(
+        &release("cls", 5, "1.0.5"),
+        &[1, 2, 3],
+        &entry("release.create"),
+    )
+    .await
+    .unwrap();
     // sequence must increase per class; versions are unique per class
     assert!(matches!(
-        s.create_release(&release("cls", 5, "1.0.6"), &entry("release.create"))
-            .await,
+        s.create_release(
+            &release("cls", 5, "1.0.6"),
+            &[1, 2, 3],
+            &entry("release.create")
+        )
+        .await,
         Err(StoreError::Conflict(_))
     ));
     let mut dup = release("cls", 6, "1.0.5");
     dup.id = "dup".into();
     assert!(matches!(
-        s.create_release(&dup, &entry("release.create")).await,
+        s.create_release(&dup, &[1, 2, 3], &entry("release.create"))
+            .await,
         Err(StoreError::Conflict(_))
     ));
-    s.create_release(&release("cls", 6, "1.0.6"), &entry("release.create"))
-        .await
-        .unwrap();
-    s.create_release(&release("other", 1, "1.0.5"), &entry("release.create"))
-        .await
-        .unwrap();
+    s.create_release(
+        &release("cls", 6, "1.0.6"),
+        &[1, 2, 3],
+        &entry("release.create"),
+    )
+    .await
+    .unwrap();
+    s.create_release(
+        &release("other", 1, "1.0.5"),
+        &[1, 2, 3],
+        &entry("release.create"),
+    )
+    .await
+    .unwrap();
     assert_eq!(s.list_classes().await.unwrap(), vec!["cls", "other"]);
 
     // nothing assigned yet
@@ -272,7 +289,7 @@ async fn releases_assignments_and_checkin_view() {
     // a rollback order suppresses the running release
     s.record_report(
         "d1",
-        "v2",
+        Protocol::V2,
         &Report {
             fw_sha256: Some(img6.clone()),
             fw_sequence: Some(6),
@@ -369,21 +386,21 @@ async fn seen_batches_update_last_seen_and_create_legacy_devices() {
     b.note(Seen {
         device_id: "v1".into(),
         at: 1000,
-        protocol: "v2",
+        protocol: Protocol::V2,
         progress: None,
         create: false,
     });
     b.note(Seen {
         device_id: "v1".into(),
         at: 900,
-        protocol: "v2",
+        protocol: Protocol::V2,
         progress: None,
         create: false,
     });
     b.note(Seen {
         device_id: "L1".into(),
         at: 5,
-        protocol: "legacy",
+        protocol: Protocol::Legacy,
         progress: Some(Progress {
             done: 16,
             total: 100,
@@ -394,7 +411,7 @@ async fn seen_batches_update_last_seen_and_create_legacy_devices() {
     b.note(Seen {
         device_id: "ghost".into(),
         at: 5,
-        protocol: "v2",
+        protocol: Protocol::V2,
         progress: None,
         create: false,
     });
@@ -408,7 +425,7 @@ async fn seen_batches_update_last_seen_and_create_legacy_devices() {
         (l.protocol.as_str(), l.progress_bytes, l.progress_total),
         ("legacy", 16, 100)
     );
-    assert_eq!(l.state, "downloading");
+    assert_eq!(l.state, DeviceState::Downloading);
     assert!(
         s.device("ghost").await.unwrap().is_none(),
         "v2 contacts never create devices"
@@ -417,7 +434,7 @@ async fn seen_batches_update_last_seen_and_create_legacy_devices() {
     b.note(Seen {
         device_id: "v1".into(),
         at: 10,
-        protocol: "v2",
+        protocol: Protocol::V2,
         progress: None,
         create: false,
     });
@@ -448,7 +465,7 @@ fn progress_seen(device: &str, at: Millis, done: i64) -> Seen {
     Seen {
         device_id: device.into(),
         at,
-        protocol: "v2",
+        protocol: Protocol::V2,
         progress: Some(Progress {
             done,
             total: 1000,
@@ -479,14 +496,15 @@ async fn a_batched_progress_taken_before_a_terminal_event_keeps_the_terminal_sta
     b.note(Seen {
         device_id: "v1".into(),
         at: 3000,
-        protocol: "v2",
+        protocol: Protocol::V2,
         progress: None,
         create: false,
     });
     b.flush(&s, 10_000).await.unwrap();
     let d = s.device("v1").await.unwrap().unwrap();
     assert_eq!(
-        d.state, "rolled_back",
+        d.state,
+        DeviceState::RolledBack,
         "the outcome outlives an older sample"
     );
     assert_eq!(d.progress_bytes, 0, "the stale sample is dropped whole");
@@ -519,7 +537,10 @@ async fn progress_older_than_the_last_state_written_is_dropped() {
     s.apply_seen(&[progress_seen("v1", 3000, 600)], 10_000)
         .await
         .unwrap();
-    assert_eq!(s.device("v1").await.unwrap().unwrap().state, "rolled_back");
+    assert_eq!(
+        s.device("v1").await.unwrap().unwrap().state,
+        DeviceState::RolledBack
+    );
     // a sample taken after it is a new download
     s.apply_seen(&[progress_seen("v1", 4000, 700)], 10_000)
         .await
@@ -550,7 +571,7 @@ async fn legacy_contacts_never_touch_v2_devices() {
     let seen = Seen {
         device_id: "v1".into(),
         at: 5000,
-        protocol: "legacy",
+        protocol: Protocol::Legacy,
         progress: Some(Progress {
             done: 1,
             total: 10,
@@ -606,7 +627,7 @@ async fn legacy_devices_are_created_under_the_cap_only() {
     let new = |id: &str| Seen {
         device_id: id.into(),
         at: 10,
-        protocol: "legacy",
+        protocol: Protocol::Legacy,
         progress: None,
         create: true,
     };
@@ -731,7 +752,7 @@ async fn retention_prunes_only_old_records() {
         .unwrap();
         s.record_report(
             "v1",
-            "v2",
+            Protocol::V2,
             &Report {
                 slot: Some(at),
                 ..Report::default()
@@ -770,9 +791,13 @@ async fn backup_is_consistent_restorable_and_never_overwrites() {
     s.create_device(&device("v1", "cls", 1), &entry("device.create"))
         .await
         .unwrap();
-    s.create_release(&release("cls", 1, "1.0"), &entry("release.create"))
-        .await
-        .unwrap();
+    s.create_release(
+        &release("cls", 1, "1.0"),
+        &[1, 2, 3],
+        &entry("release.create"),
+    )
+    .await
+    .unwrap();
     let n = s.next_counter("legacy_nonce").await.unwrap();
     let out = dir.path().join("backup.db");
     s.backup_into(&out).await.unwrap();

@@ -1,0 +1,40 @@
+//! The operator API's types, shared by everything that speaks it: the update server
+//! (`fota-server`) answers with them, the client (`fota-client`) and the `fota` CLI read them,
+//! the emulator reads the provisioning file.
+//!
+//! - Requests and answers of `/api/v2/...`: [`Device`], [`Release`], [`ApiToken`],
+//!   [`AuditRecord`], [`RollbackOrder`], [`DeviceEvent`], [`ServerInfo`], [`ErrorBody`] and the
+//!   request bodies, with typed [`DeviceState`], [`Protocol`] and [`Role`]. Their JSON is the
+//!   wire format: field names, order and values are what the server has always sent.
+//! - [`Provisioning`], the file `fota devices add -o ID.json` writes and devices read.
+//!
+//! The types carry `utoipa` schemas, so the server's OpenAPI document describes exactly what
+//! is serialised.
+//!
+//! # What this crate never does
+//!
+//! - **I/O.** No files, sockets, clocks or environment.
+//! - **Depend on the server.** An operator's tools build without axum, sqlx or tokio.
+
+// Host-only by nature (owned strings, JSON): the std paths are the idiomatic ones.
+#![allow(clippy::std_instead_of_core, clippy::alloc_instead_of_core)]
+
+mod audit;
+mod device;
+mod info;
+mod provisioning;
+mod release;
+mod token;
+
+pub use audit::{AuditEntry, AuditRecord};
+pub use device::{
+    Device, DeviceEvent, DeviceState, NewDeviceRequest, Protocol, RollbackOrder, RollbackRequest,
+    UnknownProtocol,
+};
+pub use info::{ErrorBody, ErrorDetail, ServerInfo};
+pub use provisioning::{Provisioning, ProvisioningError};
+pub use release::{AssignRequest, AssignResponse, Release};
+pub use token::{ApiToken, NewTokenRequest, NewTokenResponse, Role};
+
+/// Unix time in milliseconds, the only timestamp type of the API.
+pub type Millis = i64;
