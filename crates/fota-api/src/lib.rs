@@ -7,23 +7,33 @@
 //!   request bodies, with typed [`DeviceState`], [`Protocol`] and [`Role`]. Their JSON is the
 //!   wire format: field names, order and values are what the server has always sent.
 //! - [`Provisioning`], the file `fota devices add -o ID.json` writes and devices read.
+//! - [`bundle`]: a signed release in one file (`release.fota`), read from any `Read` and
+//!   written to any `Write`.
+//! - [`release::manifest_body`]: the manifest fields of an image, the one place they are
+//!   derived from it (signing tools and tests use it).
+//! - [`name`]: the rule device and class names follow.
+//! - [`multipart`]: the `multipart/form-data` framing of a release upload.
 //!
 //! The types carry `utoipa` schemas, so the server's OpenAPI document describes exactly what
 //! is serialised.
 //!
 //! # What this crate never does
 //!
-//! - **I/O.** No files, sockets, clocks or environment.
+//! - **I/O.** No files, sockets, clocks or environment: callers open files and pass readers
+//!   and writers, and give times as values.
 //! - **Depend on the server.** An operator's tools build without axum, sqlx or tokio.
 
 // Host-only by nature (owned strings, JSON): the std paths are the idiomatic ones.
 #![allow(clippy::std_instead_of_core, clippy::alloc_instead_of_core)]
 
 mod audit;
+pub mod bundle;
 mod device;
 mod info;
+pub mod multipart;
+pub mod name;
 mod provisioning;
-mod release;
+pub mod release;
 mod token;
 
 pub use audit::{AuditEntry, AuditRecord};

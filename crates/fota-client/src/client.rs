@@ -4,6 +4,8 @@ use core::time::Duration;
 use std::io::{self, Read};
 use std::time::SystemTime;
 
+use fota_api::multipart::{self, Form};
+use fota_api::release::ReleaseParts;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest as _, Sha256};
@@ -132,18 +134,6 @@ pub struct Upload {
     /// Whether this upload stored it; `false` when the server already held the same signed
     /// manifest (it answered 200, not 201, and changed nothing).
     pub created: bool,
-}
-
-/// The byte parts of a signed release, as the upload endpoint takes them (the image is
-/// streamed separately).
-#[derive(Debug, Clone, Copy)]
-pub struct ReleaseParts<'a> {
-    /// Class name; the server checks it against the manifest's class id.
-    pub class: &'a str,
-    /// Signed manifest envelope.
-    pub manifest: &'a [u8],
-    /// Chunk hash list (`FHL1`).
-    pub hashlist: &'a [u8],
 }
 
 /// A blocking client for one server, with one operator token.
@@ -441,38 +431,22 @@ impl Client {
         image_len: u64,
         on_sent: &mut dyn FnMut(u64),
     ) -> Result<Upload> {
-        let boundary = boundary(parts.manifest);
+        let form = Form::new(boundary(parts.manifest));
         let mut head = Vec::with_capacity(parts.manifest.len() + parts.hashlist.len() + 512);
-        let mut part = |name: &str, file: bool, data: &[u8]| {
-            head.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
-            if file {
-                head.extend_from_slice(
-                    format!(
-                        "Content-Disposition: form-data; name=\"{name}\"; filename=\"{name}.bin\"\r\n\
-                         Content-Type: application/octet-stream\r\n\r\n"
-                    )
-                    .as_bytes(),
-                );
-            } else {
-                head.extend_from_slice(
-                    format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
-                );
-            }
+        head.extend_from_slice(&form.field_head("class"));
+        head.extend_from_slice(parts.class.as_bytes());
+        head.extend_from_slice(multipart::PART_END);
+        for (name, filename, data) in [
+            ("manifest", "manifest.bin", parts.manifest),
+            ("hashlist", "hashlist.bin", parts.hashlist),
+        ] {
+            head.extend_from_slice(&form.file_head(name, filename));
             head.extend_from_slice(data);
-            head.extend_from_slice(b"\r\n");
-        };
-        part("class", false, parts.class.as_bytes());
-        part("manifest", true, parts.manifest);
-        part("hashlist", true, parts.hashlist);
-        // The image part's header; its bytes come from the reader.
-        head.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; \
-                 filename=\"image.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-            )
-            .as_bytes(),
-        );
-        let tail = format!("\r\n--{boundary}--\r\n");
+            head.extend_from_slice(multipart::PART_END);
+        }
+        // The image part's head; its bytes come from the reader.
+        head.extend_from_slice(&form.file_head("image", "image.bin"));
+        let tail = [multipart::PART_END, &form.close()].concat();
         let total = head.len() as u64 + image_len + tail.len() as u64;
 
         let mut failed = None;
@@ -483,14 +457,11 @@ impl Client {
                 on_read: on_sent,
                 failed: &mut failed,
             })
-            .chain(io::Cursor::new(tail.into_bytes()));
+            .chain(io::Cursor::new(tail));
         let url = self.url("/api/v2/releases");
         let request = self
             .authorize(self.agent.post(&url))
-            .header(
-                "Content-Type",
-                format!("multipart/form-data; boundary={boundary}"),
-            )
+            .header("Content-Type", form.content_type())
             // A known length lets the server refuse an oversize upload before reading it, and
             // waiting for `100 Continue` lets it refuse (bad token, role, size) before the
             // body is sent: a refusal mid-body would only show as a broken pipe.

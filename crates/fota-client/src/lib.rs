@@ -8,7 +8,8 @@
 //!   the chunk hash list and signs the manifest with the release key of a key folder
 //!   ([`release::KeyFolder`]), all through `fota-protocol`'s helpers.
 //! - [`bundle`] stores a signed release in one file (`release.fota`) so that signing (offline,
-//!   where the release key lives) and uploading can happen on different machines.
+//!   where the release key lives) and uploading can happen on different machines; the format
+//!   is `fota_api::bundle`'s, this crate opens the files.
 //!
 //! The `fota` CLI, `fota demo` and the integration tests all drive the server through this
 //! crate:
@@ -62,7 +63,8 @@ mod client;
 pub mod bundle;
 pub mod release;
 
-pub use client::{Client, Error, ReleaseParts, Upload};
+pub use client::{Client, Error, Upload};
+pub use fota_api::release::ReleaseParts;
 
 /// The JSON types of the operator API (`fota-api`, shared with the server).
 pub mod api {

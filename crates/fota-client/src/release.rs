@@ -1,13 +1,13 @@
 //! Signing a release on the operator's machine: validate the ESP32 image, build its chunk hash
 //! list, and sign the manifest with the release key of a key folder.
 //!
-//! Every byte format is `fota_protocol`'s; this module only decides the manifest's fields:
+//! Every byte format is `fota_protocol`'s, and the manifest body is built by
+//! `fota_api::release::manifest_body` (whose table says what each field holds); this module
+//! decides what goes in:
 //!
 //! | field | value |
 //! |---|---|
 //! | vendor_id | the key folder's root record |
-//! | class_id | `UUIDv5(vendor_id, class name)` |
-//! | device_id | zero: releases are for a class; devices are chosen by assignment |
 //! | sequence | given (the CLI defaults it to the server's highest for the class + 1) |
 //! | security_counter | given, else the image's `esp_app_desc_t.secure_version` |
 //! | fw_version, project_name | the image's app descriptor (the version must equal the one given) |
@@ -20,13 +20,12 @@
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::SigningKey;
+use fota_api::release::{ManifestFields, ReleaseParts, UnsignedRelease, manifest_body};
 use fota_keys::{KeyError, files};
 use fota_protocol::esp::image::{self as esp_image, VerifyOptions};
-use fota_protocol::v2::{self, Component, FixedStr, Manifest, ManifestBody, PayloadFormat, Role};
+use fota_protocol::v2::{self, FixedStr, Manifest, ManifestBody, Role};
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
-
-use crate::ReleaseParts;
 
 /// The chunk size used unless one is given: 16 KiB, the seed's chunk size.
 pub const DEFAULT_CHUNK_SIZE: u32 = 16 * 1024;
@@ -231,7 +230,7 @@ impl SignedRelease {
     /// The id the server will give the release: the first 16 hex digits of the manifest
     /// envelope's SHA-256.
     pub fn release_id(&self) -> String {
-        hex::encode(&v2::manifest_digest(&self.manifest)[..8])
+        fota_api::release::release_id(&v2::manifest_digest(&self.manifest))
     }
 }
 
@@ -250,41 +249,27 @@ pub fn sign(
             image: info.version,
         });
     }
-    let hashlist = v2::hashlist::build(image, spec.chunk_size)?;
-    let text = |field: &'static str, offset: usize, s: &str| {
-        FixedStr::new(s).ok_or(v2::Error::Field {
-            field,
-            offset,
-            check: v2::FieldCheck::Text,
-        })
-    };
-    let vendor = keys.vendor_id();
-    let body = ManifestBody {
-        vendor_id: *vendor.as_bytes(),
-        class_id: *v2::ids::class_id(&vendor, &spec.class).as_bytes(),
-        device_id: [0; 16],
-        sequence: spec.sequence,
-        security_counter: spec.security_counter.unwrap_or(info.secure_version),
-        payload_format: PayloadFormat::RawEspApp,
-        component: Component::Application,
-        fw_version: text("fw_version", 64, &info.version)?,
-        project_name: text("project_name", 96, &info.project)?,
-        issued_at: spec.issued_at,
-        expires_at: spec.expires_at,
-        image_size: info.size,
-        chunk_size: spec.chunk_size,
-        chunk_count: hashlist.layout.chunk_count(),
-        image_sha256: info.sha256,
-        chunk_list_sha256: hashlist.chunk_list_sha256,
-        precursor_sha256: [0; 32],
-    };
+    let UnsignedRelease { body, hashlist } = manifest_body(
+        image,
+        &ManifestFields {
+            vendor_id: keys.vendor_id(),
+            class: &spec.class,
+            sequence: spec.sequence,
+            security_counter: spec.security_counter.unwrap_or(info.secure_version),
+            version: &info.version,
+            project: &info.project,
+            chunk_size: spec.chunk_size,
+            issued_at: spec.issued_at,
+            expires_at: spec.expires_at,
+        },
+    )?;
     let manifest = body.sign(&[&keys.release])?;
     // What devices will do with it: a manifest that does not verify is never uploaded.
     Manifest::verify(&keys.root, &manifest)?;
     Ok(SignedRelease {
         class: spec.class.clone(),
         manifest,
-        hashlist: hashlist.blob,
+        hashlist,
         body,
     })
 }

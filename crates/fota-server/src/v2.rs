@@ -35,7 +35,7 @@ pub fn key_id(public_key: &[u8; 32]) -> [u8; 8] {
 /// Release id: the first 16 hex digits of the manifest digest, so that the id a device
 /// reports (by digest) and the id operators see are the same thing.
 pub fn release_id(manifest_digest: &[u8; 32]) -> String {
-    hex::encode(&manifest_digest[..8])
+    fota_api::release::release_id(manifest_digest)
 }
 
 fn unix_s() -> u64 {

@@ -17,17 +17,13 @@ pub(crate) mod server;
 pub(crate) mod tokens;
 pub(crate) mod watch;
 
-/// Checks a device or class name as the server does (1-64 of `A-Z a-z 0-9 . _ -`), so a bad
-/// one is a usage error before anything is signed or sent.
+/// Checks a device or class name as the server does (`fota_api::name`), so a bad one is a
+/// usage error before anything is signed or sent.
 pub(crate) fn parse_name(s: &str) -> Result<String, String> {
-    let ok = !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if ok {
+    if fota_api::name::is_valid(s) {
         Ok(s.to_owned())
     } else {
-        Err(format!("{s:?} is not 1-64 characters of A-Z a-z 0-9 . _ -"))
+        Err(format!("{s:?} is not {}", fota_api::name::RULE))
     }
 }
 

@@ -68,17 +68,12 @@ fn legacy(state: &AppState) -> AppResult<&LegacyKey> {
 }
 
 fn check_device_id(id: &str) -> AppResult<()> {
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if ok {
+    if fota_api::name::is_valid(id) {
         Ok(())
     } else {
         Err(AppError::bad_request(
             "invalid_device_id",
-            "device_id must be 1-64 characters of A-Z a-z 0-9 . _ -",
+            format!("device_id must be {}", fota_api::name::RULE),
         ))
     }
 }

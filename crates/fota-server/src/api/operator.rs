@@ -46,20 +46,13 @@ pub(crate) fn upload_routes() -> Router<AppState> {
     Router::new().route("/api/v2/releases", post(create_release))
 }
 
-fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-}
-
 fn check_name(what: &str, s: &str) -> AppResult<()> {
-    if valid_name(s) {
+    if fota_api::name::is_valid(s) {
         Ok(())
     } else {
         Err(AppError::bad_request(
             "invalid_name",
-            format!("{what} must be 1-64 characters of A-Z a-z 0-9 . _ -, not {s:?}"),
+            format!("{what} must be {}, not {s:?}", fota_api::name::RULE),
         ))
     }
 }
