@@ -42,7 +42,14 @@ async fn token_lifecycle_and_roles() {
     );
 
     // revoke the viewer token: it stops working at once
-    let id = list.json().as_array().unwrap()[1]["id"]
+    // Tokens made in the same millisecond list in id order, so find the viewer's by name.
+    let id = list
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "viewer")
+        .expect("the viewer token is listed")["id"]
         .as_str()
         .unwrap()
         .to_owned();
