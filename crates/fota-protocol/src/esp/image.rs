@@ -65,6 +65,11 @@ pub const APP_DESC_LEN: usize = 256;
 pub const APP_DESC_OFFSET: usize = HEADER_LEN + SEGMENT_HEADER_LEN;
 /// Bytes [`ImagePrefix::parse`] needs: up to the end of the app descriptor (0x120).
 pub const PREFIX_LEN: usize = APP_DESC_OFFSET + APP_DESC_LEN;
+/// [`SEGMENT_HEADER_LEN`] and [`APP_DESC_OFFSET`] as the u32 file offsets the checks use.
+const SEGMENT_HEADER_LEN_U32: u32 = 8;
+const APP_DESC_OFFSET_U32: u32 = 0x20;
+const _: () = assert!(SEGMENT_HEADER_LEN_U32 as usize == SEGMENT_HEADER_LEN);
+const _: () = assert!(APP_DESC_OFFSET_U32 as usize == APP_DESC_OFFSET);
 /// Segments must be shorter than this (`SIXTEEN_MB`).
 pub const MAX_SEGMENT_LEN: u32 = 0x100_0000;
 /// Flash MMU page size on ESP32.

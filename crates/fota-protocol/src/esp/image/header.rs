@@ -1,6 +1,6 @@
 //! `esp_image_header_t` and the segment headers after it.
 
-use super::{Chip, HEADER_LEN, MemoryRegion, SEGMENT_HEADER_LEN};
+use super::{Chip, HEADER_LEN, MemoryRegion, SEGMENT_HEADER_LEN_U32};
 
 /// `esp_image_header_t`.
 ///
@@ -55,7 +55,6 @@ pub struct ImageHeader {
 impl ImageHeader {
     /// Decodes the 24 header bytes.
     pub fn decode(b: &[u8; HEADER_LEN]) -> Self {
-        let u16_at = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
         Self {
             magic: b[0],
             segment_count: b[1],
@@ -64,10 +63,10 @@ impl ImageHeader {
             entry_addr: u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
             wp_pin: b[8],
             spi_pin_drv: [b[9], b[10], b[11]],
-            chip_id: u16_at(12),
+            chip_id: u16::from_le_bytes([b[12], b[13]]),
             min_chip_rev: b[14],
-            min_chip_rev_full: u16_at(15),
-            max_chip_rev_full: u16_at(17),
+            min_chip_rev_full: u16::from_le_bytes([b[15], b[16]]),
+            max_chip_rev_full: u16::from_le_bytes([b[17], b[18]]),
             reserved: [b[19], b[20], b[21], b[22]],
             hash_appended: b[23],
         }
@@ -144,6 +143,6 @@ impl SegmentInfo {
 
     /// File offset of the segment header.
     pub const fn header_offset(&self) -> u32 {
-        self.data_offset.saturating_sub(SEGMENT_HEADER_LEN as u32)
+        self.data_offset.saturating_sub(SEGMENT_HEADER_LEN_U32)
     }
 }

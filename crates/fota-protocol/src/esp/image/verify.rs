@@ -5,9 +5,9 @@ use core::fmt;
 use sha2::{Digest, Sha256};
 
 use super::{
-    APP_DESC_LEN, APP_DESC_OFFSET, AppDesc, CHECKSUM_SEED, Chip, HASH_LEN, HEADER_LEN, IMAGE_MAGIC,
-    ImageError, ImageHeader, ImagePart, MAX_SEGMENT_LEN, MAX_SEGMENTS, MMU_PAGE_SIZE, PREFIX_LEN,
-    SEGMENT_HEADER_LEN, SegmentInfo,
+    APP_DESC_LEN, APP_DESC_OFFSET_U32, AppDesc, CHECKSUM_SEED, Chip, HASH_LEN, HEADER_LEN,
+    IMAGE_MAGIC, ImageError, ImageHeader, ImagePart, MAX_SEGMENT_LEN, MAX_SEGMENTS, MMU_PAGE_SIZE,
+    PREFIX_LEN, SEGMENT_HEADER_LEN, SEGMENT_HEADER_LEN_U32, SegmentInfo,
 };
 
 /// What the caller expects of the image.
@@ -273,15 +273,8 @@ impl ImageVerifier {
 
     /// Collects bytes into `buf` until `want` are there; returns bytes used and completion.
     fn collect(&mut self, data: &[u8], want: usize) -> (usize, bool) {
-        let need = want.saturating_sub(self.buf_len);
-        let n = need.min(data.len());
-        if let (Some(dst), Some(src)) = (
-            self.buf.get_mut(self.buf_len..self.buf_len + n),
-            data.get(..n),
-        ) {
-            dst.copy_from_slice(src);
-        }
-        self.buf_len += n;
+        let buf = self.buf.get_mut(..want).unwrap_or_default();
+        let n = fill(buf, &mut self.buf_len, data);
         (n, self.buf_len == want)
     }
 
@@ -315,20 +308,15 @@ impl ImageVerifier {
                 self.checksum = chunk.iter().fold(self.checksum, |c, b| c ^ b);
                 self.hash_bytes(chunk);
                 if self.seg_index == 0 && self.desc_len < APP_DESC_LEN {
-                    let k = (APP_DESC_LEN - self.desc_len).min(chunk.len());
-                    if let (Some(dst), Some(src)) = (
-                        self.desc.get_mut(self.desc_len..self.desc_len + k),
-                        chunk.get(..k),
-                    ) {
-                        dst.copy_from_slice(src);
-                    }
-                    self.desc_len += k;
+                    fill(&mut self.desc, &mut self.desc_len, chunk);
                     if self.desc_len == APP_DESC_LEN {
                         self.on_app_desc()?;
                     }
                 }
                 self.advance(take)?;
-                self.seg_remaining -= u32::try_from(take).unwrap_or(0);
+                // take <= seg_remaining, so this never saturates.
+                let take32 = u32::try_from(take).unwrap_or(u32::MAX);
+                self.seg_remaining = self.seg_remaining.saturating_sub(take32);
                 if self.seg_remaining == 0 {
                     self.next_segment()?;
                 }
@@ -371,15 +359,7 @@ impl ImageVerifier {
                 Ok(1)
             }
             Phase::Hash => {
-                let take = (HASH_LEN - self.hash_len).min(data.len());
-                if let (Some(dst), Some(src)) = (
-                    self.stored_hash
-                        .get_mut(self.hash_len..self.hash_len + take),
-                    data.get(..take),
-                ) {
-                    dst.copy_from_slice(src);
-                }
-                self.hash_len += take;
+                let take = fill(&mut self.stored_hash, &mut self.hash_len, data);
                 self.advance(take)?;
                 if self.hash_len == HASH_LEN {
                     self.report.hash = HashCheck::Checked {
@@ -476,16 +456,12 @@ impl ImageVerifier {
     }
 
     fn on_segment_header(&mut self) -> Result<(), ImageError> {
-        let word = |b: &[u8], i: usize| {
-            let mut w = [0u8; 4];
-            if let Some(src) = b.get(i..i + 4) {
-                w.copy_from_slice(src);
-            }
-            u32::from_le_bytes(w)
-        };
-        let load_addr = word(&self.buf, 0);
-        let data_len = word(&self.buf, 4);
-        let header_offset = self.pos.saturating_sub(SEGMENT_HEADER_LEN as u32);
+        let [a0, a1, a2, a3, l0, l1, l2, l3, ..] = self.buf;
+        let load_addr = u32::from_le_bytes([a0, a1, a2, a3]);
+        let data_len = u32::from_le_bytes([l0, l1, l2, l3]);
+        let header_offset = self.pos.saturating_sub(SEGMENT_HEADER_LEN_U32);
+        // The segment header was read, so its offset plus 4 is inside the image.
+        let len_offset = header_offset.saturating_add(4);
         let index = self.seg_index;
         let info = SegmentInfo {
             load_addr,
@@ -494,18 +470,19 @@ impl ImageVerifier {
         };
         if let Some(slot) = self.report.segments.get_mut(usize::from(index)) {
             *slot = info;
-            self.report.segment_count = index + 1;
+            // index < MAX_SEGMENTS, or there would be no slot.
+            self.report.segment_count = index.saturating_add(1);
         }
         if data_len % 4 != 0 || data_len >= MAX_SEGMENT_LEN {
             return Err(ImageError::SegmentLength {
-                offset: header_offset + 4,
+                offset: len_offset,
                 index,
                 len: data_len,
             });
         }
         if index == 0 && (data_len as usize) < APP_DESC_LEN {
             return Err(ImageError::FirstSegmentTooShort {
-                offset: header_offset + 4,
+                offset: len_offset,
                 len: data_len,
             });
         }
@@ -520,7 +497,10 @@ impl ImageVerifier {
             });
         }
         if let Some(max_len) = self.opts.max_len
-            && u64::from(self.pos) + u64::from(data_len) > u64::from(max_len)
+            && self
+                .pos
+                .checked_add(data_len)
+                .is_none_or(|end| end > max_len)
         {
             return Err(ImageError::TooLarge {
                 offset: max_len,
@@ -540,7 +520,7 @@ impl ImageVerifier {
         self.report.app_desc = Some(desc);
         if !desc.magic_ok() {
             return Err(ImageError::AppDescMagic {
-                offset: APP_DESC_OFFSET as u32,
+                offset: APP_DESC_OFFSET_U32,
                 found: desc.magic,
             });
         }
@@ -570,6 +550,19 @@ impl ImageVerifier {
         };
         Ok(())
     }
+}
+
+/// Appends the start of `src` to the `*len` bytes already in `dst`, as much as fits; returns
+/// the bytes taken.
+fn fill(dst: &mut [u8], len: &mut usize, src: &[u8]) -> usize {
+    let free = dst.get_mut(*len..).unwrap_or_default();
+    let n = free.len().min(src.len());
+    for (d, &s) in free.iter_mut().zip(src) {
+        *d = s;
+    }
+    // *len + n <= dst.len(): never saturates.
+    *len = len.saturating_add(n);
+    n
 }
 
 /// Verifies a whole image held in memory; trailing bytes after the image are ignored.

@@ -149,20 +149,12 @@ impl OtaSelectEntry {
 
     /// Decodes 32 bytes; every bit pattern is an entry.
     pub fn decode(bytes: &[u8; ENTRY_LEN]) -> Self {
-        let word = |at: usize| {
-            let mut b = [0u8; 4];
-            if let Some(src) = bytes.get(at..at + 4) {
-                b.copy_from_slice(src);
-            }
-            u32::from_le_bytes(b)
-        };
-        let mut label = [0u8; 20];
-        label.copy_from_slice(&bytes[4..24]);
+        let [s0, s1, s2, s3, label @ .., t0, t1, t2, t3, c0, c1, c2, c3] = *bytes;
         Self {
-            seq: word(0),
+            seq: u32::from_le_bytes([s0, s1, s2, s3]),
             label,
-            state: OtaState::from_raw(word(24)),
-            crc: word(28),
+            state: OtaState::from_raw(u32::from_le_bytes([t0, t1, t2, t3])),
+            crc: u32::from_le_bytes([c0, c1, c2, c3]),
         }
     }
 
@@ -253,8 +245,14 @@ impl Otadata {
         })
     }
 
+    /// The entry of `sector`; an erased one for a sector other than 0 and 1.
     pub(super) fn entry(&self, sector: usize) -> OtaSelectEntry {
         self.entries.get(sector).copied().unwrap_or_default()
+    }
+
+    /// The sector that is not `sector` (of 0 and 1).
+    pub(super) const fn other_sector(sector: usize) -> usize {
+        sector ^ 1
     }
 
     /// `bootloader_common_get_active_otadata`: of the valid entries, the one with the higher

@@ -1,6 +1,7 @@
 //! Write planning: the otadata writes of ESP-IDF's app-side OTA APIs, as pure functions.
 
 use core::fmt;
+use core::num::NonZeroU64;
 
 use super::{BootIndex, OtaSelectEntry, OtaState, Otadata, SEQ_EMPTY};
 
@@ -176,19 +177,21 @@ impl Otadata {
         app_count: u32,
         rollback_enabled: bool,
     ) -> Result<OtadataPlan, PlanError> {
-        if app_count == 0 {
+        let Some(n) = NonZeroU64::new(u64::from(app_count)) else {
             return Err(PlanError::NoOtaSlots);
-        }
+        };
         if slot >= app_count {
             return Err(PlanError::SlotOutOfRange { slot, app_count });
         }
+        // slot < app_count, so slot + 1 fits a u32.
+        let first_seq = slot.saturating_add(1);
         let state = if rollback_enabled {
             OtaState::New
         } else {
             OtaState::Undefined
         };
         let Some(active) = self.active() else {
-            let entry = self.entry(0).rewritten(slot + 1, state);
+            let entry = self.entry(0).rewritten(first_seq, state);
             return Ok(OtadataPlan::one(OtadataOp::Write { sector: 0, entry }));
         };
         let current = self.entry(active);
@@ -199,18 +202,19 @@ impl Otadata {
                 entry,
             }));
         }
-        let n = u64::from(app_count);
-        let base = (u64::from(slot) + 1) % n;
+        let base = u64::from(first_seq) % n;
         let cur = u64::from(current.seq);
         // Smallest base + i·n that is >= cur.
-        let steps = cur.saturating_sub(base).div_ceil(n);
-        let next = base + steps * n;
-        let seq = u32::try_from(next).ok().filter(|&s| s != SEQ_EMPTY).ok_or(
-            PlanError::SequenceExhausted {
+        let steps = cur.saturating_sub(base).div_ceil(n.get());
+        let seq = steps
+            .checked_mul(n.get())
+            .and_then(|v| v.checked_add(base))
+            .and_then(|next| u32::try_from(next).ok())
+            .filter(|&s| s != SEQ_EMPTY)
+            .ok_or(PlanError::SequenceExhausted {
                 current: current.seq,
-            },
-        )?;
-        let other = 1 - active;
+            })?;
+        let other = Self::other_sector(active);
         let entry = self.entry(other).rewritten(seq, state);
         Ok(OtadataPlan::one(OtadataOp::Write {
             sector: other,
@@ -255,7 +259,8 @@ impl Otadata {
             return Err(PlanError::SlotOutOfRange { slot, app_count });
         }
         let active = self.entry(a);
-        let fresh = OtaSelectEntry::new(slot + 1, OtaState::Valid);
+        // slot < app_count, so slot + 1 fits a u32.
+        let fresh = OtaSelectEntry::new(slot.saturating_add(1), OtaState::Valid);
         if active.slot(app_count) == Some(slot) {
             if !matches!(active.state, OtaState::Valid | OtaState::Undefined) {
                 return Err(PlanError::NotConfirmed {
@@ -266,7 +271,7 @@ impl Otadata {
                 return Ok(OtadataPlan::EMPTY);
             }
         }
-        let b = 1 - a;
+        let b = Self::other_sector(a);
         let mut plan = OtadataPlan::EMPTY;
         plan.push(OtadataOp::Write {
             sector: b,
@@ -337,7 +342,7 @@ impl Otadata {
             return None;
         }
         let active = self.active()?;
-        let other = self.entry(1 - active);
+        let other = self.entry(Self::other_sector(active));
         if other.is_valid() {
             other.slot(app_count).map(RollbackCandidate::Ota)
         } else if has_factory {
@@ -367,7 +372,7 @@ impl Otadata {
         let Some(active) = self.active() else {
             return OtadataPlan::EMPTY;
         };
-        let inactive = 1 - active;
+        let inactive = Self::other_sector(active);
         let entry = self.entry(inactive);
         if entry.seq == SEQ_EMPTY {
             return OtadataPlan::EMPTY;

@@ -157,11 +157,10 @@ impl BootSelection {
         let Some(start) = self.start else {
             return order;
         };
-        let mut n = 0;
+        let mut free = order.items.iter_mut();
         let mut add = |i: BootIndex| {
-            if let Some(slot) = order.items.get_mut(n) {
+            if let Some(slot) = free.next() {
                 *slot = Some(i);
-                n += 1;
             }
         };
         let exists = |i: BootIndex| match i {
