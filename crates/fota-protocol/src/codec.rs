@@ -70,25 +70,24 @@ impl<'a> Reader<'a> {
 
     /// Bytes left to read.
     pub const fn remaining(&self) -> usize {
-        self.buf.len() - self.pos
+        self.buf.len().saturating_sub(self.pos)
     }
 
     /// The unread rest of the input, without consuming it.
     pub fn rest(&self) -> &'a [u8] {
-        &self.buf[self.pos..]
+        self.buf.get(self.pos..).unwrap_or_default()
     }
 
     /// Takes the next `n` bytes.
     pub fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
-        let end = self
+        let (out, end) = self
             .pos
             .checked_add(n)
-            .filter(|&end| end <= self.buf.len())
+            .and_then(|end| Some((self.buf.get(self.pos..end)?, end)))
             .ok_or(CodecError::Truncated {
                 offset: self.pos,
                 needed: n,
             })?;
-        let out = &self.buf[self.pos..end];
         self.pos = end;
         Ok(out)
     }
@@ -102,7 +101,8 @@ impl<'a> Reader<'a> {
 
     /// Reads one byte.
     pub fn u8(&mut self) -> Result<u8, CodecError> {
-        Ok(self.array::<1>()?[0])
+        let [b] = self.array()?;
+        Ok(b)
     }
 
     /// Reads a little-endian `u16`.
@@ -150,15 +150,13 @@ impl<'a> Writer<'a> {
 
     /// Appends `bytes`.
     pub fn bytes(&mut self, bytes: &[u8]) -> Result<(), CodecError> {
-        let end = self
-            .pos
-            .checked_add(bytes.len())
-            .filter(|&end| end <= self.buf.len())
-            .ok_or(CodecError::BufferTooSmall {
-                needed: self.pos.saturating_add(bytes.len()),
-            })?;
-        self.buf[self.pos..end].copy_from_slice(bytes);
-        self.pos = end;
+        let needed = self.pos.saturating_add(bytes.len());
+        let dst = self
+            .buf
+            .get_mut(self.pos..needed)
+            .ok_or(CodecError::BufferTooSmall { needed })?;
+        dst.copy_from_slice(bytes);
+        self.pos = needed;
         Ok(())
     }
 
@@ -184,8 +182,16 @@ impl<'a> Writer<'a> {
 
     /// The bytes written so far.
     pub fn into_written(self) -> &'a mut [u8] {
-        &mut self.buf[..self.pos]
+        self.buf.get_mut(..self.pos).unwrap_or_default()
     }
+}
+
+/// The first `len` bytes of `buf`, for the length an encoder returned after writing into it
+/// (so never an error in practice).
+#[cfg(feature = "alloc")]
+pub(crate) fn written(buf: &[u8], len: usize) -> Result<&[u8], CodecError> {
+    buf.get(..len)
+        .ok_or(CodecError::BufferTooSmall { needed: len })
 }
 
 /// Copies a string into a fixed NUL-padded field, as C `char[N]` fields hold them.
@@ -197,15 +203,15 @@ pub fn put_c_string<const N: usize>(s: &str) -> Option<[u8; N]> {
         return None;
     }
     let mut out = [0u8; N];
-    out[..bytes.len()].copy_from_slice(bytes);
+    out.get_mut(..bytes.len())?.copy_from_slice(bytes);
     Some(out)
 }
 
 /// Reads a NUL-terminated (or NUL-padded) C string field: the bytes before the first NUL, if
 /// they are UTF-8. A field without any NUL yields all its bytes.
 pub fn c_string(field: &[u8]) -> Option<&str> {
-    let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
-    core::str::from_utf8(&field[..end]).ok()
+    let text = field.split(|&b| b == 0).next().unwrap_or_default();
+    core::str::from_utf8(text).ok()
 }
 
 #[cfg(test)]

@@ -20,7 +20,9 @@
 //! - **Allocate or panic on the device path.** Without the `alloc`/`std` features the crate is
 //!   `no_std` and allocation-free (a probe crate in CI proves it), and no input, however
 //!   malformed, makes a decoder panic: every length and offset is checked, and failures are
-//!   typed errors naming the check and the offset.
+//!   typed errors naming the check and the offset. Clippy enforces this outside tests: the
+//!   crate denies indexing and slicing, unchecked arithmetic, truncating casts, `unwrap`,
+//!   `expect` and `panic!`, in every feature combination.
 //! - **Parse before it authenticates.** Signed envelopes are verified over their raw bytes
 //!   before any field inside them is interpreted.
 //!
@@ -33,6 +35,18 @@
 //! | `alloc` | owned builders, reports and the host signing helpers (image builder, CSV reader, flash reports, `sign_envelope`) |
 //! | `std` (default) | `alloc` + `serde` + `std::error::Error`, UUIDv5 class and device ids |
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
+// The no-panic promise, checked by the compiler. Tests may index and unwrap freely.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::cast_possible_truncation
+    )
+)]
 
 #[cfg(feature = "alloc")]
 extern crate alloc;

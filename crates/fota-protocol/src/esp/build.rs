@@ -109,7 +109,7 @@ impl core::error::Error for BuildError {}
 
 /// Deterministic filler: SHA-256(seed ‖ tag ‖ counter) blocks.
 fn filler(seed: &[u8; 32], tag: &str, len: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len + 32);
+    let mut out = Vec::with_capacity(len.saturating_add(32));
     let mut counter: u32 = 0;
     while out.len() < len {
         let mut h = Sha256::new();
@@ -160,11 +160,12 @@ pub fn default_header() -> ImageHeader {
 /// tests can build invalid images on purpose.
 pub fn assemble(mut header: ImageHeader, segments: &[(u32, &[u8])]) -> Vec<u8> {
     header.segment_count = u8::try_from(segments.len()).unwrap_or(u8::MAX);
-    let data_len: usize = segments
-        .iter()
-        .map(|(_, d)| SEGMENT_HEADER_LEN + d.len())
-        .sum();
-    let mut out = Vec::with_capacity(HEADER_LEN + data_len + 16 + HASH_LEN);
+    // Lengths of slices in memory: far below usize::MAX, so nothing saturates.
+    let data_len = segments.iter().fold(0usize, |sum, (_, d)| {
+        sum.saturating_add(SEGMENT_HEADER_LEN)
+            .saturating_add(d.len())
+    });
+    let mut out = Vec::with_capacity(data_len.saturating_add(HEADER_LEN + 16 + HASH_LEN));
     out.extend_from_slice(&header.encode());
     let mut checksum = CHECKSUM_SEED;
     for (addr, data) in segments {
@@ -174,8 +175,9 @@ pub fn assemble(mut header: ImageHeader, segments: &[(u32, &[u8])]) -> Vec<u8> {
         out.extend_from_slice(data);
         checksum = data.iter().fold(checksum, |c, b| c ^ b);
     }
-    let padded = (out.len() + 16) & !15;
-    out.resize(padded - 1, 0);
+    // The checksum is the last byte of the 16-byte block that follows the data.
+    let padded = out.len().saturating_add(16) & !15;
+    out.resize(padded.saturating_sub(1), 0);
     out.push(checksum);
     if header.hash_appended == 1 {
         let digest = Sha256::digest(&out);
@@ -207,20 +209,26 @@ pub fn build_app_image(spec: &AppImageSpec) -> Result<Vec<u8>, BuildError> {
 
     // Total = padded + 32 with padded a multiple of 16; the data ends 16 bytes before
     // `padded`, leaving 15 bytes of padding and the checksum.
-    let total = (spec.size as usize).div_ceil(16) * 16;
-    let data_end = total - HASH_LEN - 16;
-    let fixed = HEADER_LEN + SEGMENT_HEADER_LEN;
-    let iram_part = SEGMENT_HEADER_LEN + IRAM_LEN;
+    const FIXED: usize = HEADER_LEN + SEGMENT_HEADER_LEN;
+    const IRAM_PART: usize = SEGMENT_HEADER_LEN + IRAM_LEN;
+    const WITH_IROM: usize = FIXED + DROM_LEN_WITH_IROM + SEGMENT_HEADER_LEN + IRAM_PART;
+    // MIN_IMAGE_SIZE leaves room for every fixed part, so the error is never returned.
+    let too_small = BuildError::SizeOutOfRange { size: spec.size };
+    let data_end = (spec.size as usize)
+        .checked_next_multiple_of(16)
+        .and_then(|total| total.checked_sub(HASH_LEN + 16))
+        .ok_or(too_small.clone())?;
     let irom_len = data_end
-        .checked_sub(fixed + DROM_LEN_WITH_IROM + SEGMENT_HEADER_LEN + iram_part)
+        .checked_sub(WITH_IROM)
         .filter(|&n| n >= MIN_IROM_LEN);
     let drom_len = match irom_len {
         Some(_) => DROM_LEN_WITH_IROM,
-        None => data_end - fixed - iram_part,
+        None => data_end.checked_sub(FIXED + IRAM_PART).ok_or(too_small)?,
     };
     let mut drom = Vec::with_capacity(drom_len);
     drom.extend_from_slice(&desc.encode());
-    drom.extend_from_slice(&filler(&seed, "rodata", drom_len - drom.len()));
+    let rodata_len = drom_len.saturating_sub(drom.len());
+    drom.extend_from_slice(&filler(&seed, "rodata", rodata_len));
     let iram = filler(&seed, "iram", IRAM_LEN);
     let irom = irom_len.map(|n| filler(&seed, "irom", n));
     let mut segments: Vec<(u32, &[u8])> = Vec::with_capacity(3);

@@ -211,7 +211,8 @@ fn parse_number(v: &str) -> Option<i128> {
         return None;
     }
     let value = i128::from_str_radix(digits, radix).ok()?;
-    Some(if neg { -value } else { value })
+    // The digits carry no sign, so the value is not negative and its negation fits.
+    Some(if neg { value.checked_neg()? } else { value })
 }
 
 fn parse_type(line: usize, v: &str) -> Result<u8, CsvError> {
@@ -312,11 +313,12 @@ fn to_u32(line: usize, field: &'static str, v: i128) -> Result<u32, CsvError> {
 fn find_variable(line: &str) -> Option<String> {
     let bytes = line.as_bytes();
     bytes.iter().enumerate().find_map(|(i, &b)| {
-        let escaped = i > 0 && bytes.get(i - 1) == Some(&b'\\');
+        let escaped = i.checked_sub(1).and_then(|j| bytes.get(j)) == Some(&b'\\');
         if b != b'$' || escaped {
             return None;
         }
-        let rest = line.get(i + 1..)?;
+        // `$` is one byte: the name starts right after it.
+        let rest = line.get(i.saturating_add(1)..)?;
         let name: String = rest
             .chars()
             .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
@@ -343,7 +345,7 @@ struct Pending {
 pub fn parse_rows(text: &str, table_offset: u32) -> Result<Vec<CsvRow>, CsvError> {
     let mut pending = Vec::new();
     for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
+        let line = i.saturating_add(1);
         let trimmed = raw.trim();
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
@@ -399,7 +401,8 @@ pub fn parse_rows(text: &str, table_offset: u32) -> Result<Vec<CsvRow>, CsvError
 
     // Placement, in file order, as gen_esp32part's `from_csv` does it.
     let mut rows = Vec::with_capacity(pending.len());
-    let mut last_end = i128::from(table_offset) + i128::from(TABLE_SECTOR_SIZE);
+    // Offsets and ends are sums of two u32 values, far inside i128: nothing here saturates.
+    let mut last_end = i128::from(table_offset).saturating_add(i128::from(TABLE_SECTOR_SIZE));
     for p in pending {
         let table_primary = p.ty == ty::PARTITION_TABLE && p.subtype == 0;
         let mut offset = p.offset;
@@ -424,7 +427,7 @@ pub fn parse_rows(text: &str, table_offset: u32) -> Result<Vec<CsvRow>, CsvError
                     if rem == 0 {
                         last_end
                     } else {
-                        last_end + align - rem
+                        last_end.saturating_add(align.saturating_sub(rem))
                     }
                 }
             };
@@ -446,7 +449,7 @@ pub fn parse_rows(text: &str, table_offset: u32) -> Result<Vec<CsvRow>, CsvError
                     })?;
             }
             let size32 = to_u32(p.line, "size", size)?;
-            last_end = i128::from(o32) + i128::from(size32);
+            last_end = i128::from(o32).saturating_add(i128::from(size32));
         }
         let offset = to_u32(p.line, "offset", offset.unwrap_or(0))?;
         let size = to_u32(p.line, "size", size)?;
@@ -481,7 +484,7 @@ pub fn validate(rows: &[CsvRow], table_offset: u32) -> Result<(), CsvError> {
     for r in rows {
         let p = &r.partition;
         let align = alignment(p.ty);
-        if p.offset % align != 0 {
+        if !p.offset.is_multiple_of(align) {
             return Err(err(
                 r.line,
                 CsvErrorKind::OffsetAlignment {
@@ -514,7 +517,7 @@ pub fn validate(rows: &[CsvRow], table_offset: u32) -> Result<(), CsvError> {
     }
     let mut sorted: Vec<&CsvRow> = rows.iter().collect();
     sorted.sort_by_key(|r| r.partition.offset);
-    let table_end = u64::from(table_offset) + u64::from(TABLE_SECTOR_SIZE);
+    let table_end = u64::from(table_offset).saturating_add(u64::from(TABLE_SECTOR_SIZE));
     let mut last: Option<&CsvRow> = None;
     for r in sorted {
         let p = &r.partition;

@@ -201,18 +201,17 @@ fn op_text(op: &OtadataOp) -> String {
     }
 }
 
-fn slice(flash: &[u8], offset: u32, size: u32) -> &[u8] {
-    let start = usize::try_from(offset)
-        .unwrap_or(usize::MAX)
-        .min(flash.len());
-    let end = usize::try_from(u64::from(offset) + u64::from(size))
-        .unwrap_or(usize::MAX)
-        .min(flash.len());
-    flash.get(start..end).unwrap_or(&[])
+/// Bytes `offset..offset + len` of `flash`, cut short at its end.
+fn slice(flash: &[u8], offset: u32, len: u64) -> &[u8] {
+    let clamp = |at: u64| usize::try_from(at).unwrap_or(usize::MAX).min(flash.len());
+    let start = u64::from(offset);
+    flash
+        .get(clamp(start)..clamp(start.saturating_add(len)))
+        .unwrap_or(&[])
 }
 
 fn verify_slot(flash: &[u8], p: &Partition) -> Option<ImageReport> {
-    let bytes = slice(flash, p.offset, p.size);
+    let bytes = slice(flash, p.offset, u64::from(p.size));
     if bytes.len() >= ENTRY_LEN && bytes.iter().take(ENTRY_LEN).all(|&b| b == 0xFF) {
         return None;
     }
@@ -278,7 +277,7 @@ pub fn inspect_flash(flash: &[u8]) -> FlashReport {
 /// Inspects a whole-flash dump with or without the rollback rules.
 pub fn inspect_flash_with(flash: &[u8], rollback_enabled: bool) -> FlashReport {
     let flash_size = u32::try_from(flash.len()).unwrap_or(u32::MAX);
-    let table_bytes = slice(flash, TABLE_OFFSET, TABLE_MAX_LEN as u32);
+    let table_bytes = slice(flash, TABLE_OFFSET, TABLE_MAX_LEN as u64);
     let parsed = PartitionTable::parse(table_bytes, flash_size);
     let mut report = FlashReport {
         flash_size,
@@ -306,13 +305,9 @@ pub fn inspect_flash_with(flash: &[u8], rollback_enabled: bool) -> FlashReport {
     let mut sectors = [[0xFFu8; ENTRY_LEN]; 2];
     let mut od = None;
     if let Some(p) = layout.otadata {
-        for (i, sector) in sectors.iter_mut().enumerate() {
-            let at = u64::from(p.offset) + i as u64 * u64::from(SECTOR_SIZE);
-            let src = slice(
-                flash,
-                u32::try_from(at).unwrap_or(u32::MAX),
-                ENTRY_LEN as u32,
-            );
+        for (sector, in_partition) in sectors.iter_mut().zip([0, SECTOR_SIZE]) {
+            let at = p.offset.saturating_add(in_partition);
+            let src = slice(flash, at, ENTRY_LEN as u64);
             if let Some(dst) = sector.get_mut(..src.len()) {
                 dst.copy_from_slice(src);
             }
@@ -432,7 +427,7 @@ impl FlashBuilder {
     pub fn new(flash_size: u32, table: &PartitionTable) -> Result<Self, FlashBuildError> {
         let encoded = table.encode(true).map_err(FlashBuildError::Table)?;
         PartitionTable::parse(&encoded, flash_size).map_err(FlashBuildError::Table)?;
-        let end = TABLE_OFFSET as usize + TABLE_MAX_LEN;
+        let end = (TABLE_OFFSET as usize).saturating_add(TABLE_MAX_LEN);
         let size = usize::try_from(flash_size).unwrap_or(usize::MAX);
         if size < end {
             return Err(FlashBuildError::Table(TableError::Truncated {
@@ -463,9 +458,9 @@ impl FlashBuilder {
             });
         }
         let start = p.offset as usize;
-        let dst = self
-            .bytes
-            .get_mut(start..start + data.len())
+        let dst = start
+            .checked_add(data.len())
+            .and_then(|end| self.bytes.get_mut(start..end))
             .ok_or_else(|| FlashBuildError::NoSuchPartition(p.label_str().unwrap_or("").into()))?;
         dst.copy_from_slice(data);
         Ok(self)
@@ -508,16 +503,18 @@ impl FlashBuilder {
         sector: usize,
         entry: &OtaSelectEntry,
     ) -> Result<&mut Self, FlashBuildError> {
-        if sector > 1 {
-            return Err(FlashBuildError::BadSector(sector));
-        }
+        let in_partition = [0, SECTOR_SIZE]
+            .get(sector)
+            .copied()
+            .ok_or(FlashBuildError::BadSector(sector))?;
         let p = self
             .table
             .boot_layout()
             .otadata
             .ok_or(FlashBuildError::NoOtadata)?;
-        let start = p.offset as usize + sector * SECTOR_SIZE as usize;
-        if let Some(dst) = self.bytes.get_mut(start..start + ENTRY_LEN) {
+        let start = p.offset.saturating_add(in_partition) as usize;
+        let end = start.saturating_add(ENTRY_LEN);
+        if let Some(dst) = self.bytes.get_mut(start..end) {
             dst.copy_from_slice(&entry.encode());
         }
         Ok(self)

@@ -373,22 +373,15 @@ impl Partition {
     /// Decodes one 32-byte row, whatever its magic; see [`PartitionTable::parse`] for the
     /// checks.
     pub fn decode(row: &[u8; ENTRY_LEN]) -> Self {
-        let word = |at: usize| {
-            let mut b = [0u8; 4];
-            if let Some(src) = row.get(at..at + 4) {
-                b.copy_from_slice(src);
-            }
-            u32::from_le_bytes(b)
-        };
-        let mut label = [0u8; 16];
-        label.copy_from_slice(&row[12..28]);
+        let [_, _, ty, subtype, rest @ ..] = *row;
+        let [o0, o1, o2, o3, s0, s1, s2, s3, label @ .., f0, f1, f2, f3] = rest;
         Self {
-            ty: row[2],
-            subtype: row[3],
-            offset: word(4),
-            size: word(8),
+            ty,
+            subtype,
+            offset: u32::from_le_bytes([o0, o1, o2, o3]),
+            size: u32::from_le_bytes([s0, s1, s2, s3]),
             label,
-            flags: word(28),
+            flags: u32::from_le_bytes([f0, f1, f2, f3]),
         }
     }
 
@@ -432,7 +425,8 @@ impl Partition {
 
     /// End offset (exclusive), computed without overflow.
     pub const fn end(&self) -> u64 {
-        self.offset as u64 + self.size as u64
+        // Two u32 values: the sum fits a u64, so this never saturates.
+        (self.offset as u64).saturating_add(self.size as u64)
     }
 
     /// The OTA slot index (`subtype & 0x0F`) of an `ota_N` app partition.
@@ -623,7 +617,8 @@ impl PartitionTable {
                 count: self.len.saturating_add(1),
             })?;
         *slot = partition;
-        self.len += 1;
+        // There was a free slot, so len < MAX_PARTITIONS.
+        self.len = self.len.saturating_add(1);
         Ok(())
     }
 
@@ -643,14 +638,15 @@ impl PartitionTable {
         let mut reader = Reader::new(bytes.get(..TABLE_MAX_LEN).unwrap_or(bytes));
         let mut md5 = Md5::new();
         for index in 0..MAX_ROWS {
-            let offset = index * ENTRY_LEN;
+            let offset = reader.position();
             let row: [u8; ENTRY_LEN] = reader
                 .array()
                 .map_err(|_| TableError::Truncated { offset })?;
             match classify(&row) {
                 Row::Entry => {
                     let p = Partition::decode(&row);
-                    if p.offset > flash_size || p.size > flash_size - p.offset {
+                    let room = flash_size.checked_sub(p.offset);
+                    if room.is_none_or(|room| p.size > room) {
                         return Err(TableError::EntryOutOfBounds {
                             offset,
                             part_offset: p.offset,
@@ -690,21 +686,21 @@ impl PartitionTable {
     /// Encodes the table as gen_esp32part does: entries, the MD5 row when `with_md5`, then
     /// 0xFF up to 0xC00 bytes (the end marker is part of that fill).
     pub fn encode(&self, with_md5: bool) -> Result<[u8; TABLE_MAX_LEN], TableError> {
-        let rows = self.len + usize::from(with_md5);
+        let rows = self.len.saturating_add(usize::from(with_md5));
         // gen_esp32part refuses `len >= 0xC00`: one row must stay free for the end marker.
         if rows >= MAX_ROWS {
             return Err(TableError::TooManyPartitions { count: self.len });
         }
         let mut out = [0xFFu8; TABLE_MAX_LEN];
         let mut md5 = Md5::new();
-        for (row, p) in out.chunks_exact_mut(ENTRY_LEN).zip(self.as_slice()) {
-            let bytes = p.encode();
-            md5.update(bytes);
-            row.copy_from_slice(&bytes);
+        let (rows, _) = out.as_chunks_mut::<ENTRY_LEN>();
+        for (row, p) in rows.iter_mut().zip(self.as_slice()) {
+            *row = p.encode();
+            md5.update(*row);
         }
         if with_md5 {
-            let at = self.len * ENTRY_LEN;
-            if let Some(row) = out.get_mut(at..at + ENTRY_LEN) {
+            // rows < MAX_ROWS was checked above, so the MD5 row exists.
+            if let Some(row) = rows.get_mut(self.len) {
                 row[0..2].copy_from_slice(&MD5_MAGIC.to_le_bytes());
                 let digest: [u8; 16] = md5.finalize().into();
                 row[16..32].copy_from_slice(&digest);

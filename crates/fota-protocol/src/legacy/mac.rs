@@ -18,10 +18,15 @@ fn hmac(psk: &[u8]) -> HmacSha256 {
     // RFC 2104 key preparation done here (hash keys longer than the 64-byte block, zero-pad
     // the rest) so that the constructor used takes a full block and cannot fail.
     let mut block = [0u8; 64];
-    if psk.len() > block.len() {
-        block[..32].copy_from_slice(&Sha256::digest(psk));
+    let digest;
+    let key = if psk.len() > block.len() {
+        digest = Sha256::digest(psk);
+        digest.as_slice()
     } else {
-        block[..psk.len()].copy_from_slice(psk);
+        psk
+    };
+    for (dst, &src) in block.iter_mut().zip(key) {
+        *dst = src;
     }
     HmacSha256::new(&block.into())
 }
@@ -122,12 +127,8 @@ impl fmt::Debug for ReplayMac {
 }
 
 fn nibble(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
+    let digit = char::from(c).to_digit(16)?;
+    u8::try_from(digit).ok()
 }
 
 /// Decodes hex digits (either case) into `out`; `None` unless `hex` is exactly
@@ -137,8 +138,8 @@ pub fn parse_hex(hex: &str, out: &mut [u8]) -> Option<()> {
     if hex.len() != out.len().checked_mul(2)? {
         return None;
     }
-    for (byte, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
-        *byte = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    for (byte, &[hi, lo]) in out.iter_mut().zip(hex.as_chunks::<2>().0) {
+        *byte = (nibble(hi)? << 4) | nibble(lo)?;
     }
     Some(())
 }
@@ -164,10 +165,11 @@ impl Hex64 {
     /// Encodes `bytes`.
     pub fn new(bytes: &[u8; 32]) -> Self {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        // A nibble is below 16, so the fallback digit is never used.
+        let digit = |nibble: u8| DIGITS.get(usize::from(nibble)).copied().unwrap_or(b'0');
         let mut out = [0u8; 64];
-        for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
-            pair[0] = DIGITS[usize::from(b >> 4)];
-            pair[1] = DIGITS[usize::from(b & 0xf)];
+        for (pair, &b) in out.as_chunks_mut::<2>().0.iter_mut().zip(bytes) {
+            *pair = [digit(b >> 4), digit(b & 0xf)];
         }
         Self(out)
     }

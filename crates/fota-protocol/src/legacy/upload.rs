@@ -1,6 +1,7 @@
 //! Server-side validation of a legacy upload.
 
 use alloc::vec::Vec;
+use core::num::NonZeroU64;
 
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
@@ -48,12 +49,8 @@ impl<S: AsRef<str>> UploadRequest<S> {
             return Err(LegacyError::HashFormat);
         }
         let expected = parse_hex32(hash).ok_or(LegacyError::HashFormat)?;
-        if self.size == 0 {
-            return Err(LegacyError::SizeZero);
-        }
-        if self.chunk_size == 0 {
-            return Err(LegacyError::ChunkSizeZero);
-        }
+        let size = NonZeroU64::new(self.size).ok_or(LegacyError::SizeZero)?;
+        let chunk_size = NonZeroU64::new(self.chunk_size).ok_or(LegacyError::ChunkSizeZero)?;
         let firmware = base64::engine::general_purpose::STANDARD
             .decode(self.firmware_data.as_ref())
             .map_err(|_| LegacyError::Base64)?;
@@ -71,8 +68,7 @@ impl<S: AsRef<str>> UploadRequest<S> {
             firmware,
             sha256,
             chunk_size: self.chunk_size,
-            // size >= 1 and chunk_size >= 1: no overflow, no division by zero.
-            total_chunks: (self.size - 1) / self.chunk_size + 1,
+            total_chunks: size.div_ceil(chunk_size).get(),
         })
     }
 }

@@ -56,7 +56,8 @@ impl<'a> RootList<'a> {
 
     /// The records.
     pub fn as_slice(&self) -> &[&'a [u8]] {
-        &self.items[..self.len]
+        // `len <= MAX_ROOTS` holds by construction.
+        self.items.get(..self.len).unwrap_or_default()
     }
 
     /// Number of records.
@@ -160,45 +161,60 @@ impl<'a> CheckInAnswer<'a> {
 
     /// Bytes the encoded answer takes.
     pub fn encoded_len(&self) -> usize {
-        let roots: usize = self.roots.as_slice().iter().map(|r| 2 + r.len()).sum();
-        14 + self.status.len()
-            + 2
-            + self.manifest.map_or(0, <[u8]>::len)
-            + 1
-            + self.image_url.len()
-            + 1
-            + self.hashlist_url.len()
-            + 8
-            + 1
-            + self.reason.len()
-            + 1
-            + roots
+        let roots = self.roots.as_slice().iter().map(|r| r.len());
+        let parts = [
+            14,
+            self.status.len(),
+            2,
+            self.manifest.map_or(0, <[u8]>::len),
+            1,
+            self.image_url.len(),
+            1,
+            self.hashlist_url.len(),
+            8,
+            1,
+            self.reason.len(),
+            1,
+        ];
+        // Saturates only for slices no answer could hold; `encode` then refuses them.
+        parts
+            .into_iter()
+            .chain(roots.flat_map(|len| [2, len]))
+            .fold(0, usize::saturating_add)
     }
 
     /// Writes the answer into `out`; returns the bytes written.
     pub fn encode(&self, out: &mut [u8]) -> Result<usize, Error> {
         self.check()?;
-        // check() bounded every length below to its field's width.
+        // check() bounded every length to its field's width, so `Error::length` never fails.
         let mut w = Writer::new(out);
         w.bytes(&MAGIC)?;
         w.u16(FMT_VERSION)?;
         w.u16(0)?;
         w.u32(self.poll_hint_s)?;
-        w.u16(self.status.len() as u16)?;
+        w.u16(Error::length(self.status.len(), "status_len", w.written())?)?;
         w.bytes(self.status)?;
         let manifest = self.manifest.unwrap_or(&[]);
-        w.u16(manifest.len() as u16)?;
+        w.u16(Error::length(manifest.len(), "manifest_len", w.written())?)?;
         w.bytes(manifest)?;
-        w.u8(self.image_url.len() as u8)?;
+        w.u8(Error::length(
+            self.image_url.len(),
+            "image_url_len",
+            w.written(),
+        )?)?;
         w.bytes(self.image_url.as_bytes())?;
-        w.u8(self.hashlist_url.len() as u8)?;
+        w.u8(Error::length(
+            self.hashlist_url.len(),
+            "hashlist_url_len",
+            w.written(),
+        )?)?;
         w.bytes(self.hashlist_url.as_bytes())?;
         w.u64(self.rollback_order_id)?;
-        w.u8(self.reason.len() as u8)?;
+        w.u8(Error::length(self.reason.len(), "reason_len", w.written())?)?;
         w.bytes(self.reason.as_bytes())?;
-        w.u8(self.roots.len() as u8)?;
+        w.u8(Error::length(self.roots.len(), "root_count", w.written())?)?;
         for r in self.roots.as_slice() {
-            w.u16(r.len() as u16)?;
+            w.u16(Error::length(r.len(), "root_len", w.written())?)?;
             w.bytes(r)?;
         }
         Ok(w.written())
@@ -259,7 +275,7 @@ impl<'a> CheckInAnswer<'a> {
             return Err(Error::field("reason_len", at, FieldCheck::OutOfRange));
         }
         let reason = core::str::from_utf8(r.take(reason_len)?)
-            .map_err(|_| Error::field("reason", at + 1, FieldCheck::Text))?;
+            .map_err(|_| Error::field("reason", at.saturating_add(1), FieldCheck::Text))?;
 
         let at = r.position();
         let root_count = usize::from(r.u8()?);
@@ -305,9 +321,10 @@ fn read_url<'a>(r: &mut Reader<'a>, field: &'static str) -> Result<&'a str, Erro
     let at = r.position();
     let len = usize::from(r.u8()?);
     let bytes = r.take(len)?;
+    let not_ascii = Error::field(field, at.saturating_add(1), FieldCheck::NotAscii);
     if !bytes.iter().all(|b| (0x21..=0x7e).contains(b)) {
-        return Err(Error::field(field, at + 1, FieldCheck::NotAscii));
+        return Err(not_ascii);
     }
     // Visible ASCII is UTF-8.
-    core::str::from_utf8(bytes).map_err(|_| Error::field(field, at + 1, FieldCheck::NotAscii))
+    core::str::from_utf8(bytes).map_err(|_| not_ascii)
 }

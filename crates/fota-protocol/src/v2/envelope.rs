@@ -21,7 +21,7 @@ use ed25519_dalek::{Signature, VerifyingKey};
 
 use crate::codec::Reader;
 use crate::v2::Error;
-use crate::v2::keys::{KeyId, KeySet, Role};
+use crate::v2::keys::{KeyId, KeySet, MAX_KEYS, Role};
 
 /// Longest body an envelope may carry.
 pub const MAX_BODY_LEN: usize = 1024;
@@ -147,12 +147,14 @@ impl<'a> Envelope<'a> {
 
     /// The signature entries, in envelope order.
     pub fn signatures(&self) -> impl Iterator<Item = SignatureEntry> + 'a {
-        self.signed.chunks_exact(SIGNATURE_ENTRY_LEN).map(|entry| {
-            let mut key_id = [0u8; 8];
-            let mut signature = [0u8; 64];
-            key_id.copy_from_slice(&entry[..8]);
-            signature.copy_from_slice(&entry[8..]);
-            SignatureEntry { key_id, signature }
+        let (entries, _) = self.signed.as_chunks::<SIGNATURE_ENTRY_LEN>();
+        // Each entry is 8 + 64 bytes, so the split always succeeds.
+        entries.iter().filter_map(|entry| {
+            let (key_id, signature) = entry.split_first_chunk::<8>()?;
+            Some(SignatureEntry {
+                key_id: *key_id,
+                signature: signature.try_into().ok()?,
+            })
         })
     }
 
@@ -163,26 +165,28 @@ impl<'a> Envelope<'a> {
         let Some(message) = concat(&mut message, domain, self.body) else {
             return 0;
         };
-        // Bit i set: key i already counted. Repeated entries for one key cost nothing.
-        let mut counted: u8 = 0;
+        // counted[i]: key i already counted. Repeated entries for one key cost nothing.
+        let mut counted = [false; MAX_KEYS];
         for entry in self.signatures() {
-            for (i, id) in keys.key_ids().iter().enumerate() {
-                let bit = 1u8 << i;
-                if *id != entry.key_id || counted & bit != 0 {
+            let set = keys.key_ids().iter().zip(keys.keys());
+            for ((id, key), counted) in set.zip(counted.iter_mut()) {
+                if *id != entry.key_id || *counted {
                     continue;
                 }
-                let Ok(key) = VerifyingKey::from_bytes(&keys.keys()[i]) else {
+                let Ok(key) = VerifyingKey::from_bytes(key) else {
                     continue;
                 };
                 let signature = Signature::from_bytes(&entry.signature);
                 if key.verify_strict(message, &signature).is_ok() {
-                    counted |= bit;
+                    *counted = true;
                     break;
                 }
             }
         }
-        // At most MAX_KEYS (8) bits.
-        counted.count_ones() as u8
+        // At most MAX_KEYS (8), so the sum never saturates.
+        counted
+            .iter()
+            .fold(0u8, |n, &c| n.saturating_add(u8::from(c)))
     }
 
     /// Verifies the signatures against the threshold of `keys` and returns the authenticated
@@ -242,36 +246,42 @@ mod signing {
         body: &[u8],
         keys: &[&SigningKey],
     ) -> Result<Vec<u8>, Error> {
-        if body.len() > MAX_BODY_LEN {
-            return Err(Error::BodyTooLong {
+        let body_len = u16::try_from(body.len())
+            .ok()
+            .filter(|&len| usize::from(len) <= MAX_BODY_LEN)
+            .ok_or(Error::BodyTooLong {
                 len: body.len(),
                 max: MAX_BODY_LEN,
-            });
-        }
+            })?;
         if domain.len() > MAX_DOMAIN_LEN {
             return Err(Error::BodyTooLong {
                 len: domain.len(),
                 max: MAX_DOMAIN_LEN,
             });
         }
-        if keys.is_empty() || keys.len() > MAX_SIGNATURES {
-            return Err(Error::SignatureCount {
-                offset: HEADER_LEN + body.len(),
+        let count_offset = HEADER_LEN.saturating_add(body.len());
+        let sig_count = u8::try_from(keys.len())
+            .ok()
+            .filter(|&count| count != 0 && usize::from(count) <= MAX_SIGNATURES)
+            .ok_or(Error::SignatureCount {
+                offset: count_offset,
                 count: keys.len(),
-            });
-        }
-        let mut message = Vec::with_capacity(domain.len() + body.len());
+            })?;
+        // Both lengths were bounded above (32 + 1024, and 8 + 1024 + 1 + 8 × 72).
+        let mut message = Vec::with_capacity(domain.len().saturating_add(body.len()));
         message.extend_from_slice(domain);
         message.extend_from_slice(body);
 
-        let mut out =
-            Vec::with_capacity(HEADER_LEN + body.len() + 1 + keys.len() * SIGNATURE_ENTRY_LEN);
+        let signatures_len = SIGNATURE_ENTRY_LEN.saturating_mul(keys.len());
+        let capacity = count_offset
+            .saturating_add(1)
+            .saturating_add(signatures_len);
+        let mut out = Vec::with_capacity(capacity);
         out.extend_from_slice(&magic);
         out.extend_from_slice(&fmt_version.to_le_bytes());
-        // body.len() <= 1024 was checked above.
-        out.extend_from_slice(&(body.len() as u16).to_le_bytes());
+        out.extend_from_slice(&body_len.to_le_bytes());
         out.extend_from_slice(body);
-        out.push(keys.len() as u8);
+        out.push(sig_count);
         for key in keys {
             out.extend_from_slice(&key_id(&key.verifying_key().to_bytes()));
             out.extend_from_slice(&key.sign(&message).to_bytes());

@@ -237,4 +237,14 @@ impl Error {
             check,
         }
     }
+
+    /// `len` in the integer type of its length field `field` at `offset`, or `OutOfRange`
+    /// when it does not fit there.
+    pub(crate) fn length<T: TryFrom<usize>>(
+        len: usize,
+        field: &'static str,
+        offset: usize,
+    ) -> Result<T, Self> {
+        T::try_from(len).map_err(|_| Self::field(field, offset, FieldCheck::OutOfRange))
+    }
 }

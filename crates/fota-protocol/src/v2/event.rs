@@ -92,8 +92,8 @@ impl<'a> Event<'a> {
         w.u64(self.bytes_total)?;
         w.bytes(self.fw_version.as_bytes())?;
         w.u64(self.rollback_order_id)?;
-        // check() bounded the length to 120.
-        w.u8(self.detail.len() as u8)?;
+        // check() bounded the length to 120, so this never fails.
+        w.u8(Error::length(self.detail.len(), "detail_len", w.written())?)?;
         w.bytes(self.detail.as_bytes())?;
         Ok(w.written())
     }
@@ -103,7 +103,7 @@ impl<'a> Event<'a> {
     pub fn to_vec(&self) -> Result<alloc::vec::Vec<u8>, Error> {
         let mut out = [0u8; MAX_LEN];
         let n = self.encode(&mut out)?;
-        Ok(out[..n].to_vec())
+        Ok(crate::codec::written(&out, n)?.to_vec())
     }
 
     /// Decodes an event; the whole input must be exactly one event. The detail borrows from

@@ -93,10 +93,19 @@ impl HashListLayout {
                 offset: header.len(),
                 needed: HEADER_LEN.saturating_sub(header.len()),
             })?;
-        const FIELDS: [&str; 4] = ["magic", "chunk_count", "hashes_per_page", "page_count"];
-        for (i, field) in FIELDS.iter().enumerate() {
-            let at = i * 4;
-            if header[at..at + 4] != expected[at..at + 4] {
+        const FIELDS: [(&str, usize); 4] = [
+            ("magic", 0),
+            ("chunk_count", 4),
+            ("hashes_per_page", 8),
+            ("page_count", 12),
+        ];
+        let words = header
+            .as_chunks::<4>()
+            .0
+            .iter()
+            .zip(expected.as_chunks::<4>().0);
+        for ((field, at), (found, expected)) in FIELDS.into_iter().zip(words) {
+            if found != expected {
                 return Err(Error::field(field, at, FieldCheck::Inconsistent));
             }
         }
@@ -105,12 +114,15 @@ impl HashListLayout {
 
     /// Byte range of the header and page-digest table: what `chunk_list_sha256` covers.
     pub fn table_range(&self) -> Range<u64> {
-        0..HEADER_LEN as u64 + 32 * u64::from(self.page_count)
+        // check_sizes bounds the chunk count to 2^14, so nothing here saturates.
+        0..hashes_len(self.page_count).saturating_add(HEADER_LEN as u64)
     }
 
     /// Total length of the blob.
     pub fn total_len(&self) -> u64 {
-        self.table_range().end + 32 * u64::from(self.chunk_count)
+        self.table_range()
+            .end
+            .saturating_add(hashes_len(self.chunk_count))
     }
 
     /// Byte range of page `page`, or `None` when there is no such page.
@@ -119,19 +131,25 @@ impl HashListLayout {
         if first >= self.chunk_count {
             return None;
         }
-        let end_chunk = first.saturating_add(HASHES_PER_PAGE).min(self.chunk_count);
-        Some(self.chunk_hash_offset(first)?..self.chunk_hash_offset(end_chunk - 1)? + 32)
+        let last = first
+            .saturating_add(HASHES_PER_PAGE - 1)
+            .min(self.chunk_count.checked_sub(1)?);
+        let end = self.chunk_hash_offset(last)?.checked_add(32)?;
+        Some(self.chunk_hash_offset(first)?..end)
     }
 
     /// Length of page `page`, or `None` when there is no such page.
     pub fn page_len(&self, page: u32) -> Option<usize> {
         let r = self.page_range(page)?;
-        usize::try_from(r.end - r.start).ok()
+        usize::try_from(r.end.checked_sub(r.start)?).ok()
     }
 
     /// Byte offset in the blob of chunk `index`'s hash, or `None` past the last chunk.
     pub fn chunk_hash_offset(&self, index: u32) -> Option<u64> {
-        (index < self.chunk_count).then(|| self.table_range().end + 32 * u64::from(index))
+        if index >= self.chunk_count {
+            return None;
+        }
+        self.table_range().end.checked_add(hashes_len(index))
     }
 
     /// Page holding chunk `index`'s hash.
@@ -146,7 +164,10 @@ impl HashListLayout {
 
     /// Byte offset of chunk `index` in the image.
     pub fn chunk_offset(&self, index: u32) -> Option<u64> {
-        (index < self.chunk_count).then(|| u64::from(index) * u64::from(self.chunk_size))
+        if index >= self.chunk_count {
+            return None;
+        }
+        u64::from(index).checked_mul(u64::from(self.chunk_size))
     }
 
     /// A streaming verifier for the table, to be checked against `chunk_list_sha256`.
@@ -244,21 +265,31 @@ impl TableVerifier {
             })?;
         self.hasher.update(data);
         for &byte in data {
-            // fed <= table_len <= 16 + 32 * 2^25, so the position fits usize on every target.
-            let pos = self.fed as usize;
-            self.fed += 1;
-            if pos < HEADER_LEN {
-                self.header[pos] = byte;
-                if pos == HEADER_LEN - 1 {
+            let pos = self.fed;
+            // The check above keeps fed <= table_len, so this never saturates.
+            self.fed = pos.saturating_add(1);
+            let header_slot = usize::try_from(pos)
+                .ok()
+                .and_then(|pos| self.header.get_mut(pos));
+            if let Some(slot) = header_slot {
+                *slot = byte;
+                if self.fed == HEADER_LEN as u64 {
                     self.layout.check_header(&self.header)?;
                 }
                 continue;
             }
-            let in_table = pos - HEADER_LEN;
-            self.digest[in_table % 32] = byte;
+            // Past the header: byte `in_table % 32` of page digest `in_table / 32`.
+            let in_table = pos.saturating_sub(HEADER_LEN as u64);
+            let at = usize::try_from(in_table % 32).ok();
+            if let Some(slot) = at.and_then(|at| self.digest.get_mut(at)) {
+                *slot = byte;
+            }
             if in_table % 32 == 31 {
-                // in_table / 32 < page_count, a u32.
-                let page = (in_table / 32) as u32;
+                // Below page_count, a u32, since fed <= table_len.
+                let page = u32::try_from(in_table / 32).map_err(|_| Error::TableLength {
+                    fed: self.fed,
+                    expected: table_len,
+                })?;
                 if let Some((wanted, digest)) = &mut self.wanted
                     && *wanted == page
                 {
@@ -317,17 +348,22 @@ impl<'a> VerifiedPage<'a> {
 
     /// Chunk indices this page covers.
     pub fn chunks(&self) -> Range<u32> {
-        let first = self.page * HASHES_PER_PAGE;
-        first..(first + HASHES_PER_PAGE).min(self.layout.chunk_count)
+        // page < page_count, so the first chunk index fits a u32.
+        let first = self.page.saturating_mul(HASHES_PER_PAGE);
+        first
+            ..first
+                .saturating_add(HASHES_PER_PAGE)
+                .min(self.layout.chunk_count)
     }
 
     /// The hash of chunk `index` (a global chunk index), if this page holds it.
     pub fn chunk_hash(&self, index: u32) -> Option<&'a [u8; 32]> {
-        if !self.chunks().contains(&index) {
+        let chunks = self.chunks();
+        if !chunks.contains(&index) {
             return None;
         }
-        let at = ((index - self.page * HASHES_PER_PAGE) as usize) * 32;
-        self.hashes.get(at..at + 32)?.try_into().ok()
+        let in_page = usize::try_from(index.checked_sub(chunks.start)?).ok()?;
+        self.hashes.as_chunks::<32>().0.get(in_page)
     }
 
     /// Checks chunk `index`: its length (the last chunk is the remainder) and its hash.
@@ -351,6 +387,11 @@ impl<'a> VerifiedPage<'a> {
     }
 }
 
+/// Bytes of `count` SHA-256 digests.
+fn hashes_len(count: u32) -> u64 {
+    u64::from(count).saturating_mul(32)
+}
+
 /// Checks that `data` hashes to `expected` (constant-time compare); `index` names the chunk
 /// in the error.
 pub fn verify_chunk_hash(index: u32, data: &[u8], expected: &[u8; 32]) -> Result<(), Error> {
@@ -371,7 +412,7 @@ mod build {
 
     use sha2::{Digest, Sha256};
 
-    use super::{HASHES_PER_PAGE, HashListLayout};
+    use super::{HashListLayout, PAGE_LEN};
     use crate::v2::Error;
 
     /// A hash-list blob built from an image.
@@ -388,13 +429,16 @@ mod build {
     /// Cuts `image` into `chunk_size` chunks and builds the hash-list blob.
     pub fn build(image: &[u8], chunk_size: u32) -> Result<HashList, Error> {
         let layout = HashListLayout::new(image.len() as u64, chunk_size)?;
-        let mut hashes = Vec::with_capacity(layout.chunk_count() as usize * 32);
-        for chunk in image.chunks(chunk_size as usize) {
+        // Capacities only, and the layout bounds both lengths to well under 1 MiB.
+        let capacity = |len: u64| usize::try_from(len).unwrap_or(0);
+        let chunk_size = usize::try_from(chunk_size).unwrap_or(usize::MAX);
+        let mut hashes = Vec::with_capacity(capacity(super::hashes_len(layout.chunk_count())));
+        for chunk in image.chunks(chunk_size) {
             hashes.extend_from_slice(&Sha256::digest(chunk));
         }
-        let mut blob = Vec::with_capacity(layout.total_len() as usize);
+        let mut blob = Vec::with_capacity(capacity(layout.total_len()));
         blob.extend_from_slice(&layout.header());
-        for page in hashes.chunks(HASHES_PER_PAGE as usize * 32) {
+        for page in hashes.chunks(PAGE_LEN) {
             blob.extend_from_slice(&Sha256::digest(page));
         }
         let chunk_list_sha256 = Sha256::digest(&blob).into();

@@ -21,8 +21,9 @@ pub fn class_id(vendor_id: &Uuid, class_name: &str) -> Uuid {
 /// The `device/` prefix keeps device names and class names apart: a device and a class with
 /// the same name never get the same UUID.
 pub fn device_uuid(vendor_id: &Uuid, device_id: &str) -> Uuid {
-    let mut name = alloc::vec::Vec::with_capacity(7 + device_id.len());
-    name.extend_from_slice(b"device/");
+    const PREFIX: &[u8] = b"device/";
+    let mut name = alloc::vec::Vec::with_capacity(PREFIX.len().saturating_add(device_id.len()));
+    name.extend_from_slice(PREFIX);
     name.extend_from_slice(device_id.as_bytes());
     Uuid::new_v5(vendor_id, &name)
 }

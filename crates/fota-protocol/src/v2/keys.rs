@@ -27,7 +27,9 @@ pub type KeyId = [u8; 8];
 pub fn key_id(public_key: &PublicKeyBytes) -> KeyId {
     let digest = Sha256::digest(public_key);
     let mut id = [0u8; 8];
-    id.copy_from_slice(&digest[..8]);
+    for (dst, &src) in id.iter_mut().zip(digest.iter()) {
+        *dst = src;
+    }
     id
 }
 
@@ -91,33 +93,35 @@ impl KeySet {
     /// Checks and builds a key set; `role` only names the set in errors.
     pub fn new(role: Role, threshold: u8, keys: &[PublicKeyBytes]) -> Result<Self, Error> {
         let key_count = keys.len();
-        if threshold == 0 || usize::from(threshold) > key_count || key_count > MAX_KEYS {
-            return Err(Error::RoleThreshold {
+        let count = u8::try_from(key_count)
+            .ok()
+            .filter(|&count| threshold != 0 && threshold <= count)
+            .filter(|&count| usize::from(count) <= MAX_KEYS)
+            .ok_or(Error::RoleThreshold {
                 role,
                 threshold: threshold.into(),
                 key_count,
-            });
-        }
+            })?;
         let mut set = Self {
             threshold,
-            count: 0,
+            count,
             keys: [[0; PUBLIC_KEY_LEN]; MAX_KEYS],
             ids: [[0; 8]; MAX_KEYS],
         };
-        for (index, key) in keys.iter().enumerate() {
+        // At most MAX_KEYS keys (checked above), so every key gets its slot.
+        let slots = set.keys.iter_mut().zip(set.ids.iter_mut());
+        for (index, (key, (key_slot, id_slot))) in keys.iter().zip(slots).enumerate() {
             let point =
                 VerifyingKey::from_bytes(key).map_err(|_| Error::InvalidKey { role, index })?;
             if point.is_weak() {
                 return Err(Error::WeakKey { role, index });
             }
-            if keys[..index].contains(key) {
+            if keys.iter().take(index).any(|earlier| earlier == key) {
                 return Err(Error::DuplicateKey { role, index });
             }
-            set.keys[index] = *key;
-            set.ids[index] = key_id(key);
+            *key_slot = *key;
+            *id_slot = key_id(key);
         }
-        // key_count <= MAX_KEYS was checked above.
-        set.count = key_count as u8;
         Ok(set)
     }
 
@@ -128,12 +132,13 @@ impl KeySet {
 
     /// The public keys, in record order.
     pub fn keys(&self) -> &[PublicKeyBytes] {
-        &self.keys[..usize::from(self.count)]
+        // `count <= MAX_KEYS` holds by construction.
+        self.keys.get(..usize::from(self.count)).unwrap_or_default()
     }
 
     /// The key ids, in the order of [`keys`](Self::keys).
     pub fn key_ids(&self) -> &[KeyId] {
-        &self.ids[..usize::from(self.count)]
+        self.ids.get(..usize::from(self.count)).unwrap_or_default()
     }
 
     /// Whether `key` is in the set.
@@ -143,7 +148,10 @@ impl KeySet {
 
     /// Bytes the set takes in a root record body.
     pub fn encoded_len(&self) -> usize {
-        2 + PUBLIC_KEY_LEN * usize::from(self.count)
+        // At most 2 + 32 × 8 bytes: the saturation never happens.
+        PUBLIC_KEY_LEN
+            .saturating_mul(usize::from(self.count))
+            .saturating_add(2)
     }
 
     pub(crate) fn encode(&self, w: &mut Writer<'_>) -> Result<(), Error> {
@@ -158,18 +166,21 @@ impl KeySet {
     pub(crate) fn decode(role: Role, r: &mut Reader<'_>) -> Result<Self, Error> {
         let threshold = r.u8()?;
         let count = r.u8()?;
-        if threshold == 0 || threshold > count || usize::from(count) > MAX_KEYS {
-            return Err(Error::RoleThreshold {
-                role,
-                threshold: threshold.into(),
-                key_count: count.into(),
-            });
+        let bad_threshold = Error::RoleThreshold {
+            role,
+            threshold: threshold.into(),
+            key_count: count.into(),
+        };
+        if threshold == 0 || threshold > count {
+            return Err(bad_threshold);
         }
-        let mut keys = [[0u8; PUBLIC_KEY_LEN]; MAX_KEYS];
-        for key in keys.iter_mut().take(usize::from(count)) {
+        let mut buf = [[0u8; PUBLIC_KEY_LEN]; MAX_KEYS];
+        // More than MAX_KEYS keys is refused before any key is read.
+        let keys = buf.get_mut(..usize::from(count)).ok_or(bad_threshold)?;
+        for key in keys.iter_mut() {
             *key = r.array()?;
         }
-        Self::new(role, threshold, &keys[..usize::from(count)])
+        Self::new(role, threshold, keys)
     }
 }
 

@@ -78,7 +78,9 @@ impl Component {
 /// `ceil(image_size / chunk_size)` as a u32, or `None` on a zero chunk size or overflow.
 pub fn chunk_count_for(image_size: u64, chunk_size: u32) -> Option<u32> {
     let chunk_size = u64::from(chunk_size);
-    let count = image_size.checked_add(chunk_size.checked_sub(1)?)? / chunk_size;
+    let count = image_size
+        .checked_add(chunk_size.checked_sub(1)?)?
+        .checked_div(chunk_size)?;
     u32::try_from(count).ok()
 }
 
@@ -88,21 +90,19 @@ pub(crate) fn check_sizes(image_size: u64, chunk_size: u32, base: usize) -> Resu
     if image_size == 0 || image_size > MAX_IMAGE_SIZE {
         return Err(Error::field("image_size", base, FieldCheck::OutOfRange));
     }
+    let chunk_size_at = base.saturating_add(8);
     if !chunk_size.is_power_of_two() {
         return Err(Error::field(
             "chunk_size",
-            base + 8,
+            chunk_size_at,
             FieldCheck::NotPowerOfTwo,
         ));
     }
+    let out_of_range = Error::field("chunk_size", chunk_size_at, FieldCheck::OutOfRange);
     if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&chunk_size) {
-        return Err(Error::field("chunk_size", base + 8, FieldCheck::OutOfRange));
+        return Err(out_of_range);
     }
-    chunk_count_for(image_size, chunk_size).ok_or(Error::field(
-        "chunk_size",
-        base + 8,
-        FieldCheck::OutOfRange,
-    ))
+    chunk_count_for(image_size, chunk_size).ok_or(out_of_range)
 }
 
 /// The fields of a release manifest.

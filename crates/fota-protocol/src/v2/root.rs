@@ -60,7 +60,10 @@ impl RootBody {
 
     /// Bytes the body takes.
     pub fn encoded_len(&self) -> usize {
-        FIXED_LEN + self.root.encoded_len() + self.release.encoded_len() + self.status.encoded_len()
+        Role::ALL
+            .into_iter()
+            .map(|role| self.keys(role).encoded_len())
+            .fold(FIXED_LEN, usize::saturating_add)
     }
 
     /// Writes the body into `out`; returns the bytes written.
@@ -105,7 +108,7 @@ impl RootBody {
     pub fn sign(&self, keys: &[&ed25519_dalek::SigningKey]) -> Result<alloc::vec::Vec<u8>, Error> {
         let mut body = [0u8; MAX_BODY_LEN];
         let len = self.encode(&mut body)?;
-        envelope::ROOT.sign(&body[..len], keys)
+        envelope::ROOT.sign(crate::codec::written(&body, len)?, keys)
     }
 }
 
@@ -206,7 +209,8 @@ impl RootRecord {
 
     /// The signed envelope this record was verified from, for persisting.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.raw[..self.raw_len]
+        // `raw_len <= raw.len()` holds by construction.
+        self.raw.get(..self.raw_len).unwrap_or_default()
     }
 }
 

@@ -31,10 +31,11 @@ impl FixedStr {
     /// Reads a field from the wire; `None` unless it is canonical NUL-padded UTF-8.
     pub fn from_field(field: &[u8; Self::LEN]) -> Option<Self> {
         let end = field.iter().position(|&b| b == 0)?;
-        if field[end..].iter().any(|&b| b != 0) {
+        let (text, padding) = field.split_at_checked(end)?;
+        if padding.iter().any(|&b| b != 0) {
             return None;
         }
-        core::str::from_utf8(&field[..end]).ok()?;
+        core::str::from_utf8(text).ok()?;
         Some(Self { bytes: *field })
     }
 

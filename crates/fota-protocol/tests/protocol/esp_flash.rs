@@ -22,7 +22,7 @@ fn blank_flash_has_table_and_erased_otadata() {
     assert_eq!(bytes.len(), 0x40_0000);
     assert_eq!(
         &bytes[0x8000..0x8C00],
-        &include_bytes!("data/ecowatt.bin")[..]
+        &include_bytes!("../data/ecowatt.bin")[..]
     );
     assert!(bytes[0xE000..0x1_0000].iter().all(|&b| b == 0xFF));
     let r = inspect_flash(bytes);

@@ -1,5 +1,4 @@
 //! Fixtures shared by the v2 tests: deterministic keys, a root record, a manifest.
-#![allow(dead_code, unreachable_pub)]
 
 use ed25519_dalek::SigningKey;
 use fota_protocol::v2::hashlist::{self, HashList};
@@ -8,29 +7,29 @@ use fota_protocol::v2::{
 };
 use sha2::{Digest, Sha256};
 
-pub const VENDOR: [u8; 16] = [0x11; 16];
-pub const CLASS: [u8; 16] = [0x22; 16];
-pub const DEVICE: [u8; 16] = [0x33; 16];
+pub(crate) const VENDOR: [u8; 16] = [0x11; 16];
+pub(crate) const CLASS: [u8; 16] = [0x22; 16];
+pub(crate) const DEVICE: [u8; 16] = [0x33; 16];
 
 /// Root keys are seeds 1..=3 (2-of-3), release keys 11..=13 (2-of-3), status key 21.
-pub const ROOT_SEEDS: [u8; 3] = [1, 2, 3];
-pub const RELEASE_SEEDS: [u8; 3] = [11, 12, 13];
-pub const STATUS_SEED: u8 = 21;
+pub(crate) const ROOT_SEEDS: [u8; 3] = [1, 2, 3];
+pub(crate) const RELEASE_SEEDS: [u8; 3] = [11, 12, 13];
+pub(crate) const STATUS_SEED: u8 = 21;
 
-pub fn signer(seed: u8) -> SigningKey {
+pub(crate) fn signer(seed: u8) -> SigningKey {
     SigningKey::from_bytes(&[seed; 32])
 }
 
-pub fn public(seed: u8) -> [u8; 32] {
+pub(crate) fn public(seed: u8) -> [u8; 32] {
     signer(seed).verifying_key().to_bytes()
 }
 
-pub fn key_set(role: Role, threshold: u8, seeds: &[u8]) -> KeySet {
+pub(crate) fn key_set(role: Role, threshold: u8, seeds: &[u8]) -> KeySet {
     let keys: Vec<_> = seeds.iter().map(|&s| public(s)).collect();
     KeySet::new(role, threshold, &keys).unwrap()
 }
 
-pub fn root_body(version: u32, root_seeds: &[u8], release_seeds: &[u8]) -> RootBody {
+pub(crate) fn root_body(version: u32, root_seeds: &[u8], release_seeds: &[u8]) -> RootBody {
     RootBody {
         version,
         vendor_id: VENDOR,
@@ -42,27 +41,27 @@ pub fn root_body(version: u32, root_seeds: &[u8], release_seeds: &[u8]) -> RootB
     }
 }
 
-pub fn sign_with(seeds: &[u8], f: impl FnOnce(&[&SigningKey]) -> Vec<u8>) -> Vec<u8> {
+pub(crate) fn sign_with(seeds: &[u8], f: impl FnOnce(&[&SigningKey]) -> Vec<u8>) -> Vec<u8> {
     let keys: Vec<_> = seeds.iter().map(|&s| signer(s)).collect();
     let refs: Vec<_> = keys.iter().collect();
     f(&refs)
 }
 
-pub fn root_bytes() -> Vec<u8> {
+pub(crate) fn root_bytes() -> Vec<u8> {
     sign_with(&ROOT_SEEDS[..2], |k| {
         root_body(1, &ROOT_SEEDS, &RELEASE_SEEDS).sign(k).unwrap()
     })
 }
 
-pub fn root() -> RootRecord {
+pub(crate) fn root() -> RootRecord {
     RootRecord::verify_initial(&root_bytes()).unwrap()
 }
 
-pub fn image(len: usize) -> Vec<u8> {
+pub(crate) fn image(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
 }
 
-pub fn manifest_body(image: &[u8], chunk_size: u32) -> (ManifestBody, HashList) {
+pub(crate) fn manifest_body(image: &[u8], chunk_size: u32) -> (ManifestBody, HashList) {
     let list = hashlist::build(image, chunk_size).unwrap();
     let body = ManifestBody {
         vendor_id: VENDOR,
@@ -86,6 +85,6 @@ pub fn manifest_body(image: &[u8], chunk_size: u32) -> (ManifestBody, HashList) 
     (body, list)
 }
 
-pub fn manifest_bytes(body: &ManifestBody) -> Vec<u8> {
+pub(crate) fn manifest_bytes(body: &ManifestBody) -> Vec<u8> {
     sign_with(&RELEASE_SEEDS[..2], |k| body.sign(k).unwrap())
 }

@@ -10,8 +10,8 @@ use fota_protocol::esp::partition::{
 use proptest::prelude::*;
 
 const FLASH_4M: u32 = 0x40_0000;
-const ECOWATT_BIN: &[u8] = include_bytes!("data/ecowatt.bin");
-const TWO_OTA_BIN: &[u8] = include_bytes!("data/two_ota.bin");
+const ECOWATT_BIN: &[u8] = include_bytes!("../data/ecowatt.bin");
+const TWO_OTA_BIN: &[u8] = include_bytes!("../data/two_ota.bin");
 
 fn md5_row_digest(bin: &[u8], entries: usize) -> String {
     let row = &bin[entries * ENTRY_LEN..(entries + 1) * ENTRY_LEN];

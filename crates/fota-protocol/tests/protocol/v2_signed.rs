@@ -1,8 +1,6 @@
 //! v2 signed records: root records, manifests, status statements.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use fota_protocol::CodecError;
 use fota_protocol::v2::envelope::{self, Envelope};
 use fota_protocol::v2::{

@@ -12,7 +12,7 @@ use proptest::prelude::*;
 use sha2::{Digest, Sha256};
 
 /// mkelf.py defaults through `esptool elf2image` (research/device.md §3).
-const GOLDEN: &[u8] = include_bytes!("data/mkelf_1.2.3_seed0.bin");
+const GOLDEN: &[u8] = include_bytes!("../data/mkelf_1.2.3_seed0.bin");
 
 fn opts() -> VerifyOptions {
     VerifyOptions::default()

@@ -1,8 +1,6 @@
 //! v2 chunk hash list: building, streaming table verification, page and chunk checks.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use fota_protocol::v2::hashlist::{self, HASHES_PER_PAGE, HashListLayout, PAGE_LEN};
 use fota_protocol::v2::{Error, FieldCheck, Manifest};
 use proptest::prelude::*;

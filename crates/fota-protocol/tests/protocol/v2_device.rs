@@ -1,8 +1,6 @@
 //! v2 device API records: check-in, check-in answer, event.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use fota_protocol::CodecError;
 use fota_protocol::v2::answer::{self, RootList};
 use fota_protocol::v2::checkin;
