@@ -12,7 +12,8 @@ use crate::error::{AgentError, LayoutError};
 use crate::flash::{Region, Storage};
 use crate::image;
 use crate::journal::{
-    Blob, Entry, Journal, JournalState, Pending, Protocol, Rejected, Release, Report, UpdateState,
+    Blob, Entry, Journal, JournalState, Pending, Protocol, Rejected, Release, Report, StateKind,
+    TransitionError, UpdateState,
 };
 use crate::layout::{BootInfo, Layout, Running};
 use crate::otadata;
@@ -313,8 +314,8 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
             last_outcome: self.counters.last_outcome,
             last_reason: self.counters.last_reason.unwrap_or(ReasonCode::None),
             pending_report: js.report.map(|r| r.kind),
-            pending_bytes_done: js.pending.map_or(0, |p| done_bytes(&p)),
-            pending_bytes_total: js.pending.map_or(0, |p| p.image_size),
+            pending_bytes_done: js.pending().map_or(0, Pending::done_bytes),
+            pending_bytes_total: js.pending().map_or(0, |p| p.image_size),
             legacy_disabled: js.legacy_disabled,
             journal_home: self.layout.journal_home(),
             journal_commits: commits,
@@ -388,7 +389,7 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
         let rstate = otadata::running_state(&ota, &self.layout, self.running);
         let js = self.journal.state().clone();
         let on_target = js
-            .pending
+            .pending()
             .is_some_and(|p| self.running == Running::Ota(p.target_slot));
         let trial_state = matches!(
             rstate,
@@ -401,26 +402,23 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
                     // tool): it still gets a real health check before anything confirms it.
                     let mut next = js.clone();
                     next.state = UpdateState::Trial {
+                        pending: None,
                         attempts: 1,
                         health_failed: false,
                     };
-                    next.pending = None;
                     self.commit(&next, Blob::Drop)?;
                     return Ok(Next::Trial { attempt: 1 });
                 }
                 Ok(Next::Ready)
             }
-            UpdateState::Downloading => {
+            UpdateState::Downloading(_) => {
                 if on_target {
                     // The journal says we write the slot we run from: it cannot be trusted.
                     self.fail_pending(ReasonCode::Internal, false)?;
                 }
                 Ok(Next::Ready)
             }
-            UpdateState::Staged => {
-                let Some(p) = js.pending else {
-                    return Ok(Next::Ready);
-                };
+            UpdateState::Staged(p) => {
                 if on_target {
                     if rstate == Some(OtaState::Valid) {
                         self.finish_confirm()?;
@@ -428,6 +426,7 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
                     }
                     let mut next = js.clone();
                     next.state = UpdateState::Trial {
+                        pending: Some(p),
                         attempts: 1,
                         health_failed: false,
                     };
@@ -452,10 +451,11 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
                 }
             }
             UpdateState::Trial {
+                pending,
                 attempts,
                 health_failed,
             } => {
-                let trial_on_running = on_target || (js.pending.is_none() && trial_state);
+                let trial_on_running = on_target || (pending.is_none() && trial_state);
                 if trial_on_running && matches!(self.running, Running::Ota(_)) {
                     match rstate {
                         Some(OtaState::Valid) => {
@@ -466,6 +466,7 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
                             let attempt = attempts.saturating_add(1);
                             let mut next = js.clone();
                             next.state = UpdateState::Trial {
+                                pending,
                                 attempts: attempt,
                                 health_failed,
                             };
@@ -495,8 +496,8 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
                     Ok(Next::Ready)
                 }
             }
-            UpdateState::Confirming => {
-                let confirming_running = on_target || js.pending.is_none();
+            UpdateState::Confirming { pending } => {
+                let confirming_running = on_target || pending.is_none();
                 if confirming_running && rstate.is_some() && matches!(self.running, Running::Ota(_))
                 {
                     if rstate != Some(OtaState::Valid) {
@@ -555,7 +556,9 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
         match self.health_check().await {
             Health::Pass => {
                 let mut next = self.journal.state().clone();
-                next.state = UpdateState::Confirming;
+                next.state = UpdateState::Confirming {
+                    pending: next.pending().copied(),
+                };
                 self.commit(&next, Blob::Keep)?;
                 self.mark_valid()?;
                 self.finish_confirm()?;
@@ -563,8 +566,12 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
             }
             Health::Fail => {
                 let mut next = self.journal.state().clone();
-                if let UpdateState::Trial { attempts, .. } = next.state {
+                if let UpdateState::Trial {
+                    pending, attempts, ..
+                } = next.state
+                {
                     next.state = UpdateState::Trial {
+                        pending,
                         attempts,
                         health_failed: true,
                     };
@@ -628,7 +635,7 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
     }
 
     fn pending_identity(&self) -> ([u8; 32], FixedStr) {
-        match self.journal.state().pending {
+        match self.journal.state().pending() {
             Some(p) => (p.id, p.fw_version),
             None => ([0; 32], self.me.version),
         }
@@ -712,7 +719,7 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
     fn finish_confirm(&mut self) -> Result<(), AgentError> {
         let js = self.journal.state().clone();
         let mut next = js.clone();
-        let release = match js.pending {
+        let release = match js.pending() {
             Some(p) => Release {
                 id: if p.protocol == Protocol::V2 {
                     p.id
@@ -741,11 +748,10 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
             .committed_security_counter
             .max(release.security_counter);
         next.committed_secure_version = next.committed_secure_version.max(release.secure_version);
-        next.pending = None;
         next.report = Some(Report {
             kind: EventKind::Confirmed,
             reason: ReasonCode::None,
-            id: js.pending.map_or([0; 32], |p| p.id),
+            id: js.pending().map_or([0; 32], |p| p.id),
             fw_version: self.me.version,
             order_id: 0,
         });
@@ -759,19 +765,18 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
     fn rolled_back(&mut self, reason: ReasonCode, reject: bool) -> Result<(), AgentError> {
         let js = self.journal.state().clone();
         let mut next = js.clone();
-        let (id, version) = match js.pending {
+        let (id, version) = match js.pending() {
             Some(p) => (p.id, p.fw_version),
             None => ([0; 32], FixedStr::default()),
         };
         if reject && id != [0; 32] {
             next.reject(Rejected {
                 id,
-                generation: js.pending.map_or(0, |p| p.generation),
+                generation: js.pending().map_or(0, |p| p.generation),
                 reason: reason.code(),
             });
         }
         next.state = UpdateState::Idle;
-        next.pending = None;
         next.report = Some(Report {
             kind: EventKind::RolledBack,
             reason,
@@ -833,7 +838,7 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
         reject: bool,
     ) -> Result<(), AgentError> {
         let js = self.journal.state().clone();
-        let Some(p) = js.pending else {
+        let Some(&p) = js.pending() else {
             return Ok(());
         };
         let mut next = js.clone();
@@ -845,7 +850,6 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
             });
         }
         next.state = UpdateState::Idle;
-        next.pending = None;
         next.report = Some(Report {
             kind: EventKind::Failed,
             reason,
@@ -872,7 +876,7 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
             }
         }
         match self.journal.state().state {
-            UpdateState::Staged => match self.resume_staged() {
+            UpdateState::Staged(p) => match self.resume_staged(&p) {
                 Ok(true) => return PollOutcome::RebootRequired,
                 // Abandoned: the failed outcome goes out below, then a normal check-in.
                 Ok(false) => {}
@@ -993,7 +997,7 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
         version: FixedStr,
         done: u64,
     ) {
-        let total = self.journal.state().pending.map_or(0, |p| p.image_size);
+        let total = self.journal.state().pending().map_or(0, |p| p.image_size);
         if let Mode::V2 = self.config.mode {
             let _ = self
                 .send_event(kind, reason, id, version, done.min(total), total, 0)
@@ -1103,6 +1107,18 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
             return Ok(());
         }
         Ok(())
+    }
+
+    /// The release of the download in progress; a transition error towards `to` when the
+    /// journal is not downloading.
+    pub(crate) fn downloading(&self, to: StateKind) -> Result<Pending, AgentError> {
+        match self.journal.state().state {
+            UpdateState::Downloading(p) => Ok(p),
+            other => Err(AgentError::Transition(TransitionError {
+                from: other.kind(),
+                to,
+            })),
+        }
     }
 
     /// The writable target slot of `p`.
@@ -1222,9 +1238,7 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
 
     /// End of a download: read back and verify, commit Staged, switch otadata.
     pub(crate) async fn finish_download(&mut self) -> Result<PollOutcome, Stop> {
-        let Some(p) = self.journal.state().pending else {
-            return Err(Stop::Agent(AgentError::Config("no pending release")));
-        };
+        let p = self.downloading(StateKind::Staged)?;
         let region = self.target_region(&p)?;
         let scan = image::scan(
             &mut self.storage,
@@ -1259,10 +1273,10 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
             return Err(Stop::Refused(ReasonCode::BootSwitchImpossible));
         }
         let mut next = self.journal.state().clone();
-        next.state = UpdateState::Staged;
-        if let Some(q) = next.pending.as_mut() {
-            q.chunks_done = q.chunk_count;
-        }
+        next.state = UpdateState::Staged(Pending {
+            chunks_done: p.chunk_count,
+            ..p
+        });
         self.commit(&next, Blob::Keep)?;
         self.event(
             EventKind::Installing,
@@ -1342,17 +1356,11 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
     /// `Staged` seen by a poll (the switch at the end of this boot's download failed): `true`
     /// when a reset now boots the release (or sorts out what otadata holds), `false` when it
     /// was abandoned.
-    fn resume_staged(&mut self) -> Result<bool, AgentError> {
-        let Some(p) = self.journal.state().pending else {
-            let mut next = self.journal.state().clone();
-            next.state = UpdateState::Idle;
-            self.commit(&next, Blob::Drop)?;
-            return Ok(false);
-        };
+    fn resume_staged(&mut self, p: &Pending) -> Result<bool, AgentError> {
         let ota = self.otadata()?;
         let app_count = u32::from(self.layout.app_count());
         match ota.state_of_slot(u32::from(p.target_slot), app_count) {
-            None => self.complete_switch(&p),
+            None => self.complete_switch(p),
             Some(_) => Ok(true),
         }
     }
@@ -1377,7 +1385,7 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
             return Ok(None);
         }
         let index = p.chunks_done - 1;
-        let Some(len) = chunk_len(p, index) else {
+        let Some(len) = p.chunk_len(index) else {
             return Ok(None);
         };
         let region = self.target_region(p)?;
@@ -1395,7 +1403,7 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
     /// Starts the pending download over from chunk 0 (the journal lost track of the slot).
     pub(crate) fn restart_download(&mut self) -> Result<(), AgentError> {
         let mut next = self.journal.state().clone();
-        if let Some(p) = next.pending.as_mut() {
+        if let UpdateState::Downloading(p) = &mut next.state {
             p.chunks_done = 0;
             p.last_digest8 = [0; 8];
         }
@@ -1436,9 +1444,7 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
                 next_poll_ms: self.poll_ms(),
             });
         }
-        if self.journal.state().pending.is_some()
-            && self.journal.state().state == UpdateState::Downloading
-        {
+        if matches!(self.journal.state().state, UpdateState::Downloading(_)) {
             self.fail_pending(ReasonCode::OperatorOrder, false)?;
         }
         let js = self.journal.state().clone();
@@ -1488,16 +1494,4 @@ pub(crate) fn largest<'s>(bufs: &'s mut Buffers<'_>) -> &'s mut [u8] {
     } else {
         bufs.page
     }
-}
-
-/// Length of chunk `index` of `p`.
-pub(crate) fn chunk_len(p: &Pending, index: u32) -> Option<usize> {
-    let start = u64::from(index).checked_mul(u64::from(p.chunk_size))?;
-    let left = p.image_size.checked_sub(start).filter(|&l| l > 0)?;
-    usize::try_from(left.min(u64::from(p.chunk_size))).ok()
-}
-
-/// Bytes of `p` durably written.
-pub(crate) fn done_bytes(p: &Pending) -> u64 {
-    (u64::from(p.chunks_done) * u64::from(p.chunk_size)).min(p.image_size)
 }

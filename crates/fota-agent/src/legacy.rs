@@ -14,9 +14,9 @@ use fota_protocol::legacy::{
 };
 use fota_protocol::v2::{FixedStr, ReasonCode};
 
-use crate::agent::{Agent, PollOutcome, Stop, chunk_len};
+use crate::agent::{Agent, PollOutcome, Stop};
 use crate::error::AgentError;
-use crate::journal::{Blob, Entry, Pending, Protocol, UpdateState};
+use crate::journal::{Blob, Entry, Pending, Protocol, StateKind, UpdateState};
 use crate::transport::{Platform, Transport, TransportError};
 
 /// A request line with its query.
@@ -202,7 +202,7 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
         };
         let js = self.journal.state().clone();
         if offer.hash == self.me.sha256 || js.is_rejected(&offer.hash, 0).is_some() {
-            if js.state == UpdateState::Downloading {
+            if matches!(js.state, UpdateState::Downloading(_)) {
                 self.fail_pending(ReasonCode::Superseded, false)?;
             }
             return Ok(idle);
@@ -241,14 +241,13 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
         {
             return Err(Stop::Refused(ReasonCode::Downgrade));
         }
-        let resume = js.state == UpdateState::Downloading
-            && js
-                .pending
-                .is_some_and(|p| p.id == offer.hash && p.protocol == Protocol::Legacy);
+        let resume = js
+            .pending()
+            .filter(|_| matches!(js.state, UpdateState::Downloading(_)))
+            .is_some_and(|p| p.id == offer.hash && p.protocol == Protocol::Legacy);
         if !resume {
             let mut next = js.clone();
-            next.state = UpdateState::Downloading;
-            next.pending = Some(Pending {
+            next.state = UpdateState::Downloading(Pending {
                 protocol: Protocol::Legacy,
                 id: offer.hash,
                 target_slot: target,
@@ -276,9 +275,7 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
     }
 
     async fn legacy_download(&mut self, psk: &[u8]) -> Result<PollOutcome, Stop> {
-        let Some(p) = self.journal.state().pending else {
-            return Err(Stop::Agent(AgentError::Config("no pending release")));
-        };
+        let p = self.downloading(StateKind::Downloading)?;
         self.protect_target(p.target_slot)?;
         self.ensure_switchable(&p)?;
         let mut k = p.chunks_done;
@@ -305,7 +302,9 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
                     .sleep_ms(u64::from(self.config.chunk_interval_ms))
                     .await;
             }
-            let len = chunk_len(&p, k).ok_or(Stop::Refused(ReasonCode::ManifestInvalid))?;
+            let len = p
+                .chunk_len(k)
+                .ok_or(Stop::Refused(ReasonCode::ManifestInvalid))?;
             self.legacy_chunk(psk, k, len).await?;
             if let Err(stop) = self.check_prefix(&p, k, len) {
                 if let Stop::Refused(reason) = stop {

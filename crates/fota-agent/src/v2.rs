@@ -12,9 +12,9 @@ use fota_protocol::v2::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::agent::{Agent, PollOutcome, Stop, chunk_len, done_bytes};
+use crate::agent::{Agent, PollOutcome, Stop};
 use crate::error::AgentError;
-use crate::journal::{Blob, Pending, Protocol, UpdateState};
+use crate::journal::{Blob, Pending, Protocol, StateKind, UpdateState};
 use crate::layout::Running;
 use crate::transport::{Platform, Transport};
 
@@ -74,9 +74,9 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
     fn agent_state(&self) -> AgentState {
         match self.journal.state().state {
             UpdateState::Idle => AgentState::Idle,
-            UpdateState::Downloading => AgentState::Downloading,
-            UpdateState::Staged => AgentState::Staged,
-            UpdateState::Trial { .. } | UpdateState::Confirming => AgentState::Trial,
+            UpdateState::Downloading(_) => AgentState::Downloading,
+            UpdateState::Staged(_) => AgentState::Staged,
+            UpdateState::Trial { .. } | UpdateState::Confirming { .. } => AgentState::Trial,
             UpdateState::RollingBack { .. } => AgentState::RollingBack,
         }
     }
@@ -114,10 +114,10 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
             running_ota_state: ota_state,
             agent_state: self.agent_state(),
             last_result: self.counters.last_reason.unwrap_or(ReasonCode::None),
-            pending_bytes_done: js.pending.map_or(0, |p| done_bytes(&p)),
-            pending_bytes_total: js.pending.map_or(0, |p| p.image_size),
+            pending_bytes_done: js.pending().map_or(0, Pending::done_bytes),
+            pending_bytes_total: js.pending().map_or(0, |p| p.image_size),
             pending_manifest_digest: js
-                .pending
+                .pending()
                 .filter(|p| p.protocol == Protocol::V2)
                 .map_or([0; 32], |p| p.id),
             rollback_order_id: js.report.map_or(js.last_order_id, |r| r.order_id),
@@ -197,7 +197,7 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
             && root_version > self.root_version
             && matches!(
                 self.journal.state().state,
-                UpdateState::Idle | UpdateState::Downloading | UpdateState::Trial { .. }
+                UpdateState::Idle | UpdateState::Downloading(_) | UpdateState::Trial { .. }
             )
         {
             let mut next = self.journal.state().clone();
@@ -300,7 +300,7 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
                 },
             },
             _ => {
-                if self.journal.state().state == UpdateState::Downloading {
+                if matches!(self.journal.state().state, UpdateState::Downloading(_)) {
                     // The assignment was withdrawn.
                     if let Err(e) = self.fail_pending(ReasonCode::Cancelled, false) {
                         return self.flash_failure(e);
@@ -342,7 +342,7 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
         if m.image_sha256 == self.me.sha256 {
             // Already running it (after a rollback, or first contact after provisioning):
             // learn what it is, and drop any other download.
-            if js.state == UpdateState::Downloading {
+            if matches!(js.state, UpdateState::Downloading(_)) {
                 self.fail_pending(ReasonCode::Superseded, false)?;
             }
             let js = self.journal.state().clone();
@@ -385,12 +385,9 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
                 .await;
             return refuse(ReasonCode::UnsupportedFormat);
         }
-        let resume =
-            js.state == UpdateState::Downloading && js.pending.is_some_and(|p| p.id == digest);
+        let resume = matches!(js.state, UpdateState::Downloading(p) if p.id == digest);
         if !resume {
-            if js.state == UpdateState::Downloading
-                && let Some(old) = js.pending
-            {
+            if let UpdateState::Downloading(old) = js.state {
                 self.event(
                     EventKind::Failed,
                     ReasonCode::Superseded,
@@ -401,20 +398,19 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
                 .await;
             }
             let js = self.journal.state().clone();
-            if !matches!(js.state, UpdateState::Idle | UpdateState::Downloading) {
+            if !matches!(js.state, UpdateState::Idle | UpdateState::Downloading(_)) {
                 return Err(Stop::Agent(AgentError::Transition(
                     crate::journal::TransitionError {
                         from: js.state.kind(),
-                        to: crate::journal::StateKind::Downloading,
+                        to: StateKind::Downloading,
                     },
                 )));
             }
             let mut next = js.clone();
-            next.state = UpdateState::Downloading;
             next.legacy_disabled = true;
             next.highest_seq_seen = next.highest_seq_seen.max(m.sequence);
             next.offline_floor = next.offline_floor.max(m.issued_at);
-            next.pending = Some(Pending {
+            next.state = UpdateState::Downloading(Pending {
                 protocol: Protocol::V2,
                 id: digest,
                 target_slot: target,
@@ -453,9 +449,7 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
     }
 
     async fn v2_download(&mut self) -> Result<PollOutcome, Stop> {
-        let Some(p) = self.journal.state().pending else {
-            return Err(Stop::Agent(AgentError::Config("no pending release")));
-        };
+        let p = self.downloading(StateKind::Downloading)?;
         self.protect_target(p.target_slot)?;
         self.ensure_switchable(&p)?;
         let layout = HashListLayout::new(p.image_size, p.chunk_size)
@@ -485,7 +479,9 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
                     .sleep_ms(u64::from(self.config.chunk_interval_ms))
                     .await;
             }
-            let len = chunk_len(&p, k).ok_or(Stop::Refused(ReasonCode::ManifestInvalid))?;
+            let len = p
+                .chunk_len(k)
+                .ok_or(Stop::Refused(ReasonCode::ManifestInvalid))?;
             let hash = self.chunk_hash(&layout, &p, k, &mut cache).await?;
             self.fetch_chunk(&p, k, len, &hash).await?;
             if let Err(stop) = self.check_prefix(&p, k, len) {
@@ -502,10 +498,11 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
             }
             k += 1;
             if k % step == 0 && k < p.chunk_count {
-                let done = done_bytes(&Pending {
+                let done = Pending {
                     chunks_done: k,
                     ..p
-                });
+                }
+                .done_bytes();
                 self.event(
                     EventKind::Progress,
                     ReasonCode::None,

@@ -121,8 +121,8 @@ fn pending(protocol: Protocol) -> Pending {
 }
 
 /// A state with every field that is not the lifecycle's set to something other than its
-/// default (the pending release is the lifecycle's: `with` places it).
-fn everything(state: UpdateState, pending: Option<Pending>) -> JournalState {
+/// default.
+fn everything(state: UpdateState) -> JournalState {
     let mut rejected = heapless::Vec::new();
     for i in 0..4u8 {
         rejected
@@ -138,7 +138,6 @@ fn everything(state: UpdateState, pending: Option<Pending>) -> JournalState {
         legacy_disabled: true,
         installed: release_record(0x31, "2.4.5"),
         previous: release_record(0x32, "2.4.4"),
-        pending,
         rollback_from: 1,
         last_order_id: 0x7766_5544_3322_1100,
         report: Some(Report {
@@ -214,11 +213,7 @@ fn an_idle_base_with_every_field_set_and_its_entries_keep_their_bytes() {
     let root = root_with(2, &[10, 11], &[21]);
     journal_case(
         "journal-idle.bin",
-        &[(
-            everything(UpdateState::Idle, None),
-            Blob::Drop,
-            Blob::New(&root),
-        )],
+        &[(everything(UpdateState::Idle), Blob::Drop, Blob::New(&root))],
         &[
             Entry::LegacyNonce(0x0123_4567_89AB_CDF0),
             Entry::StatusFloor(1_800_007_200),
@@ -234,7 +229,7 @@ fn a_v2_download_base_and_its_progress_entries_keep_their_bytes() {
     journal_case(
         "journal-downloading-v2.bin",
         &[(
-            everything(UpdateState::Downloading, Some(pending(Protocol::V2))),
+            everything(UpdateState::Downloading(pending(Protocol::V2))),
             Blob::New(&manifest),
             Blob::Keep,
         )],
@@ -258,7 +253,7 @@ fn a_v2_download_base_and_its_progress_entries_keep_their_bytes() {
 
 #[test]
 fn a_legacy_download_base_and_its_nonce_entries_keep_their_bytes() {
-    let mut state = everything(UpdateState::Downloading, Some(pending(Protocol::Legacy)));
+    let mut state = everything(UpdateState::Downloading(pending(Protocol::Legacy)));
     state.legacy_disabled = false;
     journal_case(
         "journal-downloading-legacy.bin",
@@ -284,12 +279,12 @@ fn a_staged_base_that_keeps_both_blobs_keeps_its_bytes() {
         "journal-staged.bin",
         &[
             (
-                everything(UpdateState::Downloading, Some(pending(Protocol::V2))),
+                everything(UpdateState::Downloading(pending(Protocol::V2))),
                 Blob::New(&manifest),
                 Blob::New(&root),
             ),
             (
-                everything(UpdateState::Staged, Some(staged)),
+                everything(UpdateState::Staged(staged)),
                 Blob::Keep,
                 Blob::Keep,
             ),
@@ -300,7 +295,8 @@ fn a_staged_base_that_keeps_both_blobs_keeps_its_bytes() {
 
 #[test]
 fn trial_bases_with_and_without_a_pending_release_keep_their_bytes() {
-    let trial = UpdateState::Trial {
+    let trial = |pending| UpdateState::Trial {
+        pending,
         attempts: 3,
         health_failed: true,
     };
@@ -308,12 +304,12 @@ fn trial_bases_with_and_without_a_pending_release_keep_their_bytes() {
         "journal-trial.bin",
         &[
             (
-                everything(UpdateState::Staged, Some(pending(Protocol::V2))),
+                everything(UpdateState::Staged(pending(Protocol::V2))),
                 Blob::Drop,
                 Blob::Drop,
             ),
             (
-                everything(trial, Some(pending(Protocol::V2))),
+                everything(trial(Some(pending(Protocol::V2)))),
                 Blob::Keep,
                 Blob::Keep,
             ),
@@ -324,7 +320,7 @@ fn trial_bases_with_and_without_a_pending_release_keep_their_bytes() {
     // entry before the base.
     let unexpected = JournalState {
         offline_floor: 0,
-        ..everything(trial, None)
+        ..everything(trial(None))
     };
     journal_case(
         "journal-trial-unexpected.bin",
@@ -335,7 +331,8 @@ fn trial_bases_with_and_without_a_pending_release_keep_their_bytes() {
 
 #[test]
 fn confirming_bases_with_and_without_a_pending_release_keep_their_bytes() {
-    let trial = UpdateState::Trial {
+    let trial = |pending| UpdateState::Trial {
+        pending,
         attempts: 1,
         health_failed: false,
     };
@@ -346,9 +343,9 @@ fn confirming_bases_with_and_without_a_pending_release_keep_their_bytes() {
         journal_case(
             name,
             &[
-                (everything(trial, pending), Blob::Drop, Blob::Drop),
+                (everything(trial(pending)), Blob::Drop, Blob::Drop),
                 (
-                    everything(UpdateState::Confirming, pending),
+                    everything(UpdateState::Confirming { pending }),
                     Blob::Keep,
                     Blob::Keep,
                 ),
@@ -360,12 +357,9 @@ fn confirming_bases_with_and_without_a_pending_release_keep_their_bytes() {
 
 #[test]
 fn a_rolling_back_base_keeps_its_bytes() {
-    let mut state = everything(
-        UpdateState::RollingBack {
-            order_id: 0x0807_0605_0403_0201,
-        },
-        None,
-    );
+    let mut state = everything(UpdateState::RollingBack {
+        order_id: 0x0807_0605_0403_0201,
+    });
     state.rollback_from = 0xFF;
     journal_case(
         "journal-rolling-back.bin",
@@ -377,8 +371,8 @@ fn a_rolling_back_base_keeps_its_bytes() {
 #[test]
 fn a_full_log_compacts_into_the_same_bytes() {
     let manifest = manifest_blob();
-    let mut state = everything(UpdateState::Downloading, Some(pending(Protocol::V2)));
-    if let Some(p) = state.pending.as_mut() {
+    let mut state = everything(UpdateState::Downloading(pending(Protocol::V2)));
+    if let UpdateState::Downloading(p) = &mut state.state {
         p.chunks_done = 0;
         p.chunk_count = 400;
         p.image_size = 400 * 4096;
