@@ -104,12 +104,10 @@ pub mod flash;
 mod image;
 pub mod journal;
 pub mod layout;
-mod legacy;
 pub mod otadata;
 pub mod ram;
 mod status;
 mod transport;
-mod v2;
 mod writer;
 
 pub use agent::{Agent, BootFailure, PollOutcome, ResetReason, StartupOutcome};
