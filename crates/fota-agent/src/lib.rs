@@ -96,6 +96,19 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+// "Never panics on input", checked by the compiler: no indexing or slicing that can panic, no
+// arithmetic that can overflow, no unwrap, expect or panic, no truncating casts. Tests may.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::cast_possible_truncation
+    )
+)]
 
 mod agent;
 mod config;

@@ -14,8 +14,8 @@ use crate::journal::Pending;
 use crate::transport::{Platform, Transport, TransportError};
 
 /// Page digests kept at once: a window of the table, reloaded when a chunk falls outside.
-const WINDOW: usize = 8;
-const WINDOW_U32: u32 = WINDOW as u32;
+const WINDOW_U32: u32 = 8;
+const WINDOW: usize = WINDOW_U32 as usize;
 
 /// The hash list of a download, as far as it was fetched and verified.
 pub(super) struct HashPages {

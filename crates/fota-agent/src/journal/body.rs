@@ -92,20 +92,20 @@ use super::state::{
     JournalState, MAX_REJECTED, Pending, Protocol, Rejected, Release, Report, UpdateState,
 };
 
-/// Where a field of a fixed layout starts, and how long it is.
+/// Where a field of a fixed layout starts, and how long it is (a body is far below 64 KiB).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Field {
-    pub(crate) at: usize,
-    pub(crate) len: usize,
+    pub(crate) at: u16,
+    pub(crate) len: u16,
 }
 
 impl Field {
-    const fn first(len: usize) -> Self {
+    const fn first(len: u16) -> Self {
         Self { at: 0, len }
     }
 
     /// The field right after `self`.
-    const fn then(self, len: usize) -> Self {
+    const fn then(self, len: u16) -> Self {
         Self {
             at: self.end(),
             len,
@@ -114,16 +114,26 @@ impl Field {
 
     /// The first byte after the field. (Layouts are a few hundred bytes: nothing saturates,
     /// and the assertion on [`BODY_LEN`] would see it.)
-    pub(crate) const fn end(self) -> usize {
+    pub(crate) const fn end(self) -> u16 {
         self.at.saturating_add(self.len)
+    }
+
+    /// The bytes of the field in its record.
+    pub(crate) const fn range(self) -> core::ops::Range<usize> {
+        self.at as usize..self.end() as usize
     }
 }
 
-const TEXT: usize = FixedStr::LEN;
+/// Bytes of a text field.
+const TEXT: u16 = 32;
+const _: () = assert!(TEXT as usize == FixedStr::LEN);
+/// Slots of the rejected list.
+const REJECTED_SLOTS: u16 = 4;
+const _: () = assert!(REJECTED_SLOTS as usize == MAX_REJECTED);
 
 /// The body's fields, in the order of the table.
 pub(crate) mod at {
-    use super::{Field, MAX_REJECTED, pending, rejected, release, report};
+    use super::{Field, REJECTED_SLOTS, pending, rejected, release, report};
 
     pub(crate) const VERSION: Field = Field::first(1);
     pub(crate) const STATE: Field = VERSION.then(1);
@@ -145,7 +155,7 @@ pub(crate) mod at {
     pub(crate) const STATUS_FLOOR: Field = COMMITTED_SECURE_VERSION.then(8);
     pub(crate) const LEGACY_NONCE: Field = STATUS_FLOOR.then(8);
     pub(crate) const REJECTED_COUNT: Field = LEGACY_NONCE.then(1);
-    pub(crate) const REJECTED: Field = REJECTED_COUNT.then(MAX_REJECTED * rejected::LEN);
+    pub(crate) const REJECTED: Field = REJECTED_COUNT.then(REJECTED_SLOTS * rejected::LEN);
     pub(crate) const RESUMES: Field = REJECTED.then(4);
     pub(crate) const RECHUNKS: Field = RESUMES.then(4);
 
@@ -188,7 +198,7 @@ pub(crate) mod release {
     pub(crate) const FW_VERSION: Field = SECURE_VERSION.then(TEXT);
     pub(crate) const IMAGE_SHA256: Field = FW_VERSION.then(32);
     pub(crate) const GENERATION: Field = IMAGE_SHA256.then(4);
-    pub(crate) const LEN: usize = GENERATION.end();
+    pub(crate) const LEN: u16 = GENERATION.end();
 }
 
 pub(crate) mod pending {
@@ -210,7 +220,7 @@ pub(crate) mod pending {
     pub(crate) const GENERATION: Field = PROJECT.then(4);
     pub(crate) const CHUNKS_DONE: Field = GENERATION.then(4);
     pub(crate) const LAST_DIGEST8: Field = CHUNKS_DONE.then(8);
-    pub(crate) const LEN: usize = LAST_DIGEST8.end();
+    pub(crate) const LEN: u16 = LAST_DIGEST8.end();
 }
 
 pub(crate) mod report {
@@ -221,7 +231,7 @@ pub(crate) mod report {
     pub(crate) const ID: Field = REASON.then(32);
     pub(crate) const FW_VERSION: Field = ID.then(TEXT);
     pub(crate) const ORDER_ID: Field = FW_VERSION.then(8);
-    pub(crate) const LEN: usize = ORDER_ID.end();
+    pub(crate) const LEN: u16 = ORDER_ID.end();
 }
 
 pub(crate) mod rejected {
@@ -230,11 +240,12 @@ pub(crate) mod rejected {
     pub(crate) const ID: Field = Field::first(32);
     pub(crate) const GENERATION: Field = ID.then(4);
     pub(crate) const REASON: Field = GENERATION.then(1);
-    pub(crate) const LEN: usize = REASON.end();
+    pub(crate) const LEN: u16 = REASON.end();
 }
 
 /// Length of the body: where the last field of the [layout](self#layout) ends.
-pub const BODY_LEN: usize = at::RECHUNKS.end();
+pub const BODY_LEN: usize = BODY_LEN_U16 as usize;
+pub(crate) const BODY_LEN_U16: u16 = at::RECHUNKS.end();
 
 // Every base ever written has this body length in its header, and an agent of the first
 // layout refuses a base with any other: the body can never grow.
@@ -248,7 +259,7 @@ struct Put<'a>(&'a mut [u8]);
 
 impl Put<'_> {
     fn bytes(&mut self, f: Field, v: &[u8]) -> Option<()> {
-        let dst = self.0.get_mut(f.at..f.end())?;
+        let dst = self.0.get_mut(f.range())?;
         (dst.len() == v.len()).then(|| dst.copy_from_slice(v))
     }
 
@@ -274,7 +285,7 @@ impl Put<'_> {
 
     /// The record inside field `f`.
     fn record(&mut self, f: Field) -> Option<Put<'_>> {
-        self.0.get_mut(f.at..f.end()).map(Put)
+        self.0.get_mut(f.range()).map(Put)
     }
 }
 
@@ -284,7 +295,7 @@ struct Get<'a>(&'a [u8]);
 
 impl<'a> Get<'a> {
     fn array<const N: usize>(self, f: Field) -> Option<[u8; N]> {
-        self.0.get(f.at..f.end())?.try_into().ok()
+        self.0.get(f.range())?.try_into().ok()
     }
 
     fn u8(self, f: Field) -> Option<u8> {
@@ -313,7 +324,7 @@ impl<'a> Get<'a> {
     }
 
     fn record(self, f: Field) -> Option<Get<'a>> {
-        self.0.get(f.at..f.end()).map(Get)
+        self.0.get(f.range()).map(Get)
     }
 }
 
@@ -414,11 +425,11 @@ fn get_report(r: Get<'_>) -> Option<Report> {
 }
 
 /// Rejected record `i` of the rejected field.
-fn rejected_slot(i: usize) -> Field {
-    Field {
-        at: i.saturating_mul(rejected::LEN),
+fn rejected_slot(i: usize) -> Option<Field> {
+    Some(Field {
+        at: u16::try_from(i).ok()?.checked_mul(rejected::LEN)?,
         len: rejected::LEN,
-    }
+    })
 }
 
 fn put_rejected(mut w: Put<'_>, r: &Rejected) -> Option<()> {
@@ -498,7 +509,7 @@ impl JournalState {
         w.u8(f::REJECTED_COUNT, u8::try_from(self.rejected.len()).ok()?)?;
         let mut slots = w.record(f::REJECTED)?;
         for (i, r) in self.rejected.iter().enumerate() {
-            put_rejected(slots.record(rejected_slot(i))?, r)?;
+            put_rejected(slots.record(rejected_slot(i)?)?, r)?;
         }
         w.u32(f::RESUMES, self.resumes)?;
         w.u32(f::RECHUNKS, self.rechunks)
@@ -552,7 +563,7 @@ impl JournalState {
         for i in 0..count.min(MAX_REJECTED.saturating_add(1)) {
             // A count above MAX_REJECTED finds no slot: not a body this agent writes.
             rejected
-                .push(get_rejected(slots.record(rejected_slot(i))?)?)
+                .push(get_rejected(slots.record(rejected_slot(i)?)?)?)
                 .ok()?;
         }
         Some(Self {

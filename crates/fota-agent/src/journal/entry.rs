@@ -3,7 +3,8 @@
 use super::CRC;
 
 /// Bytes of one log entry.
-pub const ENTRY_LEN: usize = 16;
+pub const ENTRY_LEN: usize = ENTRY_LEN_U32 as usize;
+pub(super) const ENTRY_LEN_U32: u32 = 16;
 
 /// One log entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

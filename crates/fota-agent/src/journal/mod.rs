@@ -106,7 +106,8 @@ use crate::flash::SECTOR;
 /// Magic of a base record.
 pub const MAGIC: [u8; 4] = *b"FAJ1";
 /// Bytes before the body.
-pub const HEADER_LEN: usize = 16;
+pub const HEADER_LEN: usize = HEADER_LEN_U32 as usize;
+const HEADER_LEN_U32: u32 = 16;
 /// Largest manifest blob accepted.
 pub const MAX_MANIFEST_LEN: usize = fota_protocol::v2::manifest::MAX_LEN;
 /// Largest root blob accepted.

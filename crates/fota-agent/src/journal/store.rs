@@ -4,11 +4,11 @@
 use embedded_storage::nor_flash::NorFlash;
 use fota_protocol::codec::{Reader, Writer};
 
-use super::body::BODY_LEN;
-use super::entry::{ENTRY_LEN, Entry};
+use super::body::{BODY_LEN, BODY_LEN_U16};
+use super::entry::{ENTRY_LEN, ENTRY_LEN_U32, Entry};
 use super::record::RecordWriter;
 use super::state::{JournalState, TransitionError};
-use super::{CRC, HEADER_LEN, MAGIC, MAX_MANIFEST_LEN, MAX_ROOT_LEN, align16};
+use super::{CRC, HEADER_LEN, HEADER_LEN_U32, MAGIC, MAX_MANIFEST_LEN, MAX_ROOT_LEN, align16};
 use crate::error::AgentError;
 use crate::flash::{Region, SECTOR, Storage};
 
@@ -91,10 +91,7 @@ struct Header {
     root_len: u16,
 }
 
-const HEADER_LEN_U32: u32 = HEADER_LEN as u32;
-const BODY_LEN_U32: u32 = BODY_LEN as u32;
-const ENTRY_LEN_U32: u32 = ENTRY_LEN as u32;
-const BODY_LEN_U16: u16 = BODY_LEN as u16;
+const BODY_LEN_U32: u32 = BODY_LEN_U16 as u32;
 /// Bytes of the CRC after the blobs.
 const CRC_LEN: u32 = 4;
 /// Reads and copies go through a buffer this large on the stack.

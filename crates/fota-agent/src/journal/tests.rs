@@ -107,7 +107,7 @@ fn the_body_table_in_the_docs_is_the_layout_the_code_uses() {
     let rows = documented_body_rows();
     let code: Vec<(usize, usize, String)> = at::ALL
         .iter()
-        .map(|(name, f)| (f.at, f.len, (*name).to_owned()))
+        .map(|(name, f)| (usize::from(f.at), usize::from(f.len), (*name).to_owned()))
         .collect();
     assert_eq!(rows, code);
     // The fields tile the body: each starts where the one before ends, and the last ends at
@@ -117,7 +117,7 @@ fn the_body_table_in_the_docs_is_the_layout_the_code_uses() {
         assert_eq!(f.at, end);
         end = f.end();
     }
-    assert_eq!(end, BODY_LEN);
+    assert_eq!(usize::from(end), BODY_LEN);
 }
 
 #[test]
@@ -172,7 +172,7 @@ fn each_body_field_is_written_where_the_table_says() {
         });
     }
     let bytes = state.encode();
-    let field = |f: Field| &bytes[f.at..f.end()];
+    let field = |f: Field| &bytes[f.range()];
     assert_eq!(field(at::VERSION), [1]);
     assert_eq!(field(at::STATE), [3]);
     assert_eq!(field(at::TRIAL_ATTEMPTS), [0x42]);
@@ -238,11 +238,11 @@ fn each_body_field_is_written_where_the_table_says() {
 fn a_body_whose_state_lacks_its_release_is_refused() {
     for tag in [1u8, 2] {
         let mut bytes = JournalState::default().encode();
-        bytes[at::STATE.at] = tag;
+        bytes[at::STATE.range().start] = tag;
         assert_eq!(JournalState::decode(&bytes), None, "state {tag}");
     }
     let mut bytes = downloading(3).encode();
-    bytes[at::STATE.at] = 0;
+    bytes[at::STATE.range().start] = 0;
     assert_eq!(JournalState::decode(&bytes), Some(JournalState::default()));
 }
 
