@@ -15,7 +15,7 @@
 //! when the caller did not), the stack of the synchronous steps inside them, and the caller's
 //! [`Buffers`](crate::Buffers).
 //!
-//! # Measured (`tests/ram.rs`, x86-64, the same in debug and release)
+//! # Measured (`tests/agent/ram.rs`, x86-64, the same in debug and release)
 //!
 //! | what | bytes | notes |
 //! |---|---|---|

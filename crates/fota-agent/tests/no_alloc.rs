@@ -7,6 +7,7 @@
     reason = "a global allocator is unsafe by definition; this file is the only place the package allows it"
 )]
 
+#[path = "agent/common.rs"]
 mod common;
 
 use core::alloc::{GlobalAlloc, Layout};

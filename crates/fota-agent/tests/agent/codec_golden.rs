@@ -7,11 +7,9 @@
 //! a trial falls back, so no change inside the agent may alter them. The golden files were
 //! made once and are never regenerated: a difference is a change of format, not of the test.
 
-mod common;
-
 use std::path::PathBuf;
 
-use common::*;
+use crate::common::*;
 use fota_agent::flash::{Region, Storage};
 use fota_agent::journal::{
     Blob, Entry, Journal, JournalState, Pending, Protocol, Rejected, Release, Report, UpdateState,
