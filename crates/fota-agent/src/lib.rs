@@ -90,8 +90,8 @@
 //! # RAM
 //!
 //! DESIGN §3's budget covers the agent's state, futures and buffers, measured with a
-//! stateless transport (6,472 bytes for the agent and its largest future); a real transport's
-//! state comes on top (with the emulator's hyper-based transport, 15,696 bytes in all). See
+//! stateless transport (5,392 bytes for the agent and its largest future); a real transport's
+//! state comes on top (with the emulator's hyper-based transport, 14,600 bytes in all). See
 //! [`ram`] for the measured sizes.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
