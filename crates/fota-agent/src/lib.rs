@@ -17,7 +17,10 @@
 //! - **Allocate.** No `alloc`, no heap; all RAM is the [`Agent`] value, its futures and the
 //!   caller's [`Buffers`]. A probe crate links it without an allocator.
 //! - **Panic on input.** Nothing from the network or the flash can make it panic: lengths and
-//!   offsets are checked, arithmetic is checked, indexing is `get`; failures are typed.
+//!   offsets are checked, arithmetic is checked, indexing is `get`; failures are typed. The
+//!   compiler holds the crate to it: clippy's `indexing_slicing`, `arithmetic_side_effects`,
+//!   `unwrap_used`, `expect_used`, `panic` and `cast_possible_truncation` are denied outside
+//!   tests, with no exception.
 //! - **Open sockets** or do any I/O of its own: the [`Transport`] moves bytes, the
 //!   [`Platform`] sleeps and tells time.
 //! - **Touch the running slot's bytes.** Writes go through a permit the flash layer refuses
