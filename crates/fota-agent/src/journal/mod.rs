@@ -80,7 +80,7 @@
 //! Both bases are checked (magic, lengths, CRC, body decode); the valid one with the higher seq
 //! wins. Its entries are applied in order until the first free slot; an invalid entry ends the
 //! scan. Neither base valid (new device, or both destroyed) reads as [`JournalState::default`].
-
+//!
 //! # Modules
 //!
 //! [`state`] is what the journal holds, decoded; [`body`] its layout in a base; [`entry`] the
