@@ -202,7 +202,9 @@ impl Journal {
         let Some(state) = JournalState::decode(&body) else {
             return Ok(None);
         };
-        let (manifest, root) = blobs(h.manifest_len, h.root_len).ok_or(AgentError::JournalFull)?;
+        let Some((manifest, root)) = blobs(h.manifest_len, h.root_len) else {
+            return Ok(None);
+        };
         Ok(Some((
             Located {
                 sector,
