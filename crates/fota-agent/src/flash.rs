@@ -43,9 +43,10 @@ impl Region {
         self.size
     }
 
-    /// Absolute end (exclusive); cannot overflow by construction.
+    /// Absolute end (exclusive); cannot overflow by construction ([`Self::new`] checks it,
+    /// so the saturation never happens).
     pub const fn end(&self) -> u32 {
-        self.offset + self.size
+        self.offset.saturating_add(self.size)
     }
 
     /// Whether the two ranges share a byte.
@@ -115,8 +116,7 @@ impl<F: NorFlash> Storage<F> {
         // whole write units, and sector arithmetic assumes 4 KiB.
         if F::ERASE_SIZE != SECTOR as usize
             || F::READ_SIZE != 1
-            || F::WRITE_SIZE == 0
-            || 16 % F::WRITE_SIZE != 0
+            || 16usize.checked_rem(F::WRITE_SIZE) != Some(0)
         {
             return Err((AgentError::Geometry, flash));
         }
@@ -176,7 +176,12 @@ impl<F: NorFlash> Storage<F> {
                 len,
             });
         }
-        self.flash.erase(start, start + len)?;
+        let end = start.checked_add(len).ok_or(AgentError::OutOfRegion {
+            region: w.region.offset,
+            offset: from,
+            len,
+        })?;
+        self.flash.erase(start, end)?;
         Ok(())
     }
 

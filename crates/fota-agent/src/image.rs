@@ -64,11 +64,12 @@ pub(crate) fn scan<F: NorFlash>(
     let mut sha = Sha256::new();
     let mut at = 0u32;
     let mut hashed = 0u32;
-    while at < limit {
+    let most = u32::try_from(scratch.len()).unwrap_or(u32::MAX);
+    while let Some(left) = limit.checked_sub(at).filter(|&l| l > 0) {
         if exact.is_none() && !verifier.wants_more() {
             break;
         }
-        let n = (limit - at).min(u32::try_from(scratch.len()).unwrap_or(u32::MAX));
+        let n = left.min(most);
         let piece = scratch
             .get_mut(..n as usize)
             .ok_or(AgentError::BufferTooSmall("scan scratch"))?;
@@ -76,15 +77,16 @@ pub(crate) fn scan<F: NorFlash>(
         let before = verifier.position();
         // The verdict is read from the report at the end.
         let _ = verifier.update(piece);
+        // Both sums stay below `limit`, a u32: nothing saturates.
         if exact.is_some() {
             sha.update(&*piece);
-            hashed += n;
+            hashed = hashed.saturating_add(n);
         } else {
             let used = verifier.position().saturating_sub(before);
             sha.update(piece.get(..used as usize).unwrap_or(&[]));
-            hashed += used;
+            hashed = hashed.saturating_add(used);
         }
-        at += n;
+        at = at.saturating_add(n);
     }
     Ok(Scan {
         report: verifier.into_report(),
@@ -99,7 +101,7 @@ pub(crate) fn prefix<F: NorFlash>(
     region: Region,
 ) -> Result<Option<ImagePrefix>, AgentError> {
     let mut buf = [0u8; PREFIX_LEN];
-    if region.size() < PREFIX_LEN as u32 {
+    if u64::from(region.size()) < PREFIX_LEN as u64 {
         return Ok(None);
     }
     storage.read(region, 0, &mut buf)?;

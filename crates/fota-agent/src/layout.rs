@@ -194,8 +194,10 @@ impl Layout {
         match running {
             Running::Factory => 0,
             Running::Ota(n) => {
-                let next = u16::from(n) + 1;
-                u8::try_from(next % u16::from(self.app_count.max(1))).unwrap_or(0)
+                let next = u16::from(n).saturating_add(1);
+                next.checked_rem(u16::from(self.app_count))
+                    .and_then(|t| u8::try_from(t).ok())
+                    .unwrap_or(0)
             }
         }
     }

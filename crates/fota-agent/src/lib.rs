@@ -17,7 +17,10 @@
 //! - **Allocate.** No `alloc`, no heap; all RAM is the [`Agent`] value, its futures and the
 //!   caller's [`Buffers`]. A probe crate links it without an allocator.
 //! - **Panic on input.** Nothing from the network or the flash can make it panic: lengths and
-//!   offsets are checked, arithmetic is checked, indexing is `get`; failures are typed.
+//!   offsets are checked, arithmetic is checked, indexing is `get`; failures are typed. The
+//!   compiler holds the crate to it: clippy's `indexing_slicing`, `arithmetic_side_effects`,
+//!   `unwrap_used`, `expect_used`, `panic` and `cast_possible_truncation` are denied outside
+//!   tests, with no exception.
 //! - **Open sockets** or do any I/O of its own: the [`Transport`] moves bytes, the
 //!   [`Platform`] sleeps and tells time.
 //! - **Touch the running slot's bytes.** Writes go through a permit the flash layer refuses
@@ -90,12 +93,25 @@
 //! # RAM
 //!
 //! DESIGN §3's budget covers the agent's state, futures and buffers, measured with a
-//! stateless transport (6,472 bytes for the agent and its largest future); a real transport's
-//! state comes on top (with the emulator's hyper-based transport, 15,696 bytes in all). See
+//! stateless transport (5,392 bytes for the agent and its largest future); a real transport's
+//! state comes on top (with the emulator's hyper-based transport, 14,600 bytes in all). See
 //! [`ram`] for the measured sizes.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+// "Never panics on input", checked by the compiler: no indexing or slicing that can panic, no
+// arithmetic that can overflow, no unwrap, expect or panic, no truncating casts. Tests may.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::cast_possible_truncation
+    )
+)]
 
 mod agent;
 mod config;
@@ -104,12 +120,10 @@ pub mod flash;
 mod image;
 pub mod journal;
 pub mod layout;
-mod legacy;
 pub mod otadata;
 pub mod ram;
 mod status;
 mod transport;
-mod v2;
 mod writer;
 
 pub use agent::{Agent, BootFailure, PollOutcome, ResetReason, StartupOutcome};

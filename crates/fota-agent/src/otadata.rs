@@ -45,7 +45,10 @@ pub fn apply_op<F: NorFlash>(
         1 => SECTOR_SIZE,
         _ => return Err(AgentError::Config("otadata sector")),
     };
-    storage.erase(&w, at, at + SECTOR_SIZE)?;
+    let end = at
+        .checked_add(SECTOR_SIZE)
+        .ok_or(AgentError::Config("otadata sector"))?;
+    storage.erase(&w, at, end)?;
     if let OtadataOp::Write { entry, .. } = op {
         storage.program(&w, at, &entry.encode())?;
     }

@@ -32,7 +32,10 @@ impl TransportError {
 /// Network, as the agent needs it. Bodies are bounded by the caller's buffer: an
 /// implementation stops reading at `buf.len()` and fails with [`TransportError::TooLarge`].
 /// Per-read timeouts belong to the implementation.
-#[allow(async_fn_in_trait)] // No Send bound on purpose: single-threaded executors must work.
+#[allow(
+    async_fn_in_trait,
+    reason = "no Send bound on purpose: single-threaded executors must work"
+)]
 pub trait Transport {
     /// v2: `POST /api/v2/device/checkin` (FCI1 body, bearer device token); the answer (FCA1)
     /// into `resp`.
@@ -59,7 +62,10 @@ pub trait Transport {
 }
 
 /// Clock, sleep, randomness and the application's self-test.
-#[allow(async_fn_in_trait)] // See Transport.
+#[allow(
+    async_fn_in_trait,
+    reason = "no Send bound on purpose, as for Transport"
+)]
 pub trait Platform {
     /// Milliseconds since this boot, monotonic.
     fn now_ms(&mut self) -> u64;

@@ -39,8 +39,21 @@ impl From<AgentError> for WriteError {
     }
 }
 
+/// `n` rounded up to a multiple of `to`; `None` for `to` = 0 or past 4 GiB.
 fn align_up(n: u32, to: u32) -> Option<u32> {
-    n.checked_add(to - 1).map(|v| v / to * to)
+    n.checked_add(to.checked_sub(1)?)
+        .and_then(|v| align_down(v, to))
+}
+
+/// `n` rounded down to a multiple of `to`; `None` for `to` = 0.
+fn align_down(n: u32, to: u32) -> Option<u32> {
+    n.checked_sub(n.checked_rem(to)?)
+}
+
+/// The chunk byte that goes to slot offset `pos`, when `pos` is in the chunk at `at`.
+fn byte_at(data: &[u8], at: u32, pos: u32) -> Option<u8> {
+    let i = usize::try_from(pos.checked_sub(at)?).ok()?;
+    data.get(i).copied()
 }
 
 /// Writes `data` at `at` in the slot `w` by the rules above.
@@ -50,6 +63,7 @@ pub(crate) fn write_chunk<F: NorFlash>(
     at: u32,
     data: &[u8],
 ) -> Result<(), WriteError> {
+    let geometry = || WriteError::Flash(AgentError::Geometry);
     let word = u32::try_from(F::WRITE_SIZE).map_err(|_| AgentError::Geometry)?;
     let len = u32::try_from(data.len()).map_err(|_| AgentError::BufferTooSmall("chunk"))?;
     let end = at.checked_add(len).ok_or(AgentError::OutOfRegion {
@@ -68,29 +82,30 @@ pub(crate) fn write_chunk<F: NorFlash>(
     }
     let mut sector = align_up(at, SECTOR).ok_or(AgentError::Geometry)?;
     while sector < padded_end {
-        storage.erase(w, sector, sector + SECTOR)?;
-        sector += SECTOR;
+        let next = sector.checked_add(SECTOR).ok_or_else(geometry)?;
+        storage.erase(w, sector, next)?;
+        sector = next;
     }
-    let start = at / word * word;
-    let mut page = start / PAGE * PAGE;
+    let start = align_down(at, word).ok_or_else(geometry)?;
+    let mut page = align_down(start, PAGE).ok_or_else(geometry)?;
     let mut flash = [0u8; PAGE as usize];
     let mut want = [0xFFu8; PAGE as usize];
     while page < padded_end {
+        let page_end = page.checked_add(PAGE).ok_or_else(geometry)?;
         let lo = page.max(start);
-        let hi = (page + PAGE).min(padded_end);
-        let span = (hi - lo) as usize;
-        let cur = flash.get_mut(..span).ok_or(AgentError::Geometry)?;
+        let hi = page_end.min(padded_end);
+        let span = hi.checked_sub(lo).ok_or_else(geometry)? as usize;
+        let cur = flash.get_mut(..span).ok_or_else(geometry)?;
         storage.read(w.region(), lo, cur)?;
-        let out = want.get_mut(..span).ok_or(AgentError::Geometry)?;
+        let out = want.get_mut(..span).ok_or_else(geometry)?;
         out.fill(0xFF);
         let mut first = None;
         let mut last = 0usize;
-        for (i, (f, o)) in cur.iter().zip(out.iter_mut()).enumerate() {
-            let pos = lo + i as u32;
+        for (i, (pos, (f, o))) in (lo..hi).zip(cur.iter().zip(out.iter_mut())).enumerate() {
             if pos < at || pos >= end {
                 continue;
             }
-            let d = data.get((pos - at) as usize).copied().unwrap_or(0xFF);
+            let d = byte_at(data, at, pos).unwrap_or(0xFF);
             if *f == d {
                 continue;
             }
@@ -102,22 +117,33 @@ pub(crate) fn write_chunk<F: NorFlash>(
             last = i;
         }
         if let Some(first) = first {
-            let w_lo = first / word as usize * word as usize;
-            let w_hi = (last / word as usize + 1) * word as usize;
-            let bytes = out.get(w_lo..w_hi.min(span)).ok_or(AgentError::Geometry)?;
-            storage.program(w, lo + w_lo as u32, bytes)?;
-            let back = cur
-                .get_mut(w_lo..w_hi.min(span))
-                .ok_or(AgentError::Geometry)?;
-            storage.read(w.region(), lo + w_lo as u32, back)?;
-            for (i, b) in back.iter().enumerate() {
-                let pos = lo + (w_lo + i) as u32;
-                if pos >= at && pos < end && Some(*b) != data.get((pos - at) as usize).copied() {
+            // Whole write units around the bytes that differ.
+            let unit = F::WRITE_SIZE;
+            let w_lo = first
+                .checked_rem(unit)
+                .and_then(|r| first.checked_sub(r))
+                .ok_or_else(geometry)?;
+            let w_hi = last
+                .checked_div(unit)
+                .and_then(|n| n.checked_add(1))
+                .and_then(|n| n.checked_mul(unit))
+                .ok_or_else(geometry)?
+                .min(span);
+            let program_at = u32::try_from(w_lo)
+                .ok()
+                .and_then(|o| lo.checked_add(o))
+                .ok_or_else(geometry)?;
+            let bytes = out.get(w_lo..w_hi).ok_or_else(geometry)?;
+            storage.program(w, program_at, bytes)?;
+            let back = cur.get_mut(w_lo..w_hi).ok_or_else(geometry)?;
+            storage.read(w.region(), program_at, back)?;
+            for (pos, b) in (program_at..).zip(back.iter()) {
+                if pos >= at && pos < end && Some(*b) != byte_at(data, at, pos) {
                     return Err(WriteError::Mismatch { at: pos });
                 }
             }
         }
-        page += PAGE;
+        page = page_end;
     }
     Ok(())
 }

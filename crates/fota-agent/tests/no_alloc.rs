@@ -2,9 +2,12 @@
 //! allocation made while the agent runs (boot, startup, a poll that downloads, verifies and
 //! stages a whole image). The in-memory server behind the transport allocates freely, so
 //! counting pauses while it answers. Alone in its binary so no other test's allocations mix in.
-// A global allocator is unsafe by definition; this file is the only place the package allows it.
-#![allow(unsafe_code)]
+#![allow(
+    unsafe_code,
+    reason = "a global allocator is unsafe by definition; this file is the only place the package allows it"
+)]
 
+#[path = "agent/common.rs"]
 mod common;
 
 use core::alloc::{GlobalAlloc, Layout};

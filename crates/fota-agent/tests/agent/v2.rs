@@ -1,9 +1,7 @@
 //! v2 end to end over SimFlash: a fake server built from fota-protocol's host builders, the
 //! test bootloader, and a fresh agent from flash on every boot.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use fota_agent::{PollOutcome, Running, StartupOutcome};
 use fota_protocol::esp::otadata::OtaState;
 use fota_protocol::v2::{EventKind, ReasonCode};

@@ -10,14 +10,16 @@ use core::fmt::Write as _;
 use embedded_storage::nor_flash::NorFlash;
 use fota_protocol::legacy::mac::parse_hex32;
 use fota_protocol::legacy::{
-    ChunkAnswer, LegacyError, ManifestAnswer, RollbackStatusAnswer, StatusReport, paths,
+    ChunkAnswer, LegacyError, ManifestAnswer, RollbackStatusAnswer, paths,
 };
 use fota_protocol::v2::{FixedStr, ReasonCode};
 
-use crate::agent::{Agent, PollOutcome, Stop, chunk_len};
+use super::download::{Admitted, ChunkSource};
+use super::retry::Retries;
+use super::{Agent, PollOutcome, Stop};
 use crate::error::AgentError;
 use crate::journal::{Blob, Entry, Pending, Protocol, UpdateState};
-use crate::transport::{Platform, Transport, TransportError};
+use crate::transport::{Platform, Transport};
 
 /// A request line with its query.
 type Path = heapless::String<192>;
@@ -88,44 +90,22 @@ fn numeric_version(v: &str) -> Option<[u32; 4]> {
 }
 
 impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
-    /// `POST /api/inverter/fota/status` with `{device_id, status, version, reason}`.
-    pub(crate) async fn legacy_status(
-        &mut self,
-        status: &str,
-        version: &str,
-        reason: &str,
-    ) -> Result<(), TransportError> {
-        let report = StatusReport {
-            device_id: self.config.device_name,
-            status: Some(status),
-            version: Some(version),
-            reason: Some(reason),
-            error: None,
-        };
-        let n = serde_json_core::to_slice(&report, self.bufs.io)
-            .map_err(|_| TransportError::TooLarge)?;
-        let body = self.bufs.io.get(..n).ok_or(TransportError::TooLarge)?;
-        self.transport.legacy_post(paths::STATUS, body).await
-    }
-
     /// GET with bounded retries; the body lands in `io`.
     async fn legacy_fetch(&mut self, path: &str) -> Result<usize, Stop> {
-        let attempts = self.config.max_retries.max(1);
-        let mut attempt = 0u8;
+        let mut retries = Retries::new(self.config.max_retries);
         loop {
             match self.transport.legacy_get(path, self.bufs.io).await {
                 Ok(n) => return Ok(n),
-                Err(e) if e.is_transient() && attempt + 1 < attempts => {
-                    let wait = self.backoff_ms(attempt);
-                    attempt += 1;
-                    self.platform.sleep_ms(wait).await;
+                Err(e) => {
+                    if !(e.is_transient() && self.retry(&mut retries).await) {
+                        return Err(Stop::Net(e));
+                    }
                 }
-                Err(e) => return Err(Stop::Net(e)),
             }
         }
     }
 
-    pub(crate) async fn legacy_poll(&mut self, psk: &[u8]) -> PollOutcome {
+    pub(super) async fn legacy_poll(&mut self, psk: &[u8]) -> PollOutcome {
         if self.journal.state().legacy_disabled {
             // W10: after a v2 manifest was accepted, legacy is never spoken again.
             return PollOutcome::Failed {
@@ -197,12 +177,25 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
     }
 
     async fn legacy_install(&mut self, psk: &[u8], offer: Offer) -> Result<PollOutcome, Stop> {
-        let idle = PollOutcome::Idle {
+        // Decided first, so that what the decision needs is gone before the download runs.
+        match self.legacy_admit(offer)? {
+            Admitted::Done(outcome) => Ok(outcome),
+            Admitted::Download(p) => {
+                self.prepare_slot(&p)?;
+                self.download(&p, ChunkSource::Json { psk }).await
+            }
+        }
+    }
+
+    /// Whether the offered release is downloaded, resumed, or needs nothing; the download is
+    /// journaled.
+    fn legacy_admit(&mut self, offer: Offer) -> Result<Admitted, Stop> {
+        let idle = Admitted::Done(PollOutcome::Idle {
             next_poll_ms: self.poll_ms(),
-        };
+        });
         let js = self.journal.state().clone();
         if offer.hash == self.me.sha256 || js.is_rejected(&offer.hash, 0).is_some() {
-            if js.state == UpdateState::Downloading {
+            if matches!(js.state, UpdateState::Downloading(_)) {
                 self.fail_pending(ReasonCode::Superseded, false)?;
             }
             return Ok(idle);
@@ -241,120 +234,64 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
         {
             return Err(Stop::Refused(ReasonCode::Downgrade));
         }
-        let resume = js.state == UpdateState::Downloading
-            && js
-                .pending
-                .is_some_and(|p| p.id == offer.hash && p.protocol == Protocol::Legacy);
-        if !resume {
-            let mut next = js.clone();
-            next.state = UpdateState::Downloading;
-            next.pending = Some(Pending {
-                protocol: Protocol::Legacy,
-                id: offer.hash,
-                target_slot: target,
-                from_slot: self.running.slot_code(),
-                image_size: offer.size,
-                chunk_size,
-                chunk_count: count,
-                image_sha256: offer.hash,
-                chunk_list_sha256: [0; 32],
-                sequence: 0,
-                security_counter: 0,
-                fw_version: offer.version,
-                project: FixedStr::default(),
-                generation: 0,
-                chunks_done: 0,
-                last_digest8: [0; 8],
-            });
-            // A different image hash lifts earlier rejections: the operator published something
-            // new (legacy has no assignment generation). Rejected hashes return above, so the
-            // list holds nothing that is offered now.
-            next.rejected.clear();
-            self.commit(&next, Blob::Drop)?;
-        }
-        self.legacy_download(psk).await
-    }
-
-    async fn legacy_download(&mut self, psk: &[u8]) -> Result<PollOutcome, Stop> {
-        let Some(p) = self.journal.state().pending else {
-            return Err(Stop::Agent(AgentError::Config("no pending release")));
+        let p = match js.state {
+            UpdateState::Downloading(p) if p.id == offer.hash && p.protocol == Protocol::Legacy => {
+                p
+            }
+            _ => {
+                let p = Pending {
+                    protocol: Protocol::Legacy,
+                    id: offer.hash,
+                    target_slot: target,
+                    from_slot: self.running.slot_code(),
+                    image_size: offer.size,
+                    chunk_size,
+                    chunk_count: count,
+                    image_sha256: offer.hash,
+                    chunk_list_sha256: [0; 32],
+                    sequence: 0,
+                    security_counter: 0,
+                    fw_version: offer.version,
+                    project: FixedStr::default(),
+                    generation: 0,
+                    chunks_done: 0,
+                    last_digest8: [0; 8],
+                };
+                let mut next = js.clone();
+                next.state = UpdateState::Downloading(p);
+                // A different image hash lifts earlier rejections: the operator published
+                // something new (legacy has no assignment generation). Rejected hashes return
+                // above, so the list holds nothing that is offered now.
+                next.rejected.clear();
+                self.commit(&next, Blob::Drop)?;
+                p
+            }
         };
-        self.protect_target(p.target_slot)?;
-        self.ensure_switchable(&p)?;
-        let mut k = p.chunks_done;
-        if k == 0 && self.slot_already_holds(&p)? {
-            return self.finish_download().await;
-        }
-        if k > 0 {
-            let same = self
-                .last_chunk_digest(&p)?
-                .is_some_and(|d| d.get(..8) == Some(&p.last_digest8[..]));
-            if same {
-                let mut next = self.journal.state().clone();
-                next.resumes = next.resumes.saturating_add(1);
-                self.commit(&next, Blob::Keep)?;
-            } else {
-                self.restart_download()?;
-                k = 0;
-            }
-        }
-        let first = k;
-        while k < p.chunk_count {
-            if k > first && self.config.chunk_interval_ms > 0 {
-                self.platform
-                    .sleep_ms(u64::from(self.config.chunk_interval_ms))
-                    .await;
-            }
-            let len = chunk_len(&p, k).ok_or(Stop::Refused(ReasonCode::ManifestInvalid))?;
-            self.legacy_chunk(psk, k, len).await?;
-            if let Err(stop) = self.check_prefix(&p, k, len) {
-                if let Stop::Refused(reason) = stop {
-                    self.fail_pending(reason, true)?;
-                }
-                return Err(stop);
-            }
-            if let Err(stop) = self.store_chunk(&p, k, len) {
-                if let Stop::Refused(reason) = stop {
-                    self.fail_pending(reason, false)?;
-                }
-                return Err(stop);
-            }
-            k += 1;
-        }
-        self.finish_download().await
+        Ok(Admitted::Download(p))
     }
 
     /// Fetches chunk `k` into the chunk buffer: right index, MAC verified (constant time)
     /// before anything else, exact length.
-    async fn legacy_chunk(&mut self, psk: &[u8], k: u32, len: usize) -> Result<(), Stop> {
+    pub(super) async fn fetch_json(&mut self, psk: &[u8], k: u32, len: usize) -> Result<(), Stop> {
         let path = path_with_device(paths::CHUNK, self.config.device_name, Some(k))?;
-        let attempts = self.config.max_retries.max(1);
-        let mut attempt = 0u8;
+        let mut retries = Retries::new(self.config.max_retries);
         loop {
             let n = self.legacy_fetch(&path).await?;
-            self.counters.bytes = self.counters.bytes.saturating_add(n as u64);
+            let received = u64::try_from(n).unwrap_or(u64::MAX);
+            self.counters.bytes = self.counters.bytes.saturating_add(received);
             let body = self.bufs.io.get(..n).unwrap_or(&[]);
-            let verdict = match serde_json_core::from_slice::<ChunkAnswer<&str>>(body) {
-                Ok((answer, _)) if answer.chunk_number == u64::from(k) => {
-                    match answer.decode_verified(psk, self.bufs.chunk) {
-                        Ok(data) if data.len() == len => Ok(()),
-                        Ok(_) => Err(ReasonCode::ChunkHashMismatch),
-                        Err(_) => Err(ReasonCode::ChunkHashMismatch),
-                    }
-                }
-                _ => Err(ReasonCode::ChunkHashMismatch),
+            let verified = match serde_json_core::from_slice::<ChunkAnswer<&str>>(body) {
+                Ok((answer, _)) if answer.chunk_number == u64::from(k) => answer
+                    .decode_verified(psk, self.bufs.chunk)
+                    .is_ok_and(|data| data.len() == len),
+                _ => false,
             };
-            match verdict {
-                Ok(()) => return Ok(()),
-                Err(reason) => {
-                    self.counters.rechunks = self.counters.rechunks.saturating_add(1);
-                    attempt += 1;
-                    if attempt >= attempts {
-                        return Err(Stop::Refused(reason));
-                    }
-                    let wait = self.backoff_ms(attempt - 1);
-                    self.platform.sleep_ms(wait).await;
-                }
+            if verified {
+                return Ok(());
+            }
+            self.counters.rechunks = self.counters.rechunks.saturating_add(1);
+            if !self.retry(&mut retries).await {
+                return Err(Stop::Refused(ReasonCode::ChunkHashMismatch));
             }
         }
     }

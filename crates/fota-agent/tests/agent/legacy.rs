@@ -1,8 +1,6 @@
 //! Legacy (seed) protocol end to end over SimFlash.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use fota_agent::{PollOutcome, Running, StartupOutcome};
 use fota_protocol::esp::otadata::OtaState;
 use fota_protocol::v2::ReasonCode;

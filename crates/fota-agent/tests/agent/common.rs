@@ -1,7 +1,12 @@
 //! Test kit: signed keys and records, in-memory v2 and legacy servers, a minimal test
 //! bootloader built on fota_protocol's boot selection, and a device runner that rebuilds the
 //! agent from flash alone on every boot.
-#![allow(dead_code, unreachable_pub, missing_docs)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    missing_docs,
+    reason = "a kit shared by test files: each uses part of it"
+)]
 
 use std::sync::{Arc, Mutex};
 

@@ -1,9 +1,7 @@
 //! Nothing from the network or the flash makes the agent panic: random answers, random
 //! ranges, random JSON, random journal and otadata sectors.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use fota_agent::{Agent, BootInfo, Buffers, Running, Transport, TransportError};
 use fota_flash_sim::SimFlash;
 use proptest::prelude::*;

@@ -2,9 +2,7 @@
 //! the bootloader's rewrite, trial, confirm), before, after and torn; after each, reboot with a
 //! fresh agent from flash and run to the end, checking DESIGN §3's invariants on every boot.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use fota_agent::{PollOutcome, Running};
 use fota_flash_sim::{Cut, FaultPlan, SimFlash, Tear};
 use fota_protocol::esp::otadata::OtaState;

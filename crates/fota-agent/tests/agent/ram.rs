@@ -1,9 +1,7 @@
 //! RAM: size of the agent and of its futures against DESIGN §3's budget, and `Send`-ness of
 //! the futures when the parts are `Send` (so `tokio::spawn` works).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use fota_agent::{Agent, BootInfo, Buffers, Running};
 
 fn assert_send<T: Send>(_: &T) {}
