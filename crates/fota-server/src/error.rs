@@ -1,17 +1,13 @@
-//! One error type for every handler, and the extractors that make bad input use it.
+//! One error type for every handler.
 //!
 //! Every failure a client can cause maps to a 4xx with the body
 //! `{ "error": { "code": "...", "message": "..." } }`. Only faults of the server itself
 //! (storage, I/O) become a 500, and those never carry details to the client: they are logged.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::store::StoreError;
@@ -146,61 +142,6 @@ impl AppError {
 
 pub use fota_api::{ErrorBody, ErrorDetail};
 
-/// The error answers of the OpenAPI document, each described once and referenced by the
-/// operations that can give it (`(status = 401, response = crate::error::doc::Unauthorized)`).
-/// Answers whose meaning depends on the operation (409, 416, 422) are described inline there.
-pub mod doc {
-    use utoipa::openapi::content::Content;
-    use utoipa::openapi::response::{Response, ResponseBuilder};
-    use utoipa::openapi::{Ref, RefOr};
-
-    fn error_answer(description: &str) -> RefOr<Response> {
-        ResponseBuilder::new()
-            .description(description)
-            .content(
-                "application/json",
-                Content::new(Some(Ref::from_schema_name("ErrorBody"))),
-            )
-            .build()
-            .into()
-    }
-
-    macro_rules! error_answers {
-        ($($(#[$meta:meta])* $name:ident => $description:literal;)*) => {$(
-            $(#[$meta])*
-            #[derive(Debug, Clone, Copy)]
-            pub struct $name;
-
-            impl<'r> utoipa::ToResponse<'r> for $name {
-                fn response() -> (&'r str, RefOr<Response>) {
-                    (stringify!($name), error_answer($description))
-                }
-            }
-        )*};
-    }
-
-    error_answers! {
-        /// `400`.
-        BadRequest => "Malformed request: body, parameter or id of the wrong syntax, type or \
-            range (`invalid_json`, `invalid_field`, `invalid_query`, `invalid_name`, ...)";
-        /// `401`.
-        Unauthorized => "No credential, or an unknown or revoked one (`unauthorized`; the \
-            answer carries `WWW-Authenticate: Bearer`)";
-        /// `403`.
-        Forbidden => "The token's role is below the one this needs (`forbidden`)";
-        /// `404`.
-        NotFound => "The thing named in the path or body does not exist (`not_found`)";
-        /// `413`.
-        PayloadTooLarge => "The body is larger than this route's limit (`payload_too_large`)";
-        /// `503` of the v2 API.
-        V2Unavailable => "The server was started without a root record and status key \
-            (`v2_not_configured`)";
-        /// `503` of the legacy API.
-        LegacyUnavailable => "The legacy (seed) API is off: no PSK configured \
-            (`legacy_disabled`)";
-    }
-}
-
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -268,24 +209,6 @@ impl From<QueryRejection> for AppError {
     }
 }
 
-/// A JSON body parsed with our error shape. Unlike `axum::Json` it does not insist on a
-/// `Content-Type` header: the seed's devices and scripts are not consistent about sending one.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AppJson<T>(pub T);
-
-impl<S, T> FromRequest<S> for AppJson<T>
-where
-    S: Send + Sync,
-    T: DeserializeOwned,
-{
-    type Rejection = AppError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await?;
-        parse_json(&bytes).map(AppJson)
-    }
-}
-
 /// Parses JSON bytes, turning every serde failure into a `400 invalid_json` whose message names
 /// the field and position.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
@@ -296,30 +219,6 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
         };
         AppError::bad_request(code, e.to_string())
     })
-}
-
-impl<T: Serialize> IntoResponse for AppJson<T> {
-    fn into_response(self) -> Response {
-        Json(self.0).into_response()
-    }
-}
-
-/// Query parameters parsed with our error shape.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AppQuery<T>(pub T);
-
-impl<S, T> FromRequestParts<S> for AppQuery<T>
-where
-    S: Send + Sync,
-    T: DeserializeOwned,
-{
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::extract::Query(v) =
-            axum::extract::Query::<T>::from_request_parts(parts, state).await?;
-        Ok(Self(v))
-    }
 }
 
 /// Result alias for handlers.

@@ -21,16 +21,9 @@ use serde::{Deserialize, Serialize};
 mod rows;
 mod sqlite;
 
+pub use crate::clock::now_ms;
 pub use fota_api::Millis;
 pub use sqlite::SqliteStore;
-
-/// The current time as [`Millis`].
-pub fn now_ms() -> Millis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
