@@ -1,8 +1,11 @@
-//! One error type for every handler.
+//! One error type for every handler and layer, and the one place it becomes an answer.
 //!
 //! Every failure a client can cause maps to a 4xx with the body
 //! `{ "error": { "code": "...", "message": "..." } }`. Only faults of the server itself
 //! (storage, I/O) become a 500, and those never carry details to the client: they are logged.
+//! Answers that axum or a layer makes without that body (413 from a length limit, 408 from the
+//! request timeout) are turned into an [`AppError`] with [`AppError::from_status`] and answered
+//! the same way.
 
 use axum::Json;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
@@ -45,6 +48,12 @@ pub enum AppError {
         /// Human-readable detail.
         message: String,
     },
+    /// `405`: the path does not serve this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// `408`: the request took longer than the configured request timeout.
+    #[error("request took too long")]
+    Timeout,
     /// `413`: the body is larger than the limit for this route.
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -54,6 +63,9 @@ pub enum AppError {
         /// Size of the resource.
         size: u64,
     },
+    /// `415`: a body of a media type the route does not take.
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
     /// `422`: well-formed input that fails validation (a release whose signature, hash or image
     /// does not check out).
     #[error("{message}")]
@@ -74,6 +86,10 @@ pub enum AppError {
     /// `500`: a fault of the server. The detail is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
+    /// Any other error status axum or a layer answered, kept: `bad_request` for a 4xx,
+    /// `internal` for a 5xx.
+    #[error("{}", if .0.is_server_error() { "internal server error" } else { "bad request" })]
+    Other(StatusCode),
 }
 
 impl AppError {
@@ -106,6 +122,19 @@ impl AppError {
         Self::Internal(detail.to_string())
     }
 
+    /// The error that an answer with `status` (4xx or 5xx) made outside the handlers stands
+    /// for, so that it gets the same body as the handlers' own.
+    pub fn from_status(status: StatusCode) -> Self {
+        match status {
+            StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge("request body too large".into()),
+            StatusCode::REQUEST_TIMEOUT => Self::Timeout,
+            StatusCode::METHOD_NOT_ALLOWED => Self::MethodNotAllowed,
+            StatusCode::NOT_FOUND => Self::NotFound("not found".into()),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,
+            other => Self::Other(other),
+        }
+    }
+
     /// The HTTP status this error answers with.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -113,12 +142,16 @@ impl AppError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) | Self::UnknownDevice(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Timeout => StatusCode::REQUEST_TIMEOUT,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Other(status) => *status,
         }
     }
 
@@ -133,9 +166,14 @@ impl AppError {
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::UnknownDevice(_) => "unknown_device",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Timeout => "timeout",
+            Self::UnsupportedMediaType => "unsupported_media_type",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             Self::Internal(_) => "internal",
+            Self::Other(status) if status.is_server_error() => "internal",
+            Self::Other(_) => "bad_request",
         }
     }
 }

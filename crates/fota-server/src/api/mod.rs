@@ -95,10 +95,8 @@ async fn not_found() -> AppError {
     AppError::NotFound("no such endpoint".into())
 }
 
-async fn method_not_allowed() -> Response {
-    let mut r = AppError::bad_request("method_not_allowed", "method not allowed").into_response();
-    *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-    r
+async fn method_not_allowed() -> AppError {
+    AppError::MethodNotAllowed
 }
 
 async fn count_requests(matched: Option<MatchedPath>, req: Request, next: Next) -> Response {
@@ -117,8 +115,8 @@ async fn count_requests(matched: Option<MatchedPath>, req: Request, next: Next) 
     response
 }
 
-/// Rewrites error answers made outside our handlers (limit and timeout layers, axum's own
-/// rejections) into the JSON error shape.
+/// Gives error answers made outside our handlers (limit and timeout layers, axum's own
+/// rejections) the body our handlers give, through [`AppError::from_status`].
 async fn json_errors(response: Response) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
@@ -131,17 +129,7 @@ async fn json_errors(response: Response) -> Response {
     if is_json {
         return response;
     }
-    let (code, message) = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "request body too large"),
-        StatusCode::REQUEST_TIMEOUT => ("timeout", "request took too long"),
-        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "method not allowed"),
-        StatusCode::NOT_FOUND => ("not_found", "not found"),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", "unsupported media type"),
-        s if s.is_server_error() => ("internal", "internal server error"),
-        _ => ("bad_request", "bad request"),
-    };
-    let body = serde_json::json!({ "error": { "code": code, "message": message } });
-    let mut out = (status, axum::Json(body)).into_response();
+    let mut out = AppError::from_status(status).into_response();
     if let Some(v) = response.headers().get(header::CONTENT_RANGE) {
         out.headers_mut().insert(header::CONTENT_RANGE, v.clone());
     }
@@ -149,3 +137,6 @@ async fn json_errors(response: Response) -> Response {
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     out
 }
+
+#[cfg(test)]
+mod tests;
