@@ -7,13 +7,13 @@
 //! its API type here, so a column renamed or a field added is changed in one place.
 
 use fota_api::{
-    ApiToken, AuditEntry, AuditRecord, Device, DeviceEvent, DeviceState, Protocol, Release, Role,
-    RollbackOrder,
+    ApiToken, AuditEntry, AuditRecord, Device, DeviceEvent, DeviceState, Millis, Protocol, Release,
+    Role, RollbackOrder,
 };
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
-use super::{Millis, StoreError, StoreResult};
+use super::error::{StoreError, StoreResult};
 
 /// An operator token as stored (without its digest).
 #[derive(Debug, Clone)]
