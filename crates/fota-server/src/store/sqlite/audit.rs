@@ -11,7 +11,7 @@ use crate::store::rows::AuditRow;
 #[async_trait::async_trait]
 impl AuditStore for SqliteStore {
     async fn list_audit(&self, before: Option<i64>, limit: i64) -> StoreResult<Vec<AuditRecord>> {
-        sqlx::query(
+        Ok(sqlx::query_as::<_, AuditRow>(
             "SELECT id, at, actor, action, target, detail FROM audit \
              WHERE ($1 IS NULL OR id < $1) ORDER BY id DESC LIMIT $2",
         )
@@ -19,9 +19,9 @@ impl AuditStore for SqliteStore {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?
-        .iter()
-        .map(|row| AuditRow::from_row(row).map(AuditRow::into_api))
-        .collect()
+        .into_iter()
+        .map(AuditRow::into_api)
+        .collect())
     }
 
     async fn audit(&self, entry: &AuditEntry) -> StoreResult<()> {

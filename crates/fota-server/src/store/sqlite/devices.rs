@@ -1,26 +1,24 @@
 //! [`DeviceStore`] on SQLite.
 
 use fota_api::{AuditEntry, Device, Millis, Protocol};
-use sqlx::Row as _;
 
 use super::{SqliteStore, insert_audit};
 use crate::clock::now_ms;
-use crate::store::devices::{CheckinView, DeviceStore, NewDevice, Offer};
+use crate::store::devices::{CheckinView, DeviceStore, NewDevice};
 use crate::store::error::{StoreError, StoreResult};
-use crate::store::reports::Report;
-use crate::store::rows::{DEVICE_COLUMNS, DEVICE_FROM, DeviceRow, OpenOrderRow};
+use crate::store::rows::{CheckinRow, DEVICE_COLUMNS, DEVICE_FROM, DeviceRow};
 
 #[async_trait::async_trait]
 impl DeviceStore for SqliteStore {
     async fn create_device(&self, device: &NewDevice, audit: &AuditEntry) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        let exists = sqlx::query("SELECT protocol FROM devices WHERE id = $1")
-            .bind(device.id.clone())
-            .fetch_optional(&mut *tx)
-            .await?;
+        let exists: Option<String> =
+            sqlx::query_scalar("SELECT protocol FROM devices WHERE id = $1")
+                .bind(device.id.clone())
+                .fetch_optional(&mut *tx)
+                .await?;
         match exists {
-            Some(row) => {
-                let protocol: String = row.try_get(0)?;
+            Some(protocol) => {
                 if protocol != "legacy" {
                     return Err(StoreError::Conflict(format!(
                         "device {:?} already exists",
@@ -60,22 +58,20 @@ impl DeviceStore for SqliteStore {
 
     async fn device(&self, id: &str) -> StoreResult<Option<Device>> {
         let sql = format!("SELECT {DEVICE_COLUMNS} {DEVICE_FROM} WHERE d.id = $1");
-        sqlx::query(sqlx::AssertSqlSafe(sql))
+        sqlx::query_as::<_, DeviceRow>(sqlx::AssertSqlSafe(sql))
             .bind(id.to_owned())
             .fetch_optional(&self.pool)
             .await?
-            .as_ref()
-            .map(|row| DeviceRow::from_row(row)?.into_api())
+            .map(DeviceRow::into_api)
             .transpose()
     }
 
     async fn device_protocol(&self, id: &str) -> StoreResult<Option<Protocol>> {
-        let protocol: Option<String> = sqlx::query("SELECT protocol FROM devices WHERE id = $1")
-            .bind(id.to_owned())
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|r| r.try_get(0))
-            .transpose()?;
+        let protocol: Option<String> =
+            sqlx::query_scalar("SELECT protocol FROM devices WHERE id = $1")
+                .bind(id.to_owned())
+                .fetch_optional(&self.pool)
+                .await?;
         protocol
             .map(|p| {
                 Protocol::parse(&p).map_err(|e| StoreError::Corrupt(format!("device {id:?}: {e}")))
@@ -110,12 +106,12 @@ impl DeviceStore for SqliteStore {
         let sql = format!(
             "SELECT {DEVICE_COLUMNS} {DEVICE_FROM} WHERE ($1 IS NULL OR d.class = $1) ORDER BY d.id"
         );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
+        sqlx::query_as::<_, DeviceRow>(sqlx::AssertSqlSafe(sql))
             .bind(class.map(str::to_owned))
             .fetch_all(&self.pool)
             .await?
-            .iter()
-            .map(|row| DeviceRow::from_row(row)?.into_api())
+            .into_iter()
+            .map(DeviceRow::into_api)
             .collect()
     }
 
@@ -180,7 +176,7 @@ impl DeviceStore for SqliteStore {
     }
 
     async fn checkin_view(&self, digest: &[u8; 32]) -> StoreResult<Option<CheckinView>> {
-        let row = sqlx::query(
+        let row = sqlx::query_as::<_, CheckinRow>(
             "SELECT d.id, d.token_hash, d.revoked_at, d.class, d.fw_version, d.fw_sequence, \
              d.fw_sha256, d.slot, d.ota_state, d.last_result, d.suppressed_release_id, \
              r.id AS r_id, r.sequence AS r_sequence, r.manifest AS r_manifest, \
@@ -198,52 +194,19 @@ impl DeviceStore for SqliteStore {
         .bind(digest.to_vec())
         .fetch_optional(&self.pool)
         .await?;
-        let Some(row) = row else { return Ok(None) };
-        let device_id: String = row.try_get("id")?;
-        let release_id: Option<String> = row.try_get("r_id")?;
-        let offer = match release_id {
-            Some(release_id) => Some(Offer {
-                release_id,
-                sequence: row.try_get("r_sequence")?,
-                manifest: row.try_get("r_manifest")?,
-                image_sha256: row.try_get("r_image")?,
-                image_size: row.try_get("r_size")?,
-                hashlist_sha256: row.try_get("r_hashlist")?,
-                generation: row.try_get::<Option<i64>, _>("r_generation")?.unwrap_or(0),
-            }),
-            None => None,
-        };
-        let rollback = OpenOrderRow::from_row(&row)?.map(|o| o.into_api(&device_id));
-        Ok(Some(CheckinView {
-            device_id,
-            digest: row.try_get("token_hash")?,
-            revoked_at: row.try_get("revoked_at")?,
-            class: row.try_get("class")?,
-            report: Report {
-                fw_version: row.try_get("fw_version")?,
-                fw_sequence: row.try_get("fw_sequence")?,
-                fw_sha256: row.try_get("fw_sha256")?,
-                slot: row.try_get("slot")?,
-                ota_state: row.try_get("ota_state")?,
-                last_result: row.try_get("last_result")?,
-            },
-            suppressed_release_id: row.try_get("suppressed_release_id")?,
-            offer,
-            rollback,
-        }))
+        row.map(CheckinRow::into_view).transpose()
     }
 
     async fn device_by_digest(
         &self,
         digest: &[u8; 32],
     ) -> StoreResult<Option<(String, Vec<u8>, Option<Millis>)>> {
-        let row =
-            sqlx::query("SELECT id, token_hash, revoked_at FROM devices WHERE token_hash = $1")
+        Ok(
+            sqlx::query_as("SELECT id, token_hash, revoked_at FROM devices WHERE token_hash = $1")
                 .bind(digest.to_vec())
                 .fetch_optional(&self.pool)
-                .await?;
-        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-            .transpose()
+                .await?,
+        )
     }
 
     async fn blob_access(
@@ -251,7 +214,7 @@ impl DeviceStore for SqliteStore {
         digest: &[u8; 32],
         sha256: &str,
     ) -> StoreResult<Option<(String, Vec<u8>, Option<Millis>, bool)>> {
-        let row = sqlx::query(
+        let row: Option<(String, Vec<u8>, Option<Millis>, i64)> = sqlx::query_as(
             "SELECT d.id, d.token_hash, d.revoked_at, \
              CASE WHEN r.image_sha256 = $2 OR r.hashlist_sha256 = $2 THEN 1 ELSE 0 END \
              FROM devices d \
@@ -263,10 +226,6 @@ impl DeviceStore for SqliteStore {
         .bind(sha256.to_owned())
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| {
-            let offered: i64 = r.try_get(3)?;
-            Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, offered == 1))
-        })
-        .transpose()
+        Ok(row.map(|(id, digest, revoked_at, offered)| (id, digest, revoked_at, offered == 1)))
     }
 }

@@ -1,29 +1,11 @@
 //! [`LegacyStore`] on SQLite.
 
 use fota_api::{AuditEntry, Protocol};
-use sqlx::Row as _;
-use sqlx::any::AnyRow;
 
 use super::{LegacyRow, SET_STATE, SqliteStore, ensure_legacy_device, insert_audit, insert_report};
 use crate::store::error::StoreResult;
 use crate::store::legacy::{LegacyRelease, LegacyStatus, LegacyStatusOutcome, LegacyStore};
-use crate::store::rows::{ORDER_COLUMNS, OrderRow};
-
-const LEGACY_COLUMNS: &str =
-    "id, version, size, sha256, chunk_size, total_chunks, created_at, created_by";
-
-fn legacy_from_row(row: &AnyRow) -> StoreResult<LegacyRelease> {
-    Ok(LegacyRelease {
-        id: row.try_get("id")?,
-        version: row.try_get("version")?,
-        size: row.try_get("size")?,
-        sha256: row.try_get("sha256")?,
-        chunk_size: row.try_get("chunk_size")?,
-        total_chunks: row.try_get("total_chunks")?,
-        created_at: row.try_get("created_at")?,
-        created_by: row.try_get("created_by")?,
-    })
-}
+use crate::store::rows::{LEGACY_COLUMNS, LegacyReleaseRow, ORDER_COLUMNS, OrderRow};
 
 #[async_trait::async_trait]
 impl LegacyStore for SqliteStore {
@@ -33,7 +15,7 @@ impl LegacyStore for SqliteStore {
         audit: &AuditEntry,
     ) -> StoreResult<i64> {
         let mut tx = self.begin().await?;
-        let id: i64 = sqlx::query(
+        let id: i64 = sqlx::query_scalar(
             "INSERT INTO legacy_releases (version, size, sha256, chunk_size, total_chunks, \
              created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
         )
@@ -45,8 +27,7 @@ impl LegacyStore for SqliteStore {
         .bind(release.created_at)
         .bind(release.created_by.clone())
         .fetch_one(&mut *tx)
-        .await?
-        .try_get(0)?;
+        .await?;
         insert_audit(&mut tx, audit, release.created_at).await?;
         tx.commit().await?;
         Ok(id)
@@ -54,12 +35,12 @@ impl LegacyStore for SqliteStore {
 
     async fn latest_legacy_release(&self) -> StoreResult<Option<LegacyRelease>> {
         let sql = format!("SELECT {LEGACY_COLUMNS} FROM legacy_releases ORDER BY id DESC LIMIT 1");
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(legacy_from_row)
-            .transpose()
+        Ok(
+            sqlx::query_as::<_, LegacyReleaseRow>(sqlx::AssertSqlSafe(sql))
+                .fetch_optional(&self.pool)
+                .await?
+                .map(LegacyReleaseRow::into_release),
+        )
     }
 
     async fn legacy_status(
@@ -96,13 +77,11 @@ impl LegacyStore for SqliteStore {
             "SELECT {ORDER_COLUMNS} FROM rollback_orders WHERE device_id = $1 \
              AND closed_at IS NULL AND delivered_at IS NOT NULL"
         );
-        let order = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let order = sqlx::query_as::<_, OrderRow>(sqlx::AssertSqlSafe(sql))
             .bind(device_id.to_owned())
             .fetch_optional(&mut *tx)
             .await?
-            .as_ref()
-            .map(|row| OrderRow::from_row(row).map(OrderRow::into_api))
-            .transpose()?;
+            .map(OrderRow::into_api);
         let closed = match order {
             Some(mut order) => {
                 sqlx::query(

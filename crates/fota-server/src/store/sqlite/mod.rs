@@ -10,8 +10,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use fota_api::{AuditEntry, Millis, Protocol};
+use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
-use sqlx::{AnyPool, Row};
 
 use super::error::{StoreError, StoreResult};
 use super::port::{PruneBefore, Pruned, Store};
@@ -220,12 +220,10 @@ async fn ensure_legacy_device(
     at: Millis,
     create_under: Option<u64>,
 ) -> StoreResult<LegacyRow> {
-    let protocol: Option<String> = sqlx::query("SELECT protocol FROM devices WHERE id = $1")
+    let protocol: Option<String> = sqlx::query_scalar("SELECT protocol FROM devices WHERE id = $1")
         .bind(device_id.to_owned())
         .fetch_optional(&mut *conn)
-        .await?
-        .map(|r| r.try_get(0))
-        .transpose()?;
+        .await?;
     match (protocol.as_deref(), create_under) {
         (Some("legacy"), _) => Ok(LegacyRow::Legacy),
         (Some(_), _) => Ok(LegacyRow::V2),
@@ -262,14 +260,13 @@ const SET_STATE: &str = "state_changed_at = CASE WHEN state = $2 THEN state_chan
 #[async_trait::async_trait]
 impl Store for SqliteStore {
     async fn next_counter(&self, name: &str) -> StoreResult<u64> {
-        let value: i64 = sqlx::query(
+        let value: i64 = sqlx::query_scalar(
             "INSERT INTO counters (name, value) VALUES ($1, 1) ON CONFLICT (name) \
              DO UPDATE SET value = counters.value + 1 RETURNING value",
         )
         .bind(name.to_owned())
         .fetch_one(&self.pool)
-        .await?
-        .try_get(0)?;
+        .await?;
         u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("counter {name} = {value}")))
     }
 
@@ -299,13 +296,12 @@ impl Store for SqliteStore {
     }
 
     async fn referenced_blobs(&self) -> StoreResult<Vec<String>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_scalar(
             "SELECT image_sha256 FROM releases UNION SELECT hashlist_sha256 FROM releases \
              UNION SELECT sha256 FROM legacy_releases",
         )
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+        .await?)
     }
 
     async fn backup_into(&self, path: &Path) -> StoreResult<()> {

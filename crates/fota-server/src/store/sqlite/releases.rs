@@ -1,7 +1,6 @@
 //! [`ReleaseStore`] on SQLite.
 
 use fota_api::{AuditEntry, Millis, Release};
-use sqlx::Row as _;
 
 use super::{SqliteStore, insert_audit};
 use crate::clock::now_ms;
@@ -11,14 +10,13 @@ use crate::store::rows::{RELEASE_COLUMNS, ReleaseRow};
 
 /// Next value of a counter inside the caller's transaction.
 async fn bump(conn: &mut sqlx::AnyConnection, name: &str) -> StoreResult<i64> {
-    Ok(sqlx::query(
+    Ok(sqlx::query_scalar(
         "INSERT INTO counters (name, value) VALUES ($1, 1) ON CONFLICT (name) \
          DO UPDATE SET value = counters.value + 1 RETURNING value",
     )
     .bind(name.to_owned())
     .fetch_one(conn)
-    .await?
-    .try_get(0)?)
+    .await?)
 }
 
 #[async_trait::async_trait]
@@ -30,11 +28,11 @@ impl ReleaseStore for SqliteStore {
         audit: &AuditEntry,
     ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        let max: Option<i64> = sqlx::query("SELECT MAX(sequence) FROM releases WHERE class = $1")
-            .bind(release.class.clone())
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
+        let max: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(sequence) FROM releases WHERE class = $1")
+                .bind(release.class.clone())
+                .fetch_one(&mut *tx)
+                .await?;
         if let Some(max) = max
             && release.sequence <= max
         {
@@ -86,13 +84,11 @@ impl ReleaseStore for SqliteStore {
 
     async fn release(&self, id: &str) -> StoreResult<Option<Release>> {
         let sql = format!("SELECT {RELEASE_COLUMNS} FROM releases WHERE id = $1");
-        sqlx::query(sqlx::AssertSqlSafe(sql))
+        Ok(sqlx::query_as::<_, ReleaseRow>(sqlx::AssertSqlSafe(sql))
             .bind(id.to_owned())
             .fetch_optional(&self.pool)
             .await?
-            .as_ref()
-            .map(|row| ReleaseRow::from_row(row).map(ReleaseRow::into_api))
-            .transpose()
+            .map(ReleaseRow::into_api))
     }
 
     async fn release_manifest(&self, id: &str) -> StoreResult<Option<Vec<u8>>> {
@@ -107,14 +103,12 @@ impl ReleaseStore for SqliteStore {
     async fn release_by_version(&self, class: &str, version: &str) -> StoreResult<Option<Release>> {
         let sql =
             format!("SELECT {RELEASE_COLUMNS} FROM releases WHERE class = $1 AND version = $2");
-        sqlx::query(sqlx::AssertSqlSafe(sql))
+        Ok(sqlx::query_as::<_, ReleaseRow>(sqlx::AssertSqlSafe(sql))
             .bind(class.to_owned())
             .bind(version.to_owned())
             .fetch_optional(&self.pool)
             .await?
-            .as_ref()
-            .map(|row| ReleaseRow::from_row(row).map(ReleaseRow::into_api))
-            .transpose()
+            .map(ReleaseRow::into_api))
     }
 
     async fn list_releases(&self, class: Option<&str>) -> StoreResult<Vec<Release>> {
@@ -122,23 +116,22 @@ impl ReleaseStore for SqliteStore {
             "SELECT {RELEASE_COLUMNS} FROM releases WHERE ($1 IS NULL OR class = $1) \
              ORDER BY class, sequence DESC"
         );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
+        Ok(sqlx::query_as::<_, ReleaseRow>(sqlx::AssertSqlSafe(sql))
             .bind(class.map(str::to_owned))
             .fetch_all(&self.pool)
             .await?
-            .iter()
-            .map(|row| ReleaseRow::from_row(row).map(ReleaseRow::into_api))
-            .collect()
+            .into_iter()
+            .map(ReleaseRow::into_api)
+            .collect())
     }
 
     async fn list_classes(&self) -> StoreResult<Vec<String>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_scalar(
             "SELECT class FROM devices WHERE class IS NOT NULL UNION SELECT class FROM releases \
              ORDER BY 1",
         )
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+        .await?)
     }
 
     async fn assign_devices(
@@ -148,23 +141,22 @@ impl ReleaseStore for SqliteStore {
         audit: &AuditEntry,
     ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        let class: Option<String> = sqlx::query("SELECT class FROM releases WHERE id = $1")
+        let class: Option<String> = sqlx::query_scalar("SELECT class FROM releases WHERE id = $1")
             .bind(release_id.to_owned())
             .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| r.try_get(0))
-            .transpose()?;
+            .await?;
         let class =
             class.ok_or_else(|| StoreError::NotFound(format!("no release {release_id:?}")))?;
         for id in device_ids {
-            let row = sqlx::query("SELECT class FROM devices WHERE id = $1 AND protocol = 'v2'")
-                .bind(id.clone())
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some(row) = row else {
+            // Outer None: no such device; inner None: a device without a class.
+            let row: Option<Option<String>> =
+                sqlx::query_scalar("SELECT class FROM devices WHERE id = $1 AND protocol = 'v2'")
+                    .bind(id.clone())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some(device_class) = row else {
                 return Err(StoreError::NotFound(format!("no v2 device {id:?}")));
             };
-            let device_class: Option<String> = row.try_get(0)?;
             if device_class.as_deref() != Some(class.as_str()) {
                 return Err(StoreError::Conflict(format!(
                     "device {id:?} is of class {:?}, the release of class {class:?}",
@@ -196,12 +188,10 @@ impl ReleaseStore for SqliteStore {
         audit: &AuditEntry,
     ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        let rclass: Option<String> = sqlx::query("SELECT class FROM releases WHERE id = $1")
+        let rclass: Option<String> = sqlx::query_scalar("SELECT class FROM releases WHERE id = $1")
             .bind(release_id.to_owned())
             .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| r.try_get(0))
-            .transpose()?;
+            .await?;
         match rclass {
             None => return Err(StoreError::NotFound(format!("no release {release_id:?}"))),
             Some(c) if c != class => {

@@ -87,7 +87,7 @@ impl ReportStore for SqliteStore {
         before: Option<i64>,
         limit: i64,
     ) -> StoreResult<Vec<DeviceEvent>> {
-        sqlx::query(
+        Ok(sqlx::query_as::<_, EventRow>(
             "SELECT id, device_id, at, kind, reason, release_id, bytes_done, bytes_total, detail \
              FROM events WHERE device_id = $1 AND ($2 IS NULL OR id < $2) \
              ORDER BY id DESC LIMIT $3",
@@ -97,9 +97,9 @@ impl ReportStore for SqliteStore {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?
-        .iter()
-        .map(|row| EventRow::from_row(row).map(EventRow::into_api))
-        .collect()
+        .into_iter()
+        .map(EventRow::into_api)
+        .collect())
     }
 
     async fn apply_seen(

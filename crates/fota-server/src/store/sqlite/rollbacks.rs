@@ -1,7 +1,6 @@
 //! [`RollbackStore`] on SQLite.
 
 use fota_api::{AuditEntry, Millis, RollbackOrder};
-use sqlx::Row as _;
 
 use super::{LegacyRow, SqliteStore, ensure_legacy_device, insert_audit};
 use crate::store::error::{StoreError, StoreResult};
@@ -27,11 +26,13 @@ impl RollbackStore for SqliteStore {
                 order.device_id
             )));
         }
-        let device = sqlx::query("SELECT fw_sha256, class FROM devices WHERE id = $1")
-            .bind(order.device_id.clone())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(device) = device else {
+        // What the device runs now, and its class.
+        let device: Option<(Option<String>, Option<String>)> =
+            sqlx::query_as("SELECT fw_sha256, class FROM devices WHERE id = $1")
+                .bind(order.device_id.clone())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((running, class)) = device else {
             return Err(StoreError::NotFound(format!(
                 "no device {:?}",
                 order.device_id
@@ -61,8 +62,6 @@ impl RollbackStore for SqliteStore {
         .execute(&mut *tx)
         .await?;
         // The release the device runs now is not offered again after it rolls back from it.
-        let running: Option<String> = device.try_get(0)?;
-        let class: Option<String> = device.try_get(1)?;
         if let (Some(sha), Some(class)) = (running, class) {
             sqlx::query(
                 "UPDATE devices SET suppressed_release_id = (SELECT id FROM releases \
@@ -85,13 +84,11 @@ impl RollbackStore for SqliteStore {
         let sql = format!(
             "SELECT {ORDER_COLUMNS} FROM rollback_orders WHERE device_id = $1 AND closed_at IS NULL"
         );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
+        Ok(sqlx::query_as::<_, OrderRow>(sqlx::AssertSqlSafe(sql))
             .bind(device_id.to_owned())
             .fetch_optional(&self.pool)
             .await?
-            .as_ref()
-            .map(|row| OrderRow::from_row(row).map(OrderRow::into_api))
-            .transpose()
+            .map(OrderRow::into_api))
     }
 
     async fn deliver_legacy_rollback_order(
@@ -105,13 +102,11 @@ impl RollbackStore for SqliteStore {
              AND closed_at IS NULL AND EXISTS (SELECT 1 FROM devices \
              WHERE id = $1 AND protocol = 'legacy')"
         );
-        let order = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let order = sqlx::query_as::<_, OrderRow>(sqlx::AssertSqlSafe(sql))
             .bind(device_id.to_owned())
             .fetch_optional(&mut *tx)
             .await?
-            .as_ref()
-            .map(|row| OrderRow::from_row(row).map(OrderRow::into_api))
-            .transpose()?;
+            .map(OrderRow::into_api);
         let Some(mut order) = order else {
             return Ok(None);
         };
@@ -132,13 +127,13 @@ impl RollbackStore for SqliteStore {
             "SELECT {ORDER_COLUMNS} FROM rollback_orders WHERE device_id = $1 \
              ORDER BY created_at DESC, id DESC"
         );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
+        Ok(sqlx::query_as::<_, OrderRow>(sqlx::AssertSqlSafe(sql))
             .bind(device_id.to_owned())
             .fetch_all(&self.pool)
             .await?
-            .iter()
-            .map(|row| OrderRow::from_row(row).map(OrderRow::into_api))
-            .collect()
+            .into_iter()
+            .map(OrderRow::into_api)
+            .collect())
     }
 
     async fn mark_rollback_delivered(&self, order_id: &str, at: Millis) -> StoreResult<()> {

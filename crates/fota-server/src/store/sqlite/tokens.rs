@@ -1,12 +1,11 @@
 //! [`TokenStore`] on SQLite.
 
 use fota_api::{ApiToken, AuditEntry, Millis, Role};
-use sqlx::Row as _;
 
 use super::{SqliteStore, insert_audit};
 use crate::clock::now_ms;
 use crate::store::error::{StoreError, StoreResult};
-use crate::store::rows::TokenRow;
+use crate::store::rows::{TokenAuthRow, TokenRow};
 use crate::store::tokens::{ApiTokenAuth, TokenStore};
 
 #[async_trait::async_trait]
@@ -39,11 +38,9 @@ impl TokenStore for SqliteStore {
         let mut tx = self.begin().await?;
         let now = now_ms();
         let existing: Option<Vec<u8>> =
-            sqlx::query("SELECT token_hash FROM api_tokens WHERE id = 'bootstrap'")
+            sqlx::query_scalar("SELECT token_hash FROM api_tokens WHERE id = 'bootstrap'")
                 .fetch_optional(&mut *tx)
-                .await?
-                .map(|r| r.try_get(0))
-                .transpose()?;
+                .await?;
         let changed = match (existing, replace) {
             (Some(old), true) if old.as_slice() == digest.as_slice() => false,
             (Some(_), true) => {
@@ -58,10 +55,9 @@ impl TokenStore for SqliteStore {
             }
             (Some(_), false) => false,
             (None, _) => {
-                let any: i64 = sqlx::query("SELECT COUNT(*) FROM api_tokens")
+                let any: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens")
                     .fetch_one(&mut *tx)
-                    .await?
-                    .try_get(0)?;
+                    .await?;
                 if any > 0 && !replace {
                     false
                 } else {
@@ -92,7 +88,7 @@ impl TokenStore for SqliteStore {
     }
 
     async fn api_token_by_digest(&self, digest: &[u8; 32]) -> StoreResult<Option<ApiTokenAuth>> {
-        let row = sqlx::query(
+        let row = sqlx::query_as::<_, TokenAuthRow>(
             "SELECT id, name, role, token_hash, created_at, created_by, revoked_at \
              FROM api_tokens WHERE token_hash = $1",
         )
@@ -101,34 +97,32 @@ impl TokenStore for SqliteStore {
         .await?;
         row.map(|row| {
             Ok(ApiTokenAuth {
-                token: TokenRow::from_row(&row)?.into_api()?,
-                digest: row.try_get("token_hash")?,
+                token: row.token.into_api()?,
+                digest: row.token_hash,
             })
         })
         .transpose()
     }
 
     async fn list_api_tokens(&self) -> StoreResult<Vec<ApiToken>> {
-        sqlx::query(
+        sqlx::query_as::<_, TokenRow>(
             "SELECT id, name, role, created_at, created_by, revoked_at FROM api_tokens \
              ORDER BY created_at, id",
         )
         .fetch_all(&self.pool)
         .await?
-        .iter()
-        .map(|row| TokenRow::from_row(row)?.into_api())
+        .into_iter()
+        .map(TokenRow::into_api)
         .collect()
     }
 
     async fn revoke_api_token(&self, id: &str, at: Millis, audit: &AuditEntry) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         let role: Option<String> =
-            sqlx::query("SELECT role FROM api_tokens WHERE id = $1 AND revoked_at IS NULL")
+            sqlx::query_scalar("SELECT role FROM api_tokens WHERE id = $1 AND revoked_at IS NULL")
                 .bind(id.to_owned())
                 .fetch_optional(&mut *tx)
-                .await?
-                .map(|r| r.try_get(0))
-                .transpose()?;
+                .await?;
         let Some(role) = role else {
             return Err(StoreError::NotFound(format!(
                 "no active token with id {id:?}"
@@ -136,15 +130,14 @@ impl TokenStore for SqliteStore {
         };
         if role == Role::Admin.as_str() {
             // Inside the write transaction, so two revocations racing cannot both pass.
-            let others: i64 = sqlx::query(
+            let others: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM api_tokens WHERE role = $1 AND revoked_at IS NULL \
                  AND id <> $2",
             )
             .bind(Role::Admin.as_str())
             .bind(id.to_owned())
             .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
+            .await?;
             if others == 0 {
                 return Err(StoreError::Refused {
                     code: "last_admin_token",
