@@ -106,8 +106,8 @@ impl SqliteStore {
 /// The SQLite schema migrations, embedded in the binary.
 ///
 /// Built by hand rather than with `sqlx::migrate!`: that macro needs sqlx's `macros` feature,
-/// which compiles the whole SQLite driver (and libsqlite3) a second time for the host and
-/// roughly doubled the workspace's build time. Descriptions and checksums are what the macro
+/// which also brings the compile-time-checked query macros this crate keeps out (see the
+/// `sqlx` line of the workspace manifest). Descriptions and checksums are what the macro
 /// derives from the file names and contents, so databases migrated either way agree.
 fn migrator() -> sqlx::migrate::Migrator {
     use sqlx::SqlStr;
