@@ -17,7 +17,7 @@ use crate::trust::Trust;
 /// A JSON body parsed with our error shape. Unlike `axum::Json` it does not insist on a
 /// `Content-Type` header: the seed's devices and scripts are not consistent about sending one.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct AppJson<T>(pub T);
+pub(crate) struct AppJson<T>(pub(crate) T);
 
 impl<S, T> FromRequest<S> for AppJson<T>
 where
@@ -40,7 +40,7 @@ impl<T: Serialize> IntoResponse for AppJson<T> {
 
 /// Query parameters parsed with our error shape.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct AppQuery<T>(pub T);
+pub(crate) struct AppQuery<T>(pub(crate) T);
 
 impl<S, T> FromRequestParts<S> for AppQuery<T>
 where
