@@ -1,7 +1,7 @@
 //! The HTTP layer: [`router`] and one module per resource, as the axum examples lay it out.
-//! A handler parses the request, checks who is asking ([`auth`]), calls the domain layer or
+//! A handler parses the request, checks who is asking (`auth`), calls the domain layer or
 //! the store, and shapes the answer; every error it or a layer gives is an
-//! [`AppError`](crate::error::AppError).
+//! [`AppError`].
 //!
 //! | module | audience | paths |
 //! |---|---|---|

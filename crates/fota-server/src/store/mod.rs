@@ -5,7 +5,7 @@
 //! and legacy download progress are collected in memory and flushed in batches (see
 //! [`crate::housekeeping::SeenBatcher`]), so a poll costs one indexed read and no write.
 //!
-//! Every method that changes operator-visible state takes the [`AuditEntry`] describing the
+//! Every method that changes operator-visible state takes the [`AuditEntry`](fota_api::AuditEntry) describing the
 //! change and writes it in the same transaction: there is no change without its audit record.
 //!
 //! What operators see comes back as the operator API's types (`fota_api`: `Device`,

@@ -62,7 +62,7 @@ pub struct Seen {
     /// Download progress, with the time the sample was taken.
     pub progress: Option<Progress>,
     /// Create the device as a legacy device when it does not exist (a legacy contact the
-    /// server admitted under its limits; see [`Store::apply_seen`]). v2 contacts never create.
+    /// server admitted under its limits; see [`ReportStore::apply_seen`]). v2 contacts never create.
     pub create: bool,
 }
 
@@ -81,7 +81,7 @@ pub struct Progress {
     pub at: Millis,
 }
 
-/// What [`Store::apply_seen`] could not do.
+/// What [`ReportStore::apply_seen`] could not do.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SeenApplied {
     /// Legacy devices not created because `legacy.max_devices` was reached.
