@@ -88,7 +88,7 @@ fn main() -> Res<()> {
     let sha: [u8; 32] = sha2::Sha256::digest(image).into();
     let body = ManifestBody {
         vendor_id: *vendor.as_bytes(),
-        class_id: *fota_server::v2::class_id(vendor, class).as_bytes(),
+        class_id: *fota_protocol::v2::ids::class_id(&vendor, class).as_bytes(),
         device_id: [0; 16],
         sequence: 1,
         security_counter: 0,
@@ -126,7 +126,7 @@ fn main() -> Res<()> {
         let token = prov["token"].as_str().ok_or("token")?.to_owned();
         let record = v2::CheckIn {
             legacy_latched_off: true,
-            device_id: *fota_server::v2::device_uuid(vendor, &id).as_bytes(),
+            device_id: *fota_protocol::v2::ids::device_uuid(&vendor, &id).as_bytes(),
             nonce: uuid::Uuid::new_v4().into_bytes(),
             root_version: 1,
             installed_sequence: 1,

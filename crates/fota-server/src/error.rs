@@ -1,17 +1,16 @@
-//! One error type for every handler, and the extractors that make bad input use it.
+//! One error type for every handler and layer, and the one place it becomes an answer.
 //!
 //! Every failure a client can cause maps to a 4xx with the body
 //! `{ "error": { "code": "...", "message": "..." } }`. Only faults of the server itself
 //! (storage, I/O) become a 500, and those never carry details to the client: they are logged.
+//! Answers that axum or a layer makes without that body (413 from a length limit, 408 from the
+//! request timeout) are turned into an [`AppError`] with [`AppError::from_status`] and answered
+//! the same way.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::store::StoreError;
@@ -49,6 +48,12 @@ pub enum AppError {
         /// Human-readable detail.
         message: String,
     },
+    /// `405`: the path does not serve this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// `408`: the request took longer than the configured request timeout.
+    #[error("request took too long")]
+    Timeout,
     /// `413`: the body is larger than the limit for this route.
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -58,6 +63,9 @@ pub enum AppError {
         /// Size of the resource.
         size: u64,
     },
+    /// `415`: a body of a media type the route does not take.
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
     /// `422`: well-formed input that fails validation (a release whose signature, hash or image
     /// does not check out).
     #[error("{message}")]
@@ -78,6 +86,10 @@ pub enum AppError {
     /// `500`: a fault of the server. The detail is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
+    /// Any other error status axum or a layer answered, kept: `bad_request` for a 4xx,
+    /// `internal` for a 5xx.
+    #[error("{}", if .0.is_server_error() { "internal server error" } else { "bad request" })]
+    Other(StatusCode),
 }
 
 impl AppError {
@@ -110,6 +122,19 @@ impl AppError {
         Self::Internal(detail.to_string())
     }
 
+    /// The error that an answer with `status` (4xx or 5xx) made outside the handlers stands
+    /// for, so that it gets the same body as the handlers' own.
+    pub fn from_status(status: StatusCode) -> Self {
+        match status {
+            StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge("request body too large".into()),
+            StatusCode::REQUEST_TIMEOUT => Self::Timeout,
+            StatusCode::METHOD_NOT_ALLOWED => Self::MethodNotAllowed,
+            StatusCode::NOT_FOUND => Self::NotFound("not found".into()),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,
+            other => Self::Other(other),
+        }
+    }
+
     /// The HTTP status this error answers with.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -117,12 +142,16 @@ impl AppError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) | Self::UnknownDevice(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Timeout => StatusCode::REQUEST_TIMEOUT,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Other(status) => *status,
         }
     }
 
@@ -137,69 +166,19 @@ impl AppError {
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::UnknownDevice(_) => "unknown_device",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Timeout => "timeout",
+            Self::UnsupportedMediaType => "unsupported_media_type",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             Self::Internal(_) => "internal",
+            Self::Other(status) if status.is_server_error() => "internal",
+            Self::Other(_) => "bad_request",
         }
     }
 }
 
 pub use fota_api::{ErrorBody, ErrorDetail};
-
-/// The error answers of the OpenAPI document, each described once and referenced by the
-/// operations that can give it (`(status = 401, response = crate::error::doc::Unauthorized)`).
-/// Answers whose meaning depends on the operation (409, 416, 422) are described inline there.
-pub mod doc {
-    use utoipa::openapi::content::Content;
-    use utoipa::openapi::response::{Response, ResponseBuilder};
-    use utoipa::openapi::{Ref, RefOr};
-
-    fn error_answer(description: &str) -> RefOr<Response> {
-        ResponseBuilder::new()
-            .description(description)
-            .content(
-                "application/json",
-                Content::new(Some(Ref::from_schema_name("ErrorBody"))),
-            )
-            .build()
-            .into()
-    }
-
-    macro_rules! error_answers {
-        ($($(#[$meta:meta])* $name:ident => $description:literal;)*) => {$(
-            $(#[$meta])*
-            #[derive(Debug, Clone, Copy)]
-            pub struct $name;
-
-            impl<'r> utoipa::ToResponse<'r> for $name {
-                fn response() -> (&'r str, RefOr<Response>) {
-                    (stringify!($name), error_answer($description))
-                }
-            }
-        )*};
-    }
-
-    error_answers! {
-        /// `400`.
-        BadRequest => "Malformed request: body, parameter or id of the wrong syntax, type or \
-            range (`invalid_json`, `invalid_field`, `invalid_query`, `invalid_name`, ...)";
-        /// `401`.
-        Unauthorized => "No credential, or an unknown or revoked one (`unauthorized`; the \
-            answer carries `WWW-Authenticate: Bearer`)";
-        /// `403`.
-        Forbidden => "The token's role is below the one this needs (`forbidden`)";
-        /// `404`.
-        NotFound => "The thing named in the path or body does not exist (`not_found`)";
-        /// `413`.
-        PayloadTooLarge => "The body is larger than this route's limit (`payload_too_large`)";
-        /// `503` of the v2 API.
-        V2Unavailable => "The server was started without a root record and status key \
-            (`v2_not_configured`)";
-        /// `503` of the legacy API.
-        LegacyUnavailable => "The legacy (seed) API is off: no PSK configured \
-            (`legacy_disabled`)";
-    }
-}
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
@@ -268,24 +247,6 @@ impl From<QueryRejection> for AppError {
     }
 }
 
-/// A JSON body parsed with our error shape. Unlike `axum::Json` it does not insist on a
-/// `Content-Type` header: the seed's devices and scripts are not consistent about sending one.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AppJson<T>(pub T);
-
-impl<S, T> FromRequest<S> for AppJson<T>
-where
-    S: Send + Sync,
-    T: DeserializeOwned,
-{
-    type Rejection = AppError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await?;
-        parse_json(&bytes).map(AppJson)
-    }
-}
-
 /// Parses JSON bytes, turning every serde failure into a `400 invalid_json` whose message names
 /// the field and position.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
@@ -296,30 +257,6 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
         };
         AppError::bad_request(code, e.to_string())
     })
-}
-
-impl<T: Serialize> IntoResponse for AppJson<T> {
-    fn into_response(self) -> Response {
-        Json(self.0).into_response()
-    }
-}
-
-/// Query parameters parsed with our error shape.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AppQuery<T>(pub T);
-
-impl<S, T> FromRequestParts<S> for AppQuery<T>
-where
-    S: Send + Sync,
-    T: DeserializeOwned,
-{
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::extract::Query(v) =
-            axum::extract::Query::<T>::from_request_parts(parts, state).await?;
-        Ok(Self(v))
-    }
 }
 
 /// Result alias for handlers.

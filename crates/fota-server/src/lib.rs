@@ -20,6 +20,18 @@
 //! as values ([`Config`], and the key passphrase to [`AppState::open`]): the library never reads
 //! the environment.
 //!
+//! # Layers
+//!
+//! Each layer uses only the layers below it; nothing reaches back up.
+//!
+//! | layer | modules | what it does |
+//! |---|---|---|
+//! | serving | `server` ([`serve`]) | accepts connections, runs the router and the housekeeping beside it |
+//! | drivers | [`api`], [`housekeeping`] | HTTP handlers, one module per resource; background work |
+//! | domain | `domain` | the decisions: check-in answers, events, releases, rollback orders, the seed protocol |
+//! | state | [`state`] ([`AppState`]) | the shared handles and the process memory (caches, batched contacts, legacy rate windows) |
+//! | foundation | [`error`], [`tokens`], [`trust`], [`store`], [`blobs`], [`config`], `metrics`, `clock` | the error type and its one mapping to an answer, credentials, key material, storage, settings |
+//!
 //! # What this crate must never do
 //!
 //! - **Hold a release signing key.** Releases are signed offline; the server only verifies
@@ -37,147 +49,22 @@
 // nature (sockets, files, a database), where the std paths are the idiomatic ones.
 #![allow(clippy::std_instead_of_core, clippy::alloc_instead_of_core)]
 
-use std::time::Duration;
-
-use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
-
 pub mod api;
-pub mod auth;
 pub mod blobs;
+mod clock;
 pub mod config;
+mod domain;
 pub mod error;
 pub mod housekeeping;
-mod legacy_guard;
-mod legacy_proto;
 mod metrics;
 mod server;
 pub mod state;
 pub mod store;
 pub mod tokens;
 pub mod trust;
-pub mod v2;
 
+pub use api::router;
 pub use config::Config;
 pub use error::{AppError, AppResult};
 pub use server::serve;
 pub use state::{AppState, StartError};
-
-/// The whole HTTP application for `state`.
-///
-/// Layers, inside out: per-area body limits; request timeout (not on uploads, which are bounded
-/// by the body timeout instead); body-read timeout; metrics; error-shape normalisation, so even
-/// answers made by layers (413, 408, 404, 405) carry the JSON error body.
-pub fn router(state: AppState) -> Router {
-    let cfg = state.config().clone();
-    let json_limit = usize::try_from(cfg.limits.max_json_bytes).unwrap_or(usize::MAX);
-    let upload_limit = usize::try_from(cfg.limits.max_release_bytes)
-        .unwrap_or(usize::MAX)
-        .saturating_add(64 * 1024);
-    // base64 grows 4/3, and JSON framing adds a little.
-    let legacy_upload_limit = upload_limit.saturating_mul(4) / 3 + 64 * 1024;
-
-    let timed = Router::new()
-        .merge(api::operator::routes())
-        .merge(api::device::routes())
-        .merge(api::legacy::routes())
-        .merge(api::misc::routes())
-        .layer(DefaultBodyLimit::max(json_limit))
-        .layer(RequestBodyLimitLayer::new(json_limit))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            cfg.timeouts.request,
-        ));
-    let uploads = Router::new()
-        .merge(api::operator::upload_routes())
-        .layer(DefaultBodyLimit::disable())
-        .layer(RequestBodyLimitLayer::new(upload_limit))
-        .merge(
-            api::legacy::upload_routes()
-                .layer(DefaultBodyLimit::max(legacy_upload_limit))
-                .layer(RequestBodyLimitLayer::new(legacy_upload_limit)),
-        );
-    Router::new()
-        .merge(timed)
-        .merge(uploads)
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(RequestBodyTimeoutLayer::new(cfg.timeouts.body))
-        .layer(axum::middleware::from_fn(count_requests))
-        .layer(axum::middleware::map_response(json_errors))
-        .with_state(state)
-}
-
-async fn not_found() -> AppError {
-    AppError::NotFound("no such endpoint".into())
-}
-
-async fn method_not_allowed() -> Response {
-    let mut r = AppError::bad_request("method_not_allowed", "method not allowed").into_response();
-    *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-    r
-}
-
-async fn count_requests(
-    matched: Option<axum::extract::MatchedPath>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let start = std::time::Instant::now();
-    // Every label value comes from a small fixed set (route templates, standard methods, the
-    // statuses the server answers), never from the request's own text: each distinct value is
-    // a new series held for the process's lifetime.
-    let path = matched.map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
-    let method = metrics::method_label(req.method());
-    let response = next.run(req).await;
-    let status = response.status().as_u16().to_string();
-    ::metrics::counter!("fota_http_requests_total", "path" => path.clone(), "method" => method, "status" => status)
-        .increment(1);
-    ::metrics::histogram!("fota_http_request_seconds", "path" => path)
-        .record(start.elapsed().as_secs_f64());
-    response
-}
-
-/// Rewrites error answers made outside our handlers (limit and timeout layers, axum's own
-/// rejections) into the JSON error shape.
-async fn json_errors(response: Response) -> Response {
-    let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) {
-        return response;
-    }
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if is_json {
-        return response;
-    }
-    let (code, message) = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "request body too large"),
-        StatusCode::REQUEST_TIMEOUT => ("timeout", "request took too long"),
-        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "method not allowed"),
-        StatusCode::NOT_FOUND => ("not_found", "not found"),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", "unsupported media type"),
-        s if s.is_server_error() => ("internal", "internal server error"),
-        _ => ("bad_request", "bad request"),
-    };
-    let body = serde_json::json!({ "error": { "code": code, "message": message } });
-    let mut out = (status, axum::Json(body)).into_response();
-    if let Some(v) = response.headers().get(header::CONTENT_RANGE) {
-        out.headers_mut().insert(header::CONTENT_RANGE, v.clone());
-    }
-    out.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    out
-}
-
-/// Poll hint with jitter: `interval` ± `jitter` fraction, uniformly, so a fleet that booted
-/// together spreads out.
-pub(crate) fn jittered(interval: Duration, jitter: f64) -> Duration {
-    let f: f64 = rand::random::<f64>() * 2.0 - 1.0;
-    interval.mul_f64((1.0 + f * jitter).max(0.0))
-}

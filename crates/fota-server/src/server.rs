@@ -29,7 +29,7 @@ pub async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let housekeeping = tokio::spawn(crate::housekeeping::run(state.clone(), stop_rx));
     let timeouts = state.config().timeouts;
-    let app = crate::router(state.clone());
+    let app = crate::api::router(state.clone());
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -47,7 +47,7 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let io = TokioIo::new(IdleTimeout::new(stream, timeouts.idle));
-        // Handlers that limit by client address (`auth::ClientIp`) find the peer here.
+        // Handlers that limit by client address (`api::auth::ClientIp`) find the peer here.
         let service = TowerToHyperService::new(app.clone().map_request(
             move |mut req: hyper::Request<hyper::body::Incoming>| {
                 req.extensions_mut()

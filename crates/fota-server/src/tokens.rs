@@ -61,7 +61,7 @@ pub async fn recover_admin(
         id: uuid::Uuid::new_v4().simple().to_string(),
         name: name.to_owned(),
         role: fota_api::Role::Admin,
-        created_at: crate::store::now_ms(),
+        created_at: crate::clock::now_ms(),
         created_by: "server:admin-token".into(),
         revoked_at: None,
     };

@@ -4,8 +4,10 @@
 use std::path::PathBuf;
 
 use ed25519_dalek::SigningKey;
+use fota_protocol::v2::{Role, RootRecord};
 use zeroize::Zeroizing;
 
+use crate::clock::unix_s;
 use crate::config::{Config, PskSource};
 
 /// Why key material could not be loaded.
@@ -40,7 +42,7 @@ pub enum TrustError {
 /// The v2 trust anchor and the status key.
 pub struct Trust {
     /// The verified root record.
-    pub(crate) root: fota_protocol::v2::RootRecord,
+    pub(crate) root: RootRecord,
     /// The vendor id from the root record.
     pub(crate) vendor_id: uuid::Uuid,
     /// Signs status statements.
@@ -86,7 +88,7 @@ impl Trust {
     /// Checks that `root_bytes` is a valid, self-signed root record and that `status_key` is
     /// one of its status keys.
     pub fn new(root_bytes: Vec<u8>, status_key: SigningKey) -> Result<Self, TrustError> {
-        let root = crate::v2::verify_root(&root_bytes, &status_key)?;
+        let root = verify_root(&root_bytes, &status_key)?;
         let vendor_id = uuid::Uuid::from_bytes(*root.vendor_id());
         Ok(Self {
             root,
@@ -104,6 +106,27 @@ impl Trust {
     pub fn root_bytes(&self) -> &[u8] {
         self.root.as_bytes()
     }
+}
+
+/// Verifies a self-signed root record and that `status_key` is one of its status keys.
+fn verify_root(root: &[u8], status_key: &SigningKey) -> Result<RootRecord, TrustError> {
+    let record = RootRecord::verify_initial(root).map_err(|e| TrustError::Root {
+        path: Default::default(),
+        message: e.to_string(),
+    })?;
+    if record.is_expired(unix_s()) {
+        return Err(TrustError::Root {
+            path: Default::default(),
+            message: "the root record has expired".into(),
+        });
+    }
+    let pk = status_key.verifying_key().to_bytes();
+    if !record.keys(Role::Status).contains(&pk) {
+        return Err(TrustError::StatusKeyNotTrusted {
+            path: Default::default(),
+        });
+    }
+    Ok(record)
 }
 
 /// The legacy (seed) pre-shared key.
@@ -124,17 +147,19 @@ impl LegacyKey {
             return Ok(None);
         };
         let psk = match source {
-            PskSource::Value(v) => crate::legacy_proto::psk_from_value(v),
+            PskSource::Value(v) => fota_protocol::legacy::psk_from_value(v),
             PskSource::File(path) => {
                 let raw = Zeroizing::new(
                     std::fs::read(path)
                         .map_err(|e| TrustError::Psk(format!("{}: {e}", path.display())))?,
                 );
-                crate::legacy_proto::psk_from_file(&raw)
+                fota_protocol::legacy::psk_from_file(&raw)
             }
         }
-        .map_err(TrustError::Psk)?;
-        Ok(Some(Self { psk }))
+        .map_err(|e| TrustError::Psk(e.to_string()))?;
+        Ok(Some(Self {
+            psk: Zeroizing::new(psk),
+        }))
     }
 
     /// A key from bytes (tests).

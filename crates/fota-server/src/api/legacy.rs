@@ -21,70 +21,49 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use fota_api::{AuditEntry, Protocol, Role};
+use fota_api::Role;
+use fota_protocol::legacy::paths;
 use serde::Deserialize;
 
-use crate::api::operator::{check_reason, new_order};
-use crate::auth::{ClientIp, Operator};
-use crate::error::{AppError, AppJson, AppQuery, AppResult, doc, parse_json};
-use crate::legacy_guard::{self, Admission, NotRecorded};
+use super::auth::{ClientIp, Operator};
+use super::doc;
+use super::extract::{AppJson, AppQuery};
+use crate::domain::admission::check_device_id;
+use crate::domain::{legacy, rollbacks};
+use crate::error::{AppError, AppResult};
 use crate::state::AppState;
-use crate::store::{
-    LegacyRelease, LegacyStatus, LegacyStatusOutcome, Progress, Report, Seen, now_ms,
-};
 use crate::trust::LegacyKey;
-
-/// Path of the manifest endpoint (part of the replay MAC input).
-pub const MANIFEST_PATH: &str = "/api/inverter/fota/manifest";
-/// Path of the rollback-status endpoint (part of the replay MAC input).
-pub const ROLLBACK_STATUS_PATH: &str = "/api/inverter/fota/rollback-status";
-const CHUNK_PATH: &str = fota_protocol::legacy::paths::CHUNK;
-const STATUS_PATH: &str = fota_protocol::legacy::paths::STATUS;
-const ROLLBACK_PATH: &str = fota_protocol::legacy::paths::ROLLBACK;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
-        .route(MANIFEST_PATH, get(manifest))
-        .route(CHUNK_PATH, get(chunk))
-        .route(STATUS_PATH, post(status))
-        .route(ROLLBACK_PATH, post(rollback))
-        .route(ROLLBACK_STATUS_PATH, get(rollback_status))
+        .route(paths::MANIFEST, get(manifest))
+        .route(paths::CHUNK, get(chunk))
+        .route(paths::STATUS, post(status))
+        .route(paths::ROLLBACK, post(rollback))
+        .route(paths::ROLLBACK_STATUS, get(rollback_status))
 }
 
+/// Uploads carry a base64 image: they get their own body limit and no request timeout.
 pub(crate) fn upload_routes() -> Router<AppState> {
-    Router::new().route("/api/cloud/fota/upload", post(upload))
+    Router::new().route(paths::UPLOAD, post(upload))
 }
 
-fn legacy(state: &AppState) -> AppResult<&LegacyKey> {
-    state
-        .0
-        .legacy
-        .as_ref()
-        .ok_or_else(|| AppError::Unavailable {
-            code: "legacy_disabled",
-            message: "the legacy (seed) API is off; configure FOTA_LEGACY_PSK or --legacy-psk-file"
-                .into(),
-        })
-}
-
-fn check_device_id(id: &str) -> AppResult<()> {
-    if fota_api::name::is_valid(id) {
-        Ok(())
-    } else {
-        Err(AppError::bad_request(
-            "invalid_device_id",
-            format!("device_id must be {}", fota_api::name::RULE),
-        ))
-    }
+/// The PSK, or the 503 of a server without the legacy API.
+fn key(state: &AppState) -> AppResult<&LegacyKey> {
+    state.legacy_key().ok_or_else(|| AppError::Unavailable {
+        code: "legacy_disabled",
+        message: "the legacy (seed) API is off; configure FOTA_LEGACY_PSK or --legacy-psk-file"
+            .into(),
+    })
 }
 
 /// The optional `device_id` every device endpoint accepts.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct DeviceQuery {
+pub(crate) struct DeviceQuery {
     /// The device naming itself (recorded as a check-in): 1-64 of `A-Za-z0-9._-`.
     #[param(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
-    pub device_id: Option<String>,
+    pub(crate) device_id: Option<String>,
 }
 
 // The seed's records, for the OpenAPI document only: the server reads and writes them through
@@ -93,7 +72,7 @@ pub struct DeviceQuery {
 /// `POST /api/cloud/fota/upload` body.
 #[derive(Debug, utoipa::ToSchema)]
 #[allow(dead_code)]
-pub struct LegacyUpload {
+pub(crate) struct LegacyUpload {
     /// Firmware version string: 1-64 bytes of UTF-8.
     #[schema(min_length = 1, max_length = 64)]
     version: String,
@@ -114,7 +93,7 @@ pub struct LegacyUpload {
 /// Answer to an accepted upload.
 #[derive(Debug, utoipa::ToSchema)]
 #[allow(dead_code)]
-pub struct LegacyUploadAnswer {
+pub(crate) struct LegacyUploadAnswer {
     /// Always `true`.
     success: bool,
     /// ceil(size / chunk_size).
@@ -125,7 +104,7 @@ pub struct LegacyUploadAnswer {
 /// The newest upload, with replay protection (`nonce`, `mac`).
 #[derive(Debug, utoipa::ToSchema)]
 #[allow(dead_code)]
-pub struct LegacyManifest {
+pub(crate) struct LegacyManifest {
     /// Firmware version string.
     version: String,
     /// Firmware length in bytes.
@@ -147,7 +126,7 @@ pub struct LegacyManifest {
 /// One chunk of the newest upload.
 #[derive(Debug, utoipa::ToSchema)]
 #[allow(dead_code)]
-pub struct LegacyChunk {
+pub(crate) struct LegacyChunk {
     /// Index of the chunk.
     chunk_number: u64,
     /// The chunk's bytes, padded standard base64.
@@ -186,7 +165,7 @@ fn running_version() -> utoipa::openapi::schema::Object {
 /// below are recorded, every other one is kept in the event's detail.
 #[derive(Debug, utoipa::ToSchema)]
 #[allow(dead_code)]
-pub struct LegacyStatusReport {
+pub(crate) struct LegacyStatusReport {
     /// The reporting device, a string (the server also takes it from the `device_id` query
     /// parameter when the body has none).
     #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
@@ -200,7 +179,7 @@ pub struct LegacyStatusReport {
 /// Answer to a status report.
 #[derive(Debug, utoipa::ToSchema)]
 #[allow(dead_code)]
-pub struct LegacyStatusAnswer {
+pub(crate) struct LegacyStatusAnswer {
     /// Always `true`.
     success: bool,
     /// The rollback order this report closed, if any.
@@ -210,7 +189,7 @@ pub struct LegacyStatusAnswer {
 /// Answer to a rollback order.
 #[derive(Debug, utoipa::ToSchema)]
 #[allow(dead_code)]
-pub struct LegacyRollbackAnswer {
+pub(crate) struct LegacyRollbackAnswer {
     /// Always `true`.
     success: bool,
     /// The order's id (decimal).
@@ -220,7 +199,7 @@ pub struct LegacyRollbackAnswer {
 /// Whether a device must roll back, with replay protection (`nonce`, `mac`).
 #[derive(Debug, utoipa::ToSchema)]
 #[allow(dead_code)]
-pub struct LegacyRollbackStatus {
+pub(crate) struct LegacyRollbackStatus {
     /// Whether an order is open for the device.
     rollback_required: bool,
     /// The order's reason, `null` without an order.
@@ -231,42 +210,6 @@ pub struct LegacyRollbackStatus {
     /// Lowercase hex replay MAC over the path, device_id, rollback_required, reason, nonce.
     #[schema(pattern = r"^[0-9a-f]{64}$")]
     mac: String,
-}
-
-/// Checks the id a request names and decides what the request may do with it
-/// ([`legacy_guard`]): a v2 device is refused as unknown.
-async fn admit(
-    state: &AppState,
-    id: &str,
-    ip: ClientIp,
-    route: &'static str,
-) -> AppResult<Admission> {
-    check_device_id(id)?;
-    legacy_guard::admit(state, id, ip.0, route).await
-}
-
-/// Notes a contact of an admitted device for the next batch (nothing for one answered
-/// unrecorded).
-fn note_seen(state: &AppState, id: &str, admission: Admission, progress: Option<(i64, i64)>) {
-    if admission == Admission::NotRecorded {
-        return;
-    }
-    let at = now_ms();
-    state.0.seen.note(Seen {
-        device_id: id.to_owned(),
-        at,
-        protocol: Protocol::Legacy,
-        progress: progress.map(|(done, total)| Progress { done, total, at }),
-        create: admission == Admission::New,
-    });
-}
-
-async fn latest(state: &AppState) -> AppResult<LegacyRelease> {
-    state
-        .store()
-        .latest_legacy_release()
-        .await?
-        .ok_or_else(|| AppError::NotFound("no firmware available".into()))
 }
 
 /// Seed upload: JSON with the image in padded base64; operator bearer token required. Checks
@@ -290,50 +233,9 @@ pub(crate) async fn upload(
     body: Result<Bytes, BytesRejection>,
 ) -> AppResult<Json<serde_json::Value>> {
     op.require(Role::Operator)?;
-    legacy(&state)?;
+    key(&state)?;
     let body = body?;
-    let upload = crate::legacy_proto::validate_upload(&body)?;
-    drop(body);
-    let max = state.config().limits.max_release_bytes;
-    if upload.image.len() as u64 > max {
-        return Err(AppError::PayloadTooLarge(format!(
-            "firmware larger than {max} bytes"
-        )));
-    }
-    let mut writer = state.blobs().create().await.map_err(AppError::internal)?;
-    writer
-        .write(&upload.image)
-        .await
-        .map_err(AppError::internal)?;
-    let blob = writer.finish().await.map_err(AppError::internal)?;
-    if blob.sha256() != upload.sha256 {
-        return Err(AppError::internal("stored legacy image hash differs"));
-    }
-    blob.publish().await.map_err(AppError::internal)?;
-    let release = LegacyRelease {
-        id: 0,
-        version: upload.version.clone(),
-        size: upload.image.len() as i64,
-        sha256: upload.sha256.clone(),
-        chunk_size: upload.chunk_size,
-        total_chunks: upload.total_chunks,
-        created_at: now_ms(),
-        created_by: op.actor(),
-    };
-    let entry = AuditEntry {
-        actor: op.actor(),
-        action: "legacy.upload".into(),
-        target: format!("legacy:{}", release.version),
-        detail: serde_json::json!({
-            "version": release.version, "size": release.size, "sha256": release.sha256,
-            "chunk_size": release.chunk_size,
-        }),
-    };
-    state
-        .store()
-        .create_legacy_release(&release, &entry)
-        .await?;
-    state.0.hot.invalidate();
+    let release = legacy::upload(&state, op.actor(), body).await?;
     Ok(Json(serde_json::json!({
         "success": true,
         "total_chunks": release.total_chunks,
@@ -353,15 +255,8 @@ pub(crate) async fn manifest(
     ip: ClientIp,
     AppQuery(q): AppQuery<DeviceQuery>,
 ) -> AppResult<Response> {
-    let key = legacy(&state)?;
-    if let Some(id) = q.device_id.as_deref() {
-        let admission = admit(&state, id, ip, MANIFEST_PATH).await?;
-        note_seen(&state, id, admission, None);
-    }
-    let release = latest(&state).await?;
-    let nonce = state.store().next_counter("legacy_nonce").await?;
-    let device_id = q.device_id.as_deref().unwrap_or("");
-    let body = crate::legacy_proto::manifest_answer(key, &release, nonce, device_id)?;
+    let key = key(&state)?;
+    let body = legacy::manifest(&state, key, ip.0, q.device_id.as_deref()).await?;
     Ok(json_bytes(body))
 }
 
@@ -409,48 +304,10 @@ pub(crate) async fn chunk(
     ip: ClientIp,
     AppQuery(params): AppQuery<HashMap<String, String>>,
 ) -> AppResult<Response> {
-    let key = legacy(&state)?;
+    let key = key(&state)?;
     let n = chunk_number(&params)?;
-    let device = match params.get("device_id") {
-        Some(id) => Some((id, admit(&state, id, ip, CHUNK_PATH).await?)),
-        None => None,
-    };
-    // The newest upload, reused for up to a second: chunks of an immutable upload are what a
-    // device downloads in bulk (the manifest always reads the store).
-    let release = match state.0.hot.legacy_latest() {
-        Some(cached) => cached,
-        None => {
-            let fresh = state.store().latest_legacy_release().await?;
-            state.0.hot.set_legacy_latest(fresh.clone());
-            fresh
-        }
-    }
-    .ok_or_else(|| AppError::NotFound("no firmware available".into()))?;
-    let total = u64::try_from(release.total_chunks).unwrap_or(0);
-    if n >= total {
-        return Err(AppError::NotFound(format!(
-            "chunk {n} out of range (total_chunks {total})"
-        )));
-    }
-    let chunk_size = u64::try_from(release.chunk_size).unwrap_or(1);
-    let size = u64::try_from(release.size).unwrap_or(0);
-    let offset = n * chunk_size;
-    let len = chunk_size.min(size - offset);
-    if let Some((id, admission)) = device {
-        let done = i64::try_from(offset + len).unwrap_or(i64::MAX);
-        note_seen(&state, id, admission, Some((done, release.size)));
-    }
-    ::metrics::counter!("fota_legacy_chunks_total").increment(1);
-    if let Some(body) = state.0.chunk_cache.get((release.id, n)) {
-        return Ok(json_bytes(body));
-    }
-    let data = state
-        .blobs()
-        .read_at(&release.sha256, offset, usize::try_from(len).unwrap_or(0))
-        .await
-        .map_err(AppError::internal)?;
-    let body = Bytes::from(crate::legacy_proto::chunk_answer(key, n, &data)?);
-    state.0.chunk_cache.insert((release.id, n), body.clone());
+    let device_id = params.get("device_id").map(String::as_str);
+    let body = legacy::chunk(&state, key, ip.0, n, device_id).await?;
     Ok(json_bytes(body))
 }
 
@@ -473,98 +330,23 @@ pub(crate) async fn status(
     AppQuery(q): AppQuery<DeviceQuery>,
     body: Result<Bytes, BytesRejection>,
 ) -> AppResult<Json<serde_json::Value>> {
-    legacy(&state)?;
+    key(&state)?;
     let body = body?;
-    let value: serde_json::Value = parse_json(&body)?;
-    let serde_json::Value::Object(obj) = &value else {
-        return Err(AppError::bad_request(
-            "invalid_json",
-            "status body must be a JSON object",
-        ));
-    };
-    let text = |k: &str| -> AppResult<Option<String>> {
-        match obj.get(k) {
-            None | Some(serde_json::Value::Null) => Ok(None),
-            // Characters, as the document's maxLength counts them.
-            Some(serde_json::Value::String(s)) if s.chars().count() <= 512 => Ok(Some(s.clone())),
-            Some(serde_json::Value::Number(n)) => Ok(Some(n.to_string())),
-            Some(serde_json::Value::Bool(b)) => Ok(Some(b.to_string())),
-            Some(_) => Err(AppError::bad_request(
-                "invalid_field",
-                format!("{k} must be a short string"),
-            )),
-        }
-    };
-    // Unlike the status words, an id is only ever a string: `5` and `"5"` must not name the
-    // same device.
-    let device_id = match obj.get("device_id") {
-        None | Some(serde_json::Value::Null) => q.device_id,
-        Some(serde_json::Value::String(s)) => Some(s.clone()),
-        Some(_) => {
-            return Err(AppError::bad_request(
-                "invalid_field",
-                "device_id must be a string",
-            ));
-        }
-    }
-    .ok_or_else(|| AppError::bad_request("missing_field", "device_id is required"))?;
-    let status = text("status")?.unwrap_or_else(|| "reported".into());
-    let report = Report {
-        fw_version: text("version")?,
-        last_result: Some(status.clone()),
-        ..Report::default()
-    };
-    let create_under = match admit(&state, &device_id, ip, STATUS_PATH).await? {
-        Admission::Known => None,
-        Admission::New => Some(state.config().legacy.max_devices),
-        Admission::NotRecorded => return Ok(Json(serde_json::json!({ "success": true }))),
-    };
-    let outcome = state
-        .store()
-        .legacy_status(
-            &LegacyStatus {
-                device_id: device_id.clone(),
-                report,
-                status,
-                detail: value,
-                at: now_ms(),
-            },
-            create_under,
-        )
-        .await?;
-    let mut answer = serde_json::json!({ "success": true });
-    match outcome {
-        LegacyStatusOutcome::Recorded { closed } => {
-            if let Some(order) = closed {
-                answer["rollback_closed"] = serde_json::Value::String(order.id);
-            }
-        }
-        // Provisioned for v2 since the look-up: the store refused to touch it.
-        LegacyStatusOutcome::V2Device => {
-            state.0.hot.invalidate();
-            return Err(
-                legacy_guard::refuse_v2_device(&state, &device_id, ip.0, STATUS_PATH).await,
-            );
-        }
-        LegacyStatusOutcome::NotRecorded => {
-            if create_under.is_some() {
-                legacy_guard::not_recorded(&state, &device_id, ip.0, NotRecorded::MaxDevices).await;
-            }
-        }
-    }
-    Ok(Json(answer))
+    Ok(Json(
+        legacy::status(&state, ip.0, q.device_id, &body).await?,
+    ))
 }
 
 /// A seed rollback order.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct LegacyRollback {
+pub(crate) struct LegacyRollback {
     /// Device: 1-64 of `A-Za-z0-9._-` (a device not seen yet is created as a legacy device).
     #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
-    pub device_id: String,
+    pub(crate) device_id: String,
     /// Why, shown to the device: at most 512 characters (the seed's scripts may leave it out).
     #[serde(default)]
     #[schema(max_length = 512)]
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 /// Order a legacy device to roll back (operator bearer token).
@@ -590,35 +372,11 @@ pub(crate) async fn rollback(
     AppJson(req): AppJson<LegacyRollback>,
 ) -> AppResult<Json<serde_json::Value>> {
     op.require(Role::Operator)?;
-    legacy(&state)?;
+    key(&state)?;
     check_device_id(&req.device_id)?;
-    check_reason(&req.reason)?;
-    if state
-        .store()
-        .device_protocol(&req.device_id)
-        .await?
-        .is_some_and(|p| p != Protocol::Legacy)
-    {
-        legacy_guard::refuse_v2_device(&state, &req.device_id, ip.0, ROLLBACK_PATH).await;
-        return Err(AppError::UnknownDevice(format!(
-            "no legacy device {:?}: v2 devices take rollback orders at \
-             POST /api/v2/devices/{{id}}/rollback (`fota rollback`)",
-            req.device_id
-        )));
-    }
-    let order = new_order(&state, &op, &req.device_id, req.reason).await?;
-    let entry = AuditEntry {
-        actor: op.actor(),
-        action: "rollback.order".into(),
-        target: format!("device:{}", order.device_id),
-        detail: serde_json::json!({ "order": order.id, "reason": order.reason, "legacy": true }),
-    };
-    state
-        .store()
-        .create_rollback_order(&order, true, &entry)
-        .await?;
-    // The order may have created the device: forget a cached "unknown".
-    state.0.hot.invalidate();
+    rollbacks::check_reason(&req.reason)?;
+    let order =
+        legacy::order_rollback(&state, ip.0, op.actor(), &req.device_id, req.reason).await?;
     Ok(Json(
         serde_json::json!({ "success": true, "order_id": order.id }),
     ))
@@ -640,19 +398,10 @@ pub(crate) async fn rollback_status(
     ip: ClientIp,
     AppQuery(q): AppQuery<DeviceQuery>,
 ) -> AppResult<Response> {
-    let key = legacy(&state)?;
+    let key = key(&state)?;
     let device_id = q
         .device_id
         .ok_or_else(|| AppError::bad_request("missing_parameter", "device_id is required"))?;
-    let admission = admit(&state, &device_id, ip, ROLLBACK_STATUS_PATH).await?;
-    note_seen(&state, &device_id, admission, None);
-    // Read whatever the look-up said: an operator's order may have created the device since.
-    let order = state
-        .store()
-        .deliver_legacy_rollback_order(&device_id, now_ms())
-        .await?;
-    let nonce = state.store().next_counter("legacy_nonce").await?;
-    let reason = order.as_ref().map(|o| o.reason.as_str());
-    let body = crate::legacy_proto::rollback_status_answer(key, reason, nonce, &device_id)?;
+    let body = legacy::rollback_status(&state, key, ip.0, &device_id).await?;
     Ok(json_bytes(body))
 }

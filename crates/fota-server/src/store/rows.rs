@@ -1,22 +1,24 @@
-//! The store's rows and the one place they become the operator API's types.
+//! The store's rows and the one place they become the types the store answers.
 //!
 //! A row is what a query returns, shaped like its table: plain text and integers, the way
 //! SQL holds them. The API types ([`fota_api`]) are what the server answers, typed (`Role`,
 //! `Protocol`, `DeviceState`) and without what operators never see (token digests, manifest
-//! bytes). Each row type reads itself from a result row by column name and turns itself into
-//! its API type here, so a column renamed or a field added is changed in one place.
+//! bytes). Each row type reads itself from a result row by column name
+//! (`#[derive(sqlx::FromRow)]`; no query is checked at compile time) and turns itself into its
+//! API or store type here, so a column renamed or a field added is changed in one place.
 
 use fota_api::{
-    ApiToken, AuditEntry, AuditRecord, Device, DeviceEvent, DeviceState, Protocol, Release, Role,
-    RollbackOrder,
+    ApiToken, AuditEntry, AuditRecord, Device, DeviceEvent, DeviceState, Millis, Protocol, Release,
+    Role, RollbackOrder,
 };
-use sqlx::Row as _;
-use sqlx::any::AnyRow;
 
-use super::{Millis, StoreError, StoreResult};
+use super::devices::{CheckinView, Offer};
+use super::error::{StoreError, StoreResult};
+use super::legacy::LegacyRelease;
+use super::reports::Report;
 
 /// An operator token as stored (without its digest).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct TokenRow {
     pub(crate) id: String,
     pub(crate) name: String,
@@ -27,17 +29,6 @@ pub(crate) struct TokenRow {
 }
 
 impl TokenRow {
-    pub(crate) fn from_row(row: &AnyRow) -> StoreResult<Self> {
-        Ok(Self {
-            id: row.try_get("id")?,
-            name: row.try_get("name")?,
-            role: row.try_get("role")?,
-            created_at: row.try_get("created_at")?,
-            created_by: row.try_get("created_by")?,
-            revoked_at: row.try_get("revoked_at")?,
-        })
-    }
-
     pub(crate) fn into_api(self) -> StoreResult<ApiToken> {
         Ok(ApiToken {
             role: Role::parse(&self.role)
@@ -49,6 +40,14 @@ impl TokenRow {
             revoked_at: self.revoked_at,
         })
     }
+}
+
+/// An operator token with its stored digest, for the constant-time check.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct TokenAuthRow {
+    #[sqlx(flatten)]
+    pub(crate) token: TokenRow,
+    pub(crate) token_hash: Vec<u8>,
 }
 
 /// Columns of [`DeviceRow`], over [`DEVICE_FROM`].
@@ -66,7 +65,7 @@ pub(crate) const DEVICE_FROM: &str = "FROM devices d \
     LEFT JOIN rollback_orders o ON o.device_id = d.id AND o.closed_at IS NULL";
 
 /// A device as stored, with its open rollback order.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct DeviceRow {
     pub(crate) id: String,
     pub(crate) uuid: Option<String>,
@@ -89,41 +88,15 @@ pub(crate) struct DeviceRow {
     pub(crate) assigned_release_id: Option<String>,
     pub(crate) effective_release_id: Option<String>,
     pub(crate) suppressed_release_id: Option<String>,
-    pub(crate) open_order: Option<OpenOrderRow>,
+    #[sqlx(flatten)]
+    pub(crate) open_order: OpenOrderRow,
 }
 
 impl DeviceRow {
-    pub(crate) fn from_row(row: &AnyRow) -> StoreResult<Self> {
-        Ok(Self {
-            id: row.try_get("id")?,
-            uuid: row.try_get("uuid")?,
-            class: row.try_get("class")?,
-            protocol: row.try_get("protocol")?,
-            created_at: row.try_get("created_at")?,
-            revoked_at: row.try_get("revoked_at")?,
-            last_seen_at: row.try_get("last_seen_at")?,
-            fw_version: row.try_get("fw_version")?,
-            fw_sequence: row.try_get("fw_sequence")?,
-            fw_sha256: row.try_get("fw_sha256")?,
-            slot: row.try_get("slot")?,
-            ota_state: row.try_get("ota_state")?,
-            last_result: row.try_get("last_result")?,
-            state: row.try_get("state")?,
-            progress_release_id: row.try_get("progress_release_id")?,
-            progress_bytes: row.try_get("progress_bytes")?,
-            progress_total: row.try_get("progress_total")?,
-            state_changed_at: row.try_get("state_changed_at")?,
-            assigned_release_id: row.try_get("assigned_release_id")?,
-            effective_release_id: row.try_get("effective_release_id")?,
-            suppressed_release_id: row.try_get("suppressed_release_id")?,
-            open_order: OpenOrderRow::from_row(row)?,
-        })
-    }
-
     pub(crate) fn into_api(self) -> StoreResult<Device> {
         let protocol = Protocol::parse(&self.protocol)
             .map_err(|e| StoreError::Corrupt(format!("device {:?}: {e}", self.id)))?;
-        let rollback_order = self.open_order.map(|o| o.into_api(&self.id));
+        let rollback_order = self.open_order.into_api(&self.id)?;
         Ok(Device {
             id: self.id,
             uuid: self.uuid,
@@ -151,42 +124,135 @@ impl DeviceRow {
     }
 }
 
-/// A device's open rollback order, from the `o_` columns of a join (absent when `o_id` is
-/// NULL). Open means not closed, so it has no outcome yet.
-#[derive(Debug, Clone)]
+/// A device's open rollback order, from the `o_` columns of a join: every column is NULL when
+/// the device has none. Open means not closed, so it has no outcome yet.
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct OpenOrderRow {
-    pub(crate) id: String,
-    pub(crate) reason: String,
-    pub(crate) created_at: Millis,
-    pub(crate) created_by: String,
+    #[sqlx(rename = "o_id")]
+    pub(crate) id: Option<String>,
+    #[sqlx(rename = "o_reason")]
+    pub(crate) reason: Option<String>,
+    #[sqlx(rename = "o_created_at")]
+    pub(crate) created_at: Option<Millis>,
+    #[sqlx(rename = "o_created_by")]
+    pub(crate) created_by: Option<String>,
+    #[sqlx(rename = "o_delivered_at")]
     pub(crate) delivered_at: Option<Millis>,
 }
 
 impl OpenOrderRow {
-    pub(crate) fn from_row(row: &AnyRow) -> StoreResult<Option<Self>> {
-        let Some(id) = row.try_get::<Option<String>, _>("o_id")? else {
+    pub(crate) fn into_api(self, device_id: &str) -> StoreResult<Option<RollbackOrder>> {
+        let Some(id) = self.id else {
             return Ok(None);
         };
-        Ok(Some(Self {
-            id,
-            reason: row.try_get("o_reason")?,
-            created_at: row.try_get("o_created_at")?,
-            created_by: row.try_get("o_created_by")?,
-            delivered_at: row.try_get("o_delivered_at")?,
-        }))
-    }
-
-    pub(crate) fn into_api(self, device_id: &str) -> RollbackOrder {
-        RollbackOrder {
-            id: self.id,
+        let corrupt = |column| StoreError::Corrupt(format!("rollback order {id:?}: {column} NULL"));
+        Ok(Some(RollbackOrder {
+            reason: self.reason.ok_or_else(|| corrupt("reason"))?,
+            created_at: self.created_at.ok_or_else(|| corrupt("created_at"))?,
+            created_by: self.created_by.ok_or_else(|| corrupt("created_by"))?,
             device_id: device_id.to_owned(),
-            reason: self.reason,
-            created_at: self.created_at,
-            created_by: self.created_by,
             delivered_at: self.delivered_at,
             closed_at: None,
             outcome: None,
+            id,
+        }))
+    }
+}
+
+/// What a device last reported running, as its `devices` columns hold it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct ReportRow {
+    pub(crate) fw_version: Option<String>,
+    pub(crate) fw_sequence: Option<i64>,
+    pub(crate) fw_sha256: Option<String>,
+    pub(crate) slot: Option<i64>,
+    pub(crate) ota_state: Option<String>,
+    pub(crate) last_result: Option<String>,
+}
+
+impl ReportRow {
+    pub(crate) fn into_report(self) -> Report {
+        Report {
+            fw_version: self.fw_version,
+            fw_sequence: self.fw_sequence,
+            fw_sha256: self.fw_sha256,
+            slot: self.slot,
+            ota_state: self.ota_state,
+            last_result: self.last_result,
         }
+    }
+}
+
+/// The release a device is offered, from the `r_` columns of a join: every column is NULL
+/// when it is offered none.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct OfferRow {
+    #[sqlx(rename = "r_id")]
+    pub(crate) release_id: Option<String>,
+    #[sqlx(rename = "r_sequence")]
+    pub(crate) sequence: Option<i64>,
+    #[sqlx(rename = "r_manifest")]
+    pub(crate) manifest: Option<Vec<u8>>,
+    #[sqlx(rename = "r_image")]
+    pub(crate) image_sha256: Option<String>,
+    #[sqlx(rename = "r_size")]
+    pub(crate) image_size: Option<i64>,
+    #[sqlx(rename = "r_hashlist")]
+    pub(crate) hashlist_sha256: Option<String>,
+    #[sqlx(rename = "r_generation")]
+    pub(crate) generation: Option<i64>,
+}
+
+impl OfferRow {
+    pub(crate) fn into_offer(self) -> StoreResult<Option<Offer>> {
+        let Some(release_id) = self.release_id else {
+            return Ok(None);
+        };
+        let corrupt =
+            |column| StoreError::Corrupt(format!("release {release_id:?}: {column} NULL"));
+        Ok(Some(Offer {
+            sequence: self.sequence.ok_or_else(|| corrupt("sequence"))?,
+            manifest: self.manifest.ok_or_else(|| corrupt("manifest"))?,
+            image_sha256: self.image_sha256.ok_or_else(|| corrupt("image_sha256"))?,
+            image_size: self.image_size.ok_or_else(|| corrupt("image_size"))?,
+            hashlist_sha256: self
+                .hashlist_sha256
+                .ok_or_else(|| corrupt("hashlist_sha256"))?,
+            // An assignment made before generations were kept has none.
+            generation: self.generation.unwrap_or(0),
+            release_id,
+        }))
+    }
+}
+
+/// Everything a v2 check-in reads, in one row: the device, its offer, its open order.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct CheckinRow {
+    pub(crate) id: String,
+    pub(crate) token_hash: Vec<u8>,
+    pub(crate) revoked_at: Option<Millis>,
+    pub(crate) class: Option<String>,
+    pub(crate) suppressed_release_id: Option<String>,
+    #[sqlx(flatten)]
+    pub(crate) report: ReportRow,
+    #[sqlx(flatten)]
+    pub(crate) offer: OfferRow,
+    #[sqlx(flatten)]
+    pub(crate) open_order: OpenOrderRow,
+}
+
+impl CheckinRow {
+    pub(crate) fn into_view(self) -> StoreResult<CheckinView> {
+        Ok(CheckinView {
+            rollback: self.open_order.into_api(&self.id)?,
+            offer: self.offer.into_offer()?,
+            report: self.report.into_report(),
+            device_id: self.id,
+            digest: self.token_hash,
+            revoked_at: self.revoked_at,
+            class: self.class,
+            suppressed_release_id: self.suppressed_release_id,
+        })
     }
 }
 
@@ -196,7 +262,7 @@ pub(crate) const RELEASE_COLUMNS: &str = "id, class, class_id, sequence, securit
     hashlist_size, manifest_digest, created_at, created_by";
 
 /// A release as stored, without its manifest bytes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct ReleaseRow {
     pub(crate) id: String,
     pub(crate) class: String,
@@ -217,27 +283,6 @@ pub(crate) struct ReleaseRow {
 }
 
 impl ReleaseRow {
-    pub(crate) fn from_row(row: &AnyRow) -> StoreResult<Self> {
-        Ok(Self {
-            id: row.try_get("id")?,
-            class: row.try_get("class")?,
-            class_id: row.try_get("class_id")?,
-            sequence: row.try_get("sequence")?,
-            security_counter: row.try_get("security_counter")?,
-            version: row.try_get("version")?,
-            project: row.try_get("project")?,
-            image_sha256: row.try_get("image_sha256")?,
-            image_size: row.try_get("image_size")?,
-            chunk_size: row.try_get("chunk_size")?,
-            chunk_count: row.try_get("chunk_count")?,
-            hashlist_sha256: row.try_get("hashlist_sha256")?,
-            hashlist_size: row.try_get("hashlist_size")?,
-            manifest_digest: row.try_get("manifest_digest")?,
-            created_at: row.try_get("created_at")?,
-            created_by: row.try_get("created_by")?,
-        })
-    }
-
     pub(crate) fn into_api(self) -> Release {
         Release {
             id: self.id,
@@ -265,7 +310,7 @@ pub(crate) const ORDER_COLUMNS: &str =
     "id, device_id, reason, created_at, created_by, delivered_at, closed_at, outcome";
 
 /// A rollback order as stored.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct OrderRow {
     pub(crate) id: String,
     pub(crate) device_id: String,
@@ -278,19 +323,6 @@ pub(crate) struct OrderRow {
 }
 
 impl OrderRow {
-    pub(crate) fn from_row(row: &AnyRow) -> StoreResult<Self> {
-        Ok(Self {
-            id: row.try_get("id")?,
-            device_id: row.try_get("device_id")?,
-            reason: row.try_get("reason")?,
-            created_at: row.try_get("created_at")?,
-            created_by: row.try_get("created_by")?,
-            delivered_at: row.try_get("delivered_at")?,
-            closed_at: row.try_get("closed_at")?,
-            outcome: row.try_get("outcome")?,
-        })
-    }
-
     pub(crate) fn into_api(self) -> RollbackOrder {
         RollbackOrder {
             id: self.id,
@@ -306,7 +338,7 @@ impl OrderRow {
 }
 
 /// A device event as stored; `detail` is JSON text.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct EventRow {
     pub(crate) id: i64,
     pub(crate) device_id: String,
@@ -320,20 +352,6 @@ pub(crate) struct EventRow {
 }
 
 impl EventRow {
-    pub(crate) fn from_row(row: &AnyRow) -> StoreResult<Self> {
-        Ok(Self {
-            id: row.try_get("id")?,
-            device_id: row.try_get("device_id")?,
-            at: row.try_get("at")?,
-            kind: row.try_get("kind")?,
-            reason: row.try_get("reason")?,
-            release_id: row.try_get("release_id")?,
-            bytes_done: row.try_get("bytes_done")?,
-            bytes_total: row.try_get("bytes_total")?,
-            detail: row.try_get("detail")?,
-        })
-    }
-
     pub(crate) fn into_api(self) -> DeviceEvent {
         DeviceEvent {
             id: self.id,
@@ -350,7 +368,7 @@ impl EventRow {
 }
 
 /// An audit record as stored; `detail` is JSON text.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct AuditRow {
     pub(crate) id: i64,
     pub(crate) at: Millis,
@@ -361,17 +379,6 @@ pub(crate) struct AuditRow {
 }
 
 impl AuditRow {
-    pub(crate) fn from_row(row: &AnyRow) -> StoreResult<Self> {
-        Ok(Self {
-            id: row.try_get("id")?,
-            at: row.try_get("at")?,
-            actor: row.try_get("actor")?,
-            action: row.try_get("action")?,
-            target: row.try_get("target")?,
-            detail: row.try_get("detail")?,
-        })
-    }
-
     pub(crate) fn into_api(self) -> AuditRecord {
         AuditRecord {
             id: self.id,
@@ -382,6 +389,38 @@ impl AuditRow {
                 target: self.target,
                 detail: parse_detail(self.detail).unwrap_or(serde_json::Value::Null),
             },
+        }
+    }
+}
+
+/// Columns of [`LegacyReleaseRow`].
+pub(crate) const LEGACY_COLUMNS: &str =
+    "id, version, size, sha256, chunk_size, total_chunks, created_at, created_by";
+
+/// A legacy (seed) upload as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct LegacyReleaseRow {
+    pub(crate) id: i64,
+    pub(crate) version: String,
+    pub(crate) size: i64,
+    pub(crate) sha256: String,
+    pub(crate) chunk_size: i64,
+    pub(crate) total_chunks: i64,
+    pub(crate) created_at: Millis,
+    pub(crate) created_by: String,
+}
+
+impl LegacyReleaseRow {
+    pub(crate) fn into_release(self) -> LegacyRelease {
+        LegacyRelease {
+            id: self.id,
+            version: self.version,
+            size: self.size,
+            sha256: self.sha256,
+            chunk_size: self.chunk_size,
+            total_chunks: self.total_chunks,
+            created_at: self.created_at,
+            created_by: self.created_by,
         }
     }
 }

@@ -222,7 +222,7 @@ pub fn build(keys: &KeySet, class: &str, version: &str, sequence: u64, size: u32
     use sha2::Digest as _;
     let body = ManifestBody {
         vendor_id: *keys.vendor_id.as_bytes(),
-        class_id: *fota_server::v2::class_id(keys.vendor_id, class).as_bytes(),
+        class_id: *fota_protocol::v2::ids::class_id(&keys.vendor_id, class).as_bytes(),
         device_id: [0; 16],
         sequence,
         security_counter: 0,
@@ -314,7 +314,7 @@ pub fn checkin_record(
 ) -> Vec<u8> {
     v2::CheckIn {
         legacy_latched_off: true,
-        device_id: *fota_server::v2::device_uuid(keys.vendor_id, device_id).as_bytes(),
+        device_id: *fota_protocol::v2::ids::device_uuid(&keys.vendor_id, device_id).as_bytes(),
         nonce,
         root_version: 1,
         installed_sequence: sequence,
@@ -350,7 +350,7 @@ pub fn event_record(
     v2::Event {
         kind,
         reason,
-        device_id: *fota_server::v2::device_uuid(keys.vendor_id, device_id).as_bytes(),
+        device_id: *fota_protocol::v2::ids::device_uuid(&keys.vendor_id, device_id).as_bytes(),
         seq: 1,
         manifest_digest: digest,
         bytes_done: done,

@@ -252,7 +252,7 @@ async fn v2_device_flow(s: &Running, k: &fota_keys::KeySet, token: &str, expect:
     assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
     let answer = v2::CheckInAnswer::decode(&a.body).unwrap();
     let root = RootRecord::verify_initial(&k.root_record().unwrap()).unwrap();
-    let uuid = fota_server::v2::device_uuid(k.vendor_id, DEV);
+    let uuid = fota_protocol::v2::ids::device_uuid(&k.vendor_id, DEV);
     let st =
         StatusStatement::verify_for_device(&root, answer.status, uuid.as_bytes(), &nonce).unwrap();
     let manifest_bytes = answer.manifest.expect("a manifest is offered");
@@ -263,7 +263,7 @@ async fn v2_device_flow(s: &Running, k: &fota_keys::KeySet, token: &str, expect:
             manifest_digest: *manifest.digest()
         }
     );
-    let class_id = fota_server::v2::class_id(k.vendor_id, "ecowatt");
+    let class_id = fota_protocol::v2::ids::class_id(&k.vendor_id, "ecowatt");
     assert!(manifest.matches_device(k.vendor_id.as_bytes(), class_id.as_bytes(), uuid.as_bytes()));
     assert_eq!(manifest_bytes, expect.manifest.as_slice());
 

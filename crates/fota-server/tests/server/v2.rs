@@ -171,7 +171,7 @@ async fn release_upload_verifies_everything_and_leaves_nothing_on_rejection() {
     assert_eq!(rel["version"], "1.0.1");
     assert_eq!(rel["class"], "ecowatt");
     assert_eq!(rel["image_sha256"], good.sha256());
-    assert_eq!(rel["id"], fota_server::v2::release_id(&good.digest()));
+    assert_eq!(rel["id"], fota_api::release::release_id(&good.digest()));
     assert_eq!(blob_count(&f), 2);
     // the same sequence again, or a lower one: conflict
     let again = build(&k, "ecowatt", "1.0.2", 1, 20_000);
@@ -265,7 +265,7 @@ async fn checkin(
     let bytes: &'static [u8] = Box::leak(a.body.to_vec().into_boxed_slice());
     let answer = v2::CheckInAnswer::decode(bytes).unwrap();
     let root = RootRecord::verify_initial(&k.root_record().unwrap()).unwrap();
-    let uuid = fota_server::v2::device_uuid(k.vendor_id, &d.id);
+    let uuid = fota_protocol::v2::ids::device_uuid(&k.vendor_id, &d.id);
     let st =
         StatusStatement::verify_for_device(&root, answer.status, uuid.as_bytes(), &nonce).unwrap();
     assert_eq!(st.body().poll_interval_s, answer.poll_hint_s);
@@ -690,7 +690,7 @@ async fn device_credentials_revoke_rotate_and_isolation() {
     assert!(dv["revoked_at"].is_null());
     assert_eq!(
         dv["uuid"],
-        fota_server::v2::device_uuid(k.vendor_id, "d1").to_string()
+        fota_protocol::v2::ids::device_uuid(&k.vendor_id, "d1").to_string()
     );
     get(&f.app, "/api/v2/devices/ghost", Some(&viewer))
         .await

@@ -11,11 +11,16 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::auth::DeviceAuth;
+use super::auth::{DeviceAuth, unauthorized};
+use super::doc;
 use crate::blobs::is_blob_name;
-use crate::error::{AppError, AppResult, doc};
-use crate::state::AppState;
+use crate::clock::now_ms;
+use crate::domain::{checkin, events};
+use crate::error::{AppError, AppResult};
+use crate::state::{AppState, MAX_CACHED_BLOB};
+use crate::store::Seen;
 use crate::tokens::{TokenDigest, bearer};
+use crate::trust::Trust;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -24,28 +29,24 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v2/device/events", post(events))
 }
 
-pub(crate) fn trust(state: &AppState) -> AppResult<&crate::trust::Trust> {
+/// The v2 key material, or the device API's 503.
+fn trust(state: &AppState) -> AppResult<&Trust> {
     state.trust().ok_or_else(|| AppError::Unavailable {
         code: "v2_not_configured",
         message: "this server has no root record and status key".into(),
     })
 }
 
-fn unauthorized(reason: &'static str, message: &str) -> AppError {
-    ::metrics::counter!("fota_auth_denied_total", "reason" => reason).increment(1);
-    AppError::Unauthorized(message.to_owned())
-}
-
 /// Check in: body = check-in record (`FCI1`), answer = check-in answer (`FCA1`), always 200
 /// for an authenticated device.
 #[utoipa::path(post, path = "/api/v2/device/checkin", tag = "device",
     security(("device" = [])),
-    request_body(content = inline(crate::api::Binary), content_type = "application/octet-stream",
+    request_body(content = inline(doc::Binary), content_type = "application/octet-stream",
         description = "FCI1 check-in record (fota-protocol v2)"),
     responses(
         (status = 200, description = "FCA1 check-in answer: poll hint, signed status statement, \
             manifest and blob URLs when installing", content_type = "application/octet-stream",
-            body = inline(crate::api::Binary)),
+            body = inline(doc::Binary)),
         (status = 400, response = doc::BadRequest),
         (status = 401, response = doc::Unauthorized),
         (status = 403, description = "The record names another device than the credential's \
@@ -71,7 +72,7 @@ pub(crate) async fn checkin(
         return Err(unauthorized("revoked", "device credential revoked"));
     }
     let body = body?;
-    let answer = crate::v2::checkin(&state, trust, &view, &body).await?;
+    let answer = checkin::answer(&state, trust, &view, &body).await?;
     ::metrics::counter!("fota_checkins_total").increment(1);
     Ok((
         [
@@ -87,7 +88,7 @@ pub(crate) async fn checkin(
 /// outcomes update the device's state.
 #[utoipa::path(post, path = "/api/v2/device/events", tag = "device",
     security(("device" = [])),
-    request_body(content = inline(crate::api::Binary), content_type = "application/octet-stream",
+    request_body(content = inline(doc::Binary), content_type = "application/octet-stream",
         description = "FEV1 event record (fota-protocol v2)"),
     responses(
         (status = 204, description = "Stored"),
@@ -102,9 +103,9 @@ pub(crate) async fn events(
     device: DeviceAuth,
     body: Result<Bytes, BytesRejection>,
 ) -> AppResult<StatusCode> {
-    trust(&state)?;
+    let trust = trust(&state)?;
     let body = body?;
-    crate::v2::event(&state, &device.device_id, &body).await?;
+    events::record(&state, trust, &device.device_id, &body).await?;
     ::metrics::counter!("fota_device_events_total").increment(1);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -194,9 +195,9 @@ pub(crate) fn resolve_range(range: ByteRange, size: u64) -> Option<(u64, u64)> {
             304 if it matches")),
     responses(
         (status = 200, description = "The whole blob", content_type = "application/octet-stream",
-            body = inline(crate::api::Binary)),
+            body = inline(doc::Binary)),
         (status = 206, description = "The requested range (`Content-Range` says which)",
-            content_type = "application/octet-stream", body = inline(crate::api::Binary)),
+            content_type = "application/octet-stream", body = inline(doc::Binary)),
         (status = 304, description = "Not modified (the ETag matched)"),
         (status = 400, response = doc::BadRequest),
         (status = 401, response = doc::Unauthorized),
@@ -221,12 +222,12 @@ pub(crate) async fn blob(
     let digest = TokenDigest::of(token);
     // Ranged reads come in bursts (one per chunk); the access decision is reused for up to a
     // second (see `HotCache`), so a burst costs one database read.
-    let grant = match state.0.hot.grant(&digest.0, &sha256) {
+    let grant = match state.hot().grant(&digest.0, &sha256) {
         Some(g) => Some(g),
         None => {
             let g = state.store().blob_access(&digest.0, &sha256).await?;
             if let Some(g) = &g {
-                state.0.hot.set_grant(&digest.0, &sha256, g.clone());
+                state.hot().set_grant(&digest.0, &sha256, g.clone());
             }
             g
         }
@@ -244,7 +245,7 @@ pub(crate) async fn blob(
             "this blob is not part of a release offered to this device".into(),
         ));
     }
-    let size = match state.0.hot.size(&sha256) {
+    let size = match state.hot().size(&sha256) {
         Some(size) => size,
         None => {
             let size = state
@@ -255,13 +256,13 @@ pub(crate) async fn blob(
                 .ok_or_else(|| {
                     AppError::internal(format!("blob {sha256} of an offered release missing"))
                 })?;
-            state.0.hot.set_size(&sha256, size);
+            state.hot().set_size(&sha256, size);
             size
         }
     };
-    state.0.seen.note(crate::store::Seen {
+    state.seen().note(Seen {
         device_id,
-        at: crate::store::now_ms(),
+        at: now_ms(),
         protocol: fota_api::Protocol::V2,
         progress: None,
         create: false,
@@ -295,8 +296,8 @@ pub(crate) async fn blob(
     };
     // Blobs of firmware size are kept in memory once read (immutable, so never stale): a
     // ranged read is then a slice. Larger ones stream from disk.
-    let body = if size <= crate::state::MAX_CACHED_BLOB {
-        let whole = match state.0.hot.blob(&sha256) {
+    let body = if size <= MAX_CACHED_BLOB {
+        let whole = match state.hot().blob(&sha256) {
             Some(b) => b,
             None => {
                 let len = usize::try_from(size).map_err(AppError::internal)?;
@@ -306,7 +307,7 @@ pub(crate) async fn blob(
                     .await
                     .map_err(AppError::internal)?;
                 let bytes = Bytes::from(bytes);
-                state.0.hot.set_blob(&sha256, bytes.clone());
+                state.hot().set_blob(&sha256, bytes.clone());
                 bytes
             }
         };

@@ -2,7 +2,7 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use fota_api::Role;
+use fota_api::{AuditEntry, Role};
 
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
@@ -10,23 +10,36 @@ use crate::tokens::{TokenDigest, bearer};
 
 /// An authenticated operator (any role). Handlers call [`Operator::require`] for more.
 #[derive(Debug, Clone)]
-pub struct Operator {
+pub(crate) struct Operator {
     /// Token id.
-    pub token_id: String,
-    /// Token name.
-    pub name: String,
+    pub(crate) token_id: String,
     /// Role.
-    pub role: Role,
+    pub(crate) role: Role,
 }
 
 impl Operator {
     /// The audit actor string.
-    pub fn actor(&self) -> String {
+    pub(crate) fn actor(&self) -> String {
         format!("token:{}", self.token_id)
     }
 
+    /// An audit entry of this operator doing `action` to `target`.
+    pub(crate) fn audit(
+        &self,
+        action: &str,
+        target: String,
+        detail: serde_json::Value,
+    ) -> AuditEntry {
+        AuditEntry {
+            actor: self.actor(),
+            action: action.to_owned(),
+            target,
+            detail,
+        }
+    }
+
     /// Fails with 403 unless the role is at least `role`.
-    pub fn require(&self, role: Role) -> AppResult<()> {
+    pub(crate) fn require(&self, role: Role) -> AppResult<()> {
         if self.role >= role {
             Ok(())
         } else {
@@ -40,7 +53,8 @@ impl Operator {
     }
 }
 
-fn unauthorized(reason: &'static str, message: &str) -> AppError {
+/// A 401, counted by `reason` in `fota_auth_denied_total`.
+pub(crate) fn unauthorized(reason: &'static str, message: &str) -> AppError {
     metrics::counter!("fota_auth_denied_total", "reason" => reason).increment(1);
     AppError::Unauthorized(message.to_owned())
 }
@@ -52,7 +66,7 @@ impl FromRequestParts<AppState> for Operator {
         let token = bearer(&parts.headers)
             .ok_or_else(|| unauthorized("missing", "missing bearer token"))?;
         let digest = TokenDigest::of(token);
-        let found = state.0.store.api_token_by_digest(&digest.0).await?;
+        let found = state.store().api_token_by_digest(&digest.0).await?;
         let Some(found) = found.filter(|f| digest.matches(&f.digest)) else {
             return Err(unauthorized("unknown", "unknown token"));
         };
@@ -61,17 +75,16 @@ impl FromRequestParts<AppState> for Operator {
         }
         Ok(Self {
             token_id: found.token.id,
-            name: found.token.name,
             role: found.token.role,
         })
     }
 }
 
 /// The address of the client on the other end of the connection, when the server knows it
-/// ([`crate::serve`] records it on every request; a router driven without it, as in tests,
+/// (`serve` records it on every request; a router driven without it, as in tests,
 /// reports `None`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientIp(pub Option<std::net::IpAddr>);
+pub(crate) struct ClientIp(pub Option<std::net::IpAddr>);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
@@ -88,9 +101,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 
 /// An authenticated v2 device.
 #[derive(Debug, Clone)]
-pub struct DeviceAuth {
+pub(crate) struct DeviceAuth {
     /// The device's name.
-    pub device_id: String,
+    pub(crate) device_id: String,
 }
 
 impl FromRequestParts<AppState> for DeviceAuth {
@@ -100,7 +113,7 @@ impl FromRequestParts<AppState> for DeviceAuth {
         let token = bearer(&parts.headers)
             .ok_or_else(|| unauthorized("missing", "missing device credential"))?;
         let digest = TokenDigest::of(token);
-        let found = state.0.store.device_by_digest(&digest.0).await?;
+        let found = state.store().device_by_digest(&digest.0).await?;
         let Some((device_id, stored, revoked)) = found.filter(|f| digest.matches(&f.1)) else {
             return Err(unauthorized("unknown", "unknown device credential"));
         };
