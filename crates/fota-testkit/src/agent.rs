@@ -1,96 +1,76 @@
-//! Test kit: signed keys and records, in-memory v2 and legacy servers, a minimal test
-//! bootloader built on fota_protocol's boot selection, and a device runner that rebuilds the
-//! agent from flash alone on every boot.
-#![allow(
-    dead_code,
-    unreachable_pub,
-    missing_docs,
-    reason = "a kit shared by test files: each uses part of it"
-)]
+//! The agent on the emulated ESP32 against scriptable in-memory servers: a v2 server and a
+//! legacy server whose answers, faults and counters a test sets ([`Net`]), a clock and RNG
+//! ([`Plat`]), and a device runner ([`Device`]) that on every boot runs the emulator's
+//! bootloader (`fota_emulator::bootloader`, the only emulated bootloader) and rebuilds the
+//! agent from flash alone. The agent's own suite is written on this; it reaches into every
+//! flash operation of an update without a network.
 
 use std::sync::{Arc, Mutex};
 
-use ed25519_dalek::SigningKey;
 use embedded_storage::nor_flash::NorFlash;
 use fota_agent::{
     Agent, AgentStatus, BootInfo, Buffers, DeviceConfig, Mode, Platform, PollOutcome, Running,
     StartupOutcome, Transport, TransportError,
 };
+use fota_emulator::bootloader::{self, BootloaderConfig, Efuse};
 use fota_flash_sim::{Config, SimFlash};
-use fota_protocol::esp::build::{AppImageSpec, build_app_image};
 use fota_protocol::esp::flash::FlashBuilder;
-use fota_protocol::esp::image::{VerifyOptions, verify};
 use fota_protocol::esp::layouts;
-use fota_protocol::esp::otadata::{
-    BootIndex, OtaSelectEntry, OtaState, Otadata, OtadataOp, SECTOR_SIZE, select_boot,
-};
+use fota_protocol::esp::otadata::{BootIndex, OtaSelectEntry, OtaState, Otadata};
 use fota_protocol::esp::partition::{PartitionTable, TABLE_MAX_LEN, TABLE_OFFSET};
 use fota_protocol::legacy::{ChunkAnswer, ManifestAnswer, RollbackStatusAnswer, paths};
-use fota_protocol::v2::hashlist::{HashList, build as build_hashlist};
-use fota_protocol::v2::keys::Role;
+use fota_protocol::v2::hashlist::HashList;
 use fota_protocol::v2::{
-    Action, CheckIn, CheckInAnswer, Component, EventKind, FixedStr, KeySet, ManifestBody,
-    PayloadFormat, ReasonCode, RootBody, RootList, StatusBody, manifest_digest,
+    Action, CheckIn, CheckInAnswer, EventKind, ManifestBody, ReasonCode, RootList, StatusBody,
+    manifest_digest,
 };
 
-pub const VENDOR: [u8; 16] = [0x11; 16];
-pub const CLASS: [u8; 16] = [0x22; 16];
-pub const DEVICE: [u8; 16] = [0x33; 16];
+use crate::invariants::Observed;
+use crate::seeds::Plan;
+pub use crate::seeds::{CLASS, DEVICE, NOW, PSK, VENDOR, signer as key};
+
+/// The device's name (legacy mode's `device_id`).
 pub const NAME: &str = "EcoWatt001";
-pub const PSK: &[u8] = b"your-32-byte-secret-key-here!!";
-pub const NOW: u64 = 1_800_000_000;
 
-pub fn key(seed: u8) -> SigningKey {
-    SigningKey::from_bytes(&[seed; 32])
-}
-
-/// Root keys 1, 2 (threshold 1), release key 10, status key 20.
+/// Root keys 1, 2 (threshold 1), release key 10, status key 20: [`Plan::SIMPLE`].
 pub fn root_record() -> Vec<u8> {
-    root_with(1, &[10], &[20])
+    Plan::SIMPLE.root_record()
 }
 
+/// A root record of `version` signed by root key 1, naming `release` and `status` seeds.
 pub fn root_with(version: u32, release: &[u8], status: &[u8]) -> Vec<u8> {
-    let set = |role, seeds: &[u8]| {
-        let keys: Vec<_> = seeds
-            .iter()
-            .map(|&s| key(s).verifying_key().to_bytes())
-            .collect();
-        KeySet::new(role, 1, &keys).unwrap()
-    };
-    let body = RootBody {
-        version,
-        vendor_id: VENDOR,
-        issued_at: NOW - 1000,
-        expires_at: 0,
-        root: set(Role::Root, &[1, 2]),
-        release: set(Role::Release, release),
-        status: set(Role::Status, status),
-    };
-    body.sign(&[&key(1)]).unwrap()
+    let plan = Plan::SIMPLE;
+    plan.root_body_with(version, plan.root, release, status)
+        .sign(&[&key(1)])
+        .expect("root record")
 }
 
-pub fn image(version: &str, size: u32, boot_fails: bool) -> Vec<u8> {
-    let mut spec = AppImageSpec::new(version);
-    spec.size = size;
-    spec.boot_fails = boot_fails;
-    build_app_image(&spec).unwrap()
-}
+pub use crate::image;
 
 /// A release as the server holds it.
 #[derive(Clone)]
 pub struct Release {
+    /// Firmware version.
     pub version: String,
+    /// The image.
     pub image: Vec<u8>,
+    /// The manifest's fields.
     pub body: ManifestBody,
+    /// The signed manifest.
     pub manifest: Vec<u8>,
+    /// Its digest.
     pub digest: [u8; 32],
+    /// The hash list.
     pub hashlist: HashList,
 }
 
+/// `image` as `version` at `sequence`, signed by release key 10.
 pub fn release(version: &str, image: Vec<u8>, sequence: u64, chunk: u32) -> Release {
     release_with(version, image, sequence, chunk, |_| {}, &[10])
 }
 
+/// `image` as `version` at `sequence` for the raw-id [`VENDOR`] and [`CLASS`], with `edit`
+/// applied to the manifest, signed by `signers`.
 pub fn release_with(
     version: &str,
     image: Vec<u8>,
@@ -99,66 +79,68 @@ pub fn release_with(
     edit: impl FnOnce(&mut ManifestBody),
     signers: &[u8],
 ) -> Release {
-    use sha2::Digest;
-    let hashlist = build_hashlist(&image, chunk).unwrap();
-    let mut body = ManifestBody {
-        vendor_id: VENDOR,
-        class_id: CLASS,
-        device_id: [0; 16],
-        sequence,
-        security_counter: 0,
-        payload_format: PayloadFormat::RawEspApp,
-        component: Component::Application,
-        fw_version: FixedStr::new(version).unwrap(),
-        project_name: FixedStr::new("ecowatt").unwrap(),
-        issued_at: NOW - 100,
-        expires_at: 0,
-        image_size: image.len() as u64,
-        chunk_size: chunk,
-        chunk_count: hashlist.layout.chunk_count(),
-        image_sha256: sha2::Sha256::digest(&image).into(),
-        chunk_list_sha256: hashlist.chunk_list_sha256,
-        precursor_sha256: [0; 32],
-    };
-    edit(&mut body);
-    let keys: Vec<_> = signers.iter().map(|&s| key(s)).collect();
-    let refs: Vec<_> = keys.iter().collect();
-    let manifest = fota_protocol::v2::envelope::MANIFEST
-        .sign(&body.encode().unwrap(), &refs)
-        .unwrap();
+    let mut fields =
+        crate::release::fields(uuid::Uuid::from_bytes(VENDOR), "", version, sequence, chunk);
+    fields.issued_at = NOW - 100;
+    let built = crate::seeds::sign_with(signers, |keys| {
+        crate::release::build(
+            image,
+            &fields,
+            |body| {
+                body.class_id = CLASS;
+                edit(body);
+            },
+            keys,
+        )
+    });
     Release {
         version: version.into(),
-        digest: manifest_digest(&manifest),
-        image,
-        body,
-        manifest,
-        hashlist,
+        digest: manifest_digest(&built.manifest),
+        image: built.image,
+        body: built.body,
+        manifest: built.manifest,
+        hashlist: built.hashlist,
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the v2 server answers a check-in with.
 pub enum Assign {
+    /// Nothing to do.
     None,
+    /// Install `releases[i]`.
     Install(usize),
+    /// Roll back, by order id.
     Rollback(u64),
 }
 
 /// The v2 server.
 pub struct V2Server {
+    /// Releases it holds.
     pub releases: Vec<Release>,
+    /// What it assigns.
     pub assign: Assign,
+    /// Assignment generation (bump it to re-offer a rejected release).
     pub generation: u32,
+    /// Poll interval it asks for, seconds.
     pub poll_s: u32,
+    /// Its clock, unix seconds.
     pub server_time: u64,
+    /// Seed of the key that signs its status statements.
     pub status_key: u8,
     /// (chunk index, how many more times to corrupt it)
     pub tamper: Option<(u32, u32)>,
+    /// Image bytes served.
     pub image_bytes_served: u64,
+    /// Hash-list bytes served.
     pub hashlist_bytes_served: u64,
+    /// Events received: (kind, reason, rollback order).
     pub events: Vec<(EventKind, ReasonCode, u64)>,
+    /// Check-ins received.
     pub checkins: Vec<CheckIn>,
     /// Transport failures to inject before answering (any request).
     pub fail_requests: u32,
+    /// Root records it hands out with answers (rotation chain).
     pub roots: Vec<Vec<u8>>,
     /// Serve a manifest that differs from the assigned one (assignment mismatch).
     pub swap_manifest: Option<usize>,
@@ -282,16 +264,24 @@ impl V2Server {
 
 /// The legacy server (the seed's protocol with our replay MACs).
 pub struct LegacyServer {
+    /// The release it offers: (version, image, chunk size).
     pub release: Option<(String, Vec<u8>, u64)>,
+    /// Its replay counter.
     pub nonce: u64,
+    /// A pending rollback order, with its reason.
     pub rollback: Option<String>,
+    /// The device has read the pending order.
     pub rollback_read: bool,
     /// (chunk, replacement byte flip) served with a valid MAC: an attacker holding the PSK.
     pub evil_chunk: Option<u32>,
+    /// Statuses posted: (status, version, reason).
     pub statuses: Vec<(String, String, String)>,
+    /// Chunk data bytes served.
     pub bytes_served: u64,
+    /// Answer the manifest request with the last manifest answer again (a replay).
     pub replay_last_manifest: bool,
     last_manifest: Option<Vec<u8>>,
+    /// The PSK it signs with.
     pub psk: Vec<u8>,
 }
 
@@ -396,8 +386,11 @@ impl LegacyServer {
 }
 
 #[derive(Default)]
+/// Both servers behind one network.
 pub struct Server {
+    /// The v2 server.
     pub v2: V2Server,
+    /// The legacy server.
     pub legacy: LegacyServer,
 }
 
@@ -406,6 +399,7 @@ pub struct Server {
 pub struct Net(pub Arc<Mutex<Server>>);
 
 impl Net {
+    /// Runs `f` on the servers.
     pub fn with<R>(&self, f: impl FnOnce(&mut Server) -> R) -> R {
         f(&mut self.0.lock().unwrap())
     }
@@ -471,9 +465,13 @@ impl Transport for Net {
 
 /// Clock, RNG and the `--boot-fails` self-test of the running image.
 pub struct Plat {
+    /// Milliseconds since this boot.
     pub now: u64,
+    /// RNG state.
     pub rng: u64,
+    /// What the self-test says.
     pub healthy: bool,
+    /// Milliseconds slept.
     pub slept: u64,
 }
 
@@ -504,8 +502,10 @@ impl Platform for Plat {
 
 // ------------------------------------------------------------------ flash and bootloader
 
+/// 4 MiB, the EcoWatt flash.
 pub const FLASH: usize = 0x40_0000;
 
+/// The EcoWatt partition table.
 pub fn table() -> PartitionTable {
     layouts::ecowatt()
 }
@@ -526,96 +526,79 @@ pub fn provisioned_flash(table: &PartitionTable, image: &[u8]) -> SimFlash {
     SimFlash::from_image(Config::ESP32.with_capacity(FLASH), b.into_bytes()).unwrap()
 }
 
-/// What the test bootloader did.
+/// What the bootloader did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Booted {
+    /// The partition that runs.
     pub running: Running,
+    /// Its image carries the failing-self-test marker.
     pub boot_fails: bool,
     /// The selected entry went NEW → PENDING_VERIFY this boot.
     pub trial: bool,
+    /// The running slot's otadata state after the bootloader's rewrites.
+    pub state: Option<OtaState>,
+    /// SHA-256 of the running image.
+    pub image_sha256: [u8; 32],
 }
 
-fn flash_write_op(
-    flash: &mut SimFlash,
-    otadata: u32,
-    op: &OtadataOp,
-) -> Result<(), fota_flash_sim::Error> {
-    let at = otadata + op.sector() as u32 * SECTOR_SIZE;
-    flash.erase(at, at + SECTOR_SIZE)?;
-    if let OtadataOp::Write { entry, .. } = op {
-        flash.write(at, &entry.encode())?;
-    }
-    Ok(())
-}
-
-/// ESP-IDF's second-stage bootloader with rollback enabled, reduced to what the tests need:
-/// selection and its otadata rewrites (as flash operations a cut can hit), load with
-/// fallback and full image verification. `None` when power fails inside it.
-pub fn bootloader(flash: &mut SimFlash) -> Option<Booted> {
-    let bytes = flash.contents();
-    let table = PartitionTable::parse(
-        &bytes[TABLE_OFFSET as usize..TABLE_OFFSET as usize + TABLE_MAX_LEN],
-        FLASH as u32,
-    )
-    .unwrap();
-    let layout = table.boot_layout();
-    let od = layout.otadata.unwrap();
-    let s0: [u8; 32] = bytes[od.offset as usize..][..32].try_into().unwrap();
-    let s1: [u8; 32] = bytes[od.offset as usize + 0x1000..][..32]
-        .try_into()
-        .unwrap();
-    let before = Otadata::decode(&s0, &s1);
-    let sel = select_boot([&s0, &s1], &layout, true);
-    for op in sel.rewrites.iter() {
-        flash_write_op(flash, od.offset, op).ok()?;
-    }
-    let selected = sel.start;
-    for index in sel.try_order(&layout).iter() {
-        let part = match index {
-            BootIndex::Factory => layout.factory,
-            BootIndex::Ota(n) => layout.ota[n as usize],
-            _ => None,
-        };
-        let Some(part) = part else { continue };
-        let data = &flash.contents()[part.offset as usize..(part.offset + part.size) as usize];
-        let Ok(report) = verify(
-            data,
-            VerifyOptions {
-                max_len: Some(part.size),
-                ..VerifyOptions::default()
+impl Booted {
+    /// This boot as the invariant checker takes it; `confirmed`: the slot was VALID when
+    /// the boot ended.
+    pub fn observed(&self, confirmed: bool) -> Observed {
+        Observed {
+            running: match self.running {
+                Running::Ota(n) => BootIndex::Ota(u32::from(n)),
+                Running::Factory => BootIndex::Factory,
             },
-        ) else {
-            continue;
-        };
-        if let Some(op) = sel.after_boot(index) {
-            flash_write_op(flash, od.offset, &op).ok()?;
+            state: self.state,
+            confirmed,
+            image_sha256: self.image_sha256,
         }
-        let running = match index {
-            BootIndex::Ota(n) => Running::Ota(n as u8),
-            _ => Running::Factory,
-        };
-        let trial = Some(index) == selected
-            && matches!(index, BootIndex::Ota(n) if before.entries.iter().any(|e| e.is_valid()
-                && e.slot(layout.app_count) == Some(n) && e.state == OtaState::New));
-        return Some(Booted {
-            running,
-            boot_fails: report.app_desc.is_some_and(|d| d.boot_fails()),
-            trial,
-        });
     }
-    panic!("no bootable image: the device is bricked");
+}
+
+/// One reset through the emulator's bootloader (ESP-IDF's, rollback enabled): `None` when
+/// power fails inside it. A flash with no bootable image fails the test.
+pub fn bootloader(flash: &mut SimFlash) -> Option<Booted> {
+    match bootloader::boot(flash, BootloaderConfig::default(), &mut Efuse::default()) {
+        Ok(b) => {
+            let state = b.running_state();
+            Some(Booted {
+                running: match b.running {
+                    BootIndex::Ota(n) => Running::Ota(u8::try_from(n).expect("slot")),
+                    _ => Running::Factory,
+                },
+                boot_fails: b.app_desc.boot_fails(),
+                // A PENDING_VERIFY entry at boot start is aborted by this boot, so one after
+                // it was NEW before it.
+                trial: !b.fell_back && state == Some(OtaState::PendingVerify),
+                state,
+                image_sha256: b.image_sha256,
+            })
+        }
+        Err(e) if e.is_power_loss() => None,
+        Err(e) => panic!("the device is bricked: {e}"),
+    }
 }
 
 // ------------------------------------------------------------------ device runner
 
 #[derive(Clone)]
+/// How a device is built.
 pub struct DeviceSpec {
+    /// Legacy mode (the seed protocol) instead of v2.
     pub legacy: bool,
+    /// Boot-attempt limit k.
     pub k: u8,
+    /// Chunk buffer bytes.
     pub chunk_buf: usize,
+    /// I/O buffer bytes.
     pub io_buf: usize,
+    /// Polls per boot at most.
     pub max_polls: usize,
+    /// Pause between chunks, ms.
     pub chunk_interval_ms: u32,
+    /// The provisioned root record.
     pub root: Vec<u8>,
 }
 
@@ -633,30 +616,43 @@ impl Default for DeviceSpec {
     }
 }
 
+/// A device: its flash (kept across boots), spec, network and boot history.
 pub struct Device {
+    /// The flash; `None` only inside a boot.
     pub flash: Option<SimFlash>,
+    /// How it is built.
     pub spec: DeviceSpec,
+    /// Its network.
     pub net: Net,
+    /// Every boot so far.
     pub boots: Vec<BootLog>,
 }
 
 /// What one boot did.
 #[derive(Debug, Clone)]
 pub struct BootLog {
+    /// What the bootloader did; `None` when cut inside it.
     pub booted: Option<Booted>,
+    /// Startup outcome.
     pub startup: Option<StartupOutcome>,
+    /// Poll outcomes.
     pub polls: Vec<PollOutcome>,
+    /// Agent status at the end.
     pub status: Option<AgentStatus>,
+    /// Power failed during this boot.
     pub cut: bool,
+    /// Milliseconds slept.
     pub slept_ms: u64,
 }
 
 impl BootLog {
+    /// The last poll outcome.
     pub fn last_poll(&self) -> Option<PollOutcome> {
         self.polls.last().copied()
     }
 }
 
+/// The agent settings of `spec`.
 pub fn config(spec: &DeviceSpec) -> DeviceConfig<'_> {
     let mut c = DeviceConfig::new(DEVICE, NAME, VENDOR, CLASS, &spec.root);
     if spec.legacy {
@@ -670,6 +666,7 @@ pub fn config(spec: &DeviceSpec) -> DeviceConfig<'_> {
 }
 
 impl Device {
+    /// A device on `flash` behind `net`.
     pub fn new(flash: SimFlash, net: Net, spec: DeviceSpec) -> Self {
         Self {
             flash: Some(flash),
@@ -679,10 +676,12 @@ impl Device {
         }
     }
 
+    /// Its flash.
     pub fn flash(&self) -> &SimFlash {
         self.flash.as_ref().unwrap()
     }
 
+    /// Its flash, mutably.
     pub fn flash_mut(&mut self) -> &mut SimFlash {
         self.flash.as_mut().unwrap()
     }
@@ -778,6 +777,7 @@ impl Device {
         log
     }
 
+    /// otadata as the flash holds it.
     pub fn otadata(&self) -> Otadata {
         let c = self.flash().contents();
         let od = flash_table(self.flash()).boot_layout().otadata.unwrap();
@@ -789,12 +789,14 @@ impl Device {
         self.otadata().state_of_slot(slot, 2)
     }
 
+    /// The first `len` bytes of ota_`slot`.
     pub fn slot_bytes(&self, slot: u8, len: usize) -> &[u8] {
         let r = app_region_in(self.flash(), Running::Ota(slot));
         &self.flash().contents()[r.start..r.start + len]
     }
 }
 
+/// The partition table the flash holds.
 pub fn flash_table(flash: &SimFlash) -> PartitionTable {
     let c = flash.contents();
     PartitionTable::parse(
@@ -814,6 +816,7 @@ pub fn app_region_in(flash: &SimFlash, r: Running) -> core::ops::Range<usize> {
     p.offset as usize..(p.offset + p.size) as usize
 }
 
+/// The app partition of `r` in the EcoWatt table.
 pub fn app_region(r: Running) -> core::ops::Range<usize> {
     match r {
         Running::Ota(0) => 0x10000..0x150000,
@@ -822,6 +825,7 @@ pub fn app_region(r: Running) -> core::ops::Range<usize> {
     }
 }
 
+/// What ran in `log`'s boot.
 pub fn running_of(log: &BootLog) -> Running {
     log.booted.unwrap().running
 }
@@ -831,4 +835,5 @@ pub fn write_raw(flash: &mut SimFlash, at: u32, data: &[u8]) {
     flash.preload(at, data).unwrap();
 }
 
-pub fn _assert_norflash<F: NorFlash>() {}
+/// Compiles only for a `NorFlash`.
+pub fn assert_norflash<F: NorFlash>() {}
