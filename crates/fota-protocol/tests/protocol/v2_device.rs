@@ -217,7 +217,7 @@ fn answer_round_trip_and_the_device_path() {
         manifest_digest: fota_protocol::v2::manifest_digest(&manifest_env),
     });
     let next_root = sign_with(&[1, 2], |k| {
-        root_body(2, &ROOT_SEEDS, &RELEASE_SEEDS).sign(k).unwrap()
+        root_body(2, ROOT_SEEDS, RELEASE_SEEDS).sign(k).unwrap()
     });
     let answer = CheckInAnswer {
         poll_hint_s: 60,

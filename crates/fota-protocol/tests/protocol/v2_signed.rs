@@ -18,7 +18,7 @@ fn initial_root_round_trip() {
     assert_eq!(root.version(), 1);
     assert_eq!(root.vendor_id(), &VENDOR);
     assert_eq!(root.as_bytes(), &bytes[..]);
-    assert_eq!(root.body(), &root_body(1, &ROOT_SEEDS, &RELEASE_SEEDS));
+    assert_eq!(root.body(), &root_body(1, ROOT_SEEDS, RELEASE_SEEDS));
     assert_eq!(root.keys(Role::Release).threshold(), 2);
     assert_eq!(root.keys(Role::Status).keys(), &[public(STATUS_SEED)]);
     assert!(!root.is_expired(u64::MAX));
@@ -28,7 +28,7 @@ fn initial_root_round_trip() {
 
 #[test]
 fn initial_root_needs_its_own_root_threshold() {
-    let body = root_body(1, &ROOT_SEEDS, &RELEASE_SEEDS);
+    let body = root_body(1, ROOT_SEEDS, RELEASE_SEEDS);
     let one = sign_with(&[1], |k| body.sign(k).unwrap());
     assert_eq!(
         RootRecord::verify_initial(&one).unwrap_err(),
@@ -44,7 +44,7 @@ fn initial_root_needs_its_own_root_threshold() {
         Err(Error::ThresholdNotMet { verified: 1, .. })
     ));
     // Release keys are not root keys.
-    let by_release = sign_with(&RELEASE_SEEDS, |k| body.sign(k).unwrap());
+    let by_release = sign_with(RELEASE_SEEDS, |k| body.sign(k).unwrap());
     assert!(matches!(
         RootRecord::verify_initial(&by_release),
         Err(Error::ThresholdNotMet { verified: 0, .. })
@@ -56,13 +56,13 @@ fn initial_root_needs_its_own_root_threshold() {
 /// A root body with a raw key patched in, signed by the root keys: what an attacker with
 /// root keys (or a buggy tool) could produce.
 fn root_with_patched_release_key(key: [u8; 32]) -> Vec<u8> {
-    let body = root_body(1, &ROOT_SEEDS, &RELEASE_SEEDS);
+    let body = root_body(1, ROOT_SEEDS, RELEASE_SEEDS);
     let mut raw = [0u8; fota_protocol::v2::root::MAX_BODY_LEN];
     let n = body.encode(&mut raw).unwrap();
     // root set: 2 + 3*32 bytes after the 36-byte fixed part; release keys start 2 later.
     let at = 36 + 2 + 3 * 32 + 2;
     raw[at..at + 32].copy_from_slice(&key);
-    sign_with(&ROOT_SEEDS, |k| {
+    sign_with(ROOT_SEEDS, |k| {
         sign_envelope(*b"FOTR", 1, b"FOTA-ROOT-v1\0", &raw[..n], k).unwrap()
     })
 }
@@ -185,7 +185,7 @@ fn rotation_needs_old_and_new_root_thresholds() {
 
 #[test]
 fn root_version_zero_is_refused() {
-    let mut body = root_body(1, &ROOT_SEEDS, &RELEASE_SEEDS);
+    let mut body = root_body(1, ROOT_SEEDS, RELEASE_SEEDS);
     body.version = 0;
     assert!(matches!(
         body.encode(&mut [0u8; 1024]),
@@ -199,7 +199,7 @@ fn root_version_zero_is_refused() {
 
 #[test]
 fn root_expiry() {
-    let mut body = root_body(1, &ROOT_SEEDS, &RELEASE_SEEDS);
+    let mut body = root_body(1, ROOT_SEEDS, RELEASE_SEEDS);
     body.expires_at = 2_000_000_000;
     let root = RootRecord::verify_initial(&sign_with(&[1, 2], |k| body.sign(k).unwrap())).unwrap();
     assert!(!root.is_expired(1_999_999_999));
@@ -626,7 +626,7 @@ fn every_single_byte_corruption_of_a_manifest_is_rejected() {
 fn every_single_byte_corruption_of_a_root_is_rejected() {
     assert_every_corruption_rejected(&root_bytes(), |b| RootRecord::verify_initial(b).is_ok());
     let trusted = root();
-    let update = rotated(2, &[4, 5, 6], &RELEASE_SEEDS, &[1, 2, 4, 5]);
+    let update = rotated(2, &[4, 5, 6], RELEASE_SEEDS, &[1, 2, 4, 5]);
     assert_every_corruption_rejected(&update, |b| RootRecord::verify_update(&trusted, b).is_ok());
 }
 
