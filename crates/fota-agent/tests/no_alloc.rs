@@ -7,21 +7,18 @@
     reason = "a global allocator is unsafe by definition; this file is the only place the package allows it"
 )]
 
-#[path = "agent/common.rs"]
-mod common;
-
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::Cell;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use core::task::{Context, Poll, Waker};
 use std::alloc::System;
 
-use common::*;
 use embedded_storage::nor_flash::{ErrorType, NorFlash, ReadNorFlash};
 use fota_agent::{
     Agent, BootInfo, Buffers, PollOutcome, StartupOutcome, Transport, TransportError,
 };
 use fota_flash_sim::SimFlash;
+use fota_testkit::agent::*;
 
 struct Counting;
 

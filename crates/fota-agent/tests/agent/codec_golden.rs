@@ -9,7 +9,6 @@
 
 use std::path::PathBuf;
 
-use crate::common::*;
 use fota_agent::flash::{Region, Storage};
 use fota_agent::journal::{
     Blob, Entry, Journal, JournalState, Pending, Protocol, Rejected, Release, Report, UpdateState,
@@ -19,6 +18,7 @@ use fota_flash_sim::{Config, SimFlash};
 use fota_protocol::esp::flash::FlashBuilder;
 use fota_protocol::esp::otadata::{BootIndex, OtaSelectEntry, OtaState, Otadata};
 use fota_protocol::v2::{EventKind, FixedStr, ReasonCode};
+use fota_testkit::agent::*;
 
 // ------------------------------------------------------------------ golden files
 

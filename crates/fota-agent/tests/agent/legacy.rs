@@ -1,9 +1,9 @@
 //! Legacy (seed) protocol end to end over SimFlash.
 
-use crate::common::*;
 use fota_agent::{PollOutcome, Running, StartupOutcome};
 use fota_protocol::esp::otadata::OtaState;
 use fota_protocol::v2::ReasonCode;
+use fota_testkit::agent::*;
 
 fn setup(new: Vec<u8>, chunk: u64) -> (Device, Net, Vec<u8>) {
     let old = image("1.0.5", 0x8000, false);

@@ -8,7 +8,6 @@
 //! it counts; alone in its binary, nothing else runs there.
 
 mod codec_golden;
-mod common;
 mod legacy;
 mod powercut;
 mod ram;

@@ -1,8 +1,8 @@
 //! RAM: size of the agent and of its futures against DESIGN §3's budget, and `Send`-ness of
 //! the futures when the parts are `Send` (so `tokio::spawn` works).
 
-use crate::common::*;
 use fota_agent::{Agent, BootInfo, Buffers, Running};
+use fota_testkit::agent::*;
 
 fn assert_send<T: Send>(_: &T) {}
 

@@ -1,9 +1,9 @@
 //! Nothing from the network or the flash makes the agent panic: random answers, random
 //! ranges, random JSON, random journal and otadata sectors.
 
-use crate::common::*;
 use fota_agent::{Agent, BootInfo, Buffers, Running, Transport, TransportError};
 use fota_flash_sim::SimFlash;
+use fota_testkit::agent::*;
 use proptest::prelude::*;
 
 /// A transport that answers with whatever bytes it was given, cut to the caller's buffer.

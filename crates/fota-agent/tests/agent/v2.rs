@@ -1,10 +1,10 @@
 //! v2 end to end over SimFlash: a fake server built from fota-protocol's host builders, the
 //! test bootloader, and a fresh agent from flash on every boot.
 
-use crate::common::*;
 use fota_agent::{PollOutcome, Running, StartupOutcome};
 use fota_protocol::esp::otadata::OtaState;
 use fota_protocol::v2::{EventKind, ReasonCode};
+use fota_testkit::agent::*;
 
 fn setup(new: Vec<u8>) -> (Device, Net, Vec<u8>) {
     let old = image("1.0.5", 0x8000, false);
