@@ -7,15 +7,11 @@
 //! the resume benchmark, default 20).
 #![allow(missing_docs, unreachable_pub, clippy::unwrap_used)]
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use core::time::Duration;
 use std::io::BufRead as _;
 use std::sync::Arc;
 use std::time::Instant;
 
-use common::*;
 use fota_agent::{Agent, BootInfo, Buffers, DeviceConfig, Running};
 use fota_emulator::device::{self, DeviceOptions, RunResult, Until};
 use fota_emulator::flash_file::Layout;
@@ -23,6 +19,9 @@ use fota_emulator::http::{HttpClient, Timeouts, WireCounters};
 use fota_emulator::platform::EmuPlatform;
 use fota_emulator::transport::{HttpTransport, Observing, OfferLog};
 use fota_flash_sim::{FaultPlan, SimFlash};
+use fota_testkit::emulated::*;
+use fota_testkit::server::{ADMIN, CLASS, TestServer, signed_by};
+use fota_testkit::{image, sha256};
 use hyper::Method;
 
 const MIB: u32 = 1 << 20;
@@ -37,7 +36,7 @@ fn bytes(r: &RunResult) -> u64 {
 }
 
 struct Setup {
-    server: Server,
+    server: TestServer,
     old: Vec<u8>,
     new: Vec<u8>,
     n: u32,
@@ -79,7 +78,7 @@ impl fota_agent::Transport for NullTransport {
 
 impl Setup {
     async fn new(chunk: u32) -> Self {
-        let server = Server::start().await;
+        let server = TestServer::start().await;
         let old = image("1.0.5", MIB, false);
         let new = image("1.0.6", MIB, false);
         let (s, v) = server.legacy_upload("1.0.6", &new, u64::from(chunk)).await;
@@ -255,12 +254,13 @@ async fn fleet(count: u32) -> Option<String> {
     let new = image("1.0.6", MIB, false);
     let initial = work.path().join("app-1.0.5.bin");
     std::fs::write(&initial, &old).unwrap();
-    let multipart = release_multipart(&keys, "1.0.6", 1, &new, CHUNK);
+    let (content_type, multipart) =
+        signed_by(&keys, CLASS, "1.0.6", 1, new.clone(), CHUNK, |_| {}).upload_form(Some(CLASS));
     let n = op
         .fetch(
             Method::POST,
             "/api/v2/releases",
-            Some(BENCH_MULTIPART),
+            Some(&content_type),
             &multipart,
             &mut resp,
         )
@@ -339,61 +339,6 @@ async fn fleet(count: u32) -> Option<String> {
         hwm as f64 / 1024.0,
         peak_emulator as f64 / 1024.0,
     ))
-}
-
-const BENCH_MULTIPART: &str = "multipart/form-data; boundary=fota-bench-boundary";
-
-fn release_multipart(
-    keys: &fota_keys::KeySet,
-    version: &str,
-    sequence: u64,
-    image: &[u8],
-    chunk: u32,
-) -> Vec<u8> {
-    use fota_protocol::v2::{self, FixedStr, ManifestBody};
-    let hl = v2::hashlist::build(image, chunk).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let body = ManifestBody {
-        vendor_id: *keys.vendor_id.as_bytes(),
-        class_id: *v2::ids::class_id(&keys.vendor_id, CLASS).as_bytes(),
-        device_id: [0; 16],
-        sequence,
-        security_counter: 0,
-        payload_format: v2::PayloadFormat::RawEspApp,
-        component: v2::Component::Application,
-        fw_version: FixedStr::new(version).unwrap(),
-        project_name: FixedStr::new("ecowatt").unwrap(),
-        issued_at: now - 60,
-        expires_at: 0,
-        image_size: image.len() as u64,
-        chunk_size: chunk,
-        chunk_count: hl.layout.chunk_count(),
-        image_sha256: sha256(image),
-        chunk_list_sha256: hl.chunk_list_sha256,
-        precursor_sha256: [0; 32],
-    };
-    let manifest = body.sign(&[&keys.release]).unwrap();
-    let mut data = Vec::new();
-    for (name, part) in [
-        ("class", CLASS.as_bytes()),
-        ("manifest", &manifest[..]),
-        ("hashlist", &hl.blob[..]),
-        ("image", image),
-    ] {
-        data.extend_from_slice(
-            format!(
-                "--fota-bench-boundary\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-            )
-            .as_bytes(),
-        );
-        data.extend_from_slice(part);
-        data.extend_from_slice(b"\r\n");
-    }
-    data.extend_from_slice(b"--fota-bench-boundary--\r\n");
-    data
 }
 
 fn main() {

@@ -143,6 +143,8 @@ pub struct BootRecord {
     pub running: BootIndex,
     /// Its version.
     pub version: String,
+    /// SHA-256 of the running image.
+    pub image_sha256: [u8; 32],
     /// The bootloader fell back from the selected slot.
     pub fell_back: bool,
     /// otadata state of the running slot right after the bootloader's rewrites
@@ -297,6 +299,7 @@ where
         let mut record = BootRecord {
             running: boot.running,
             version: boot.app_desc.version().unwrap_or("").to_owned(),
+            image_sha256: boot.image_sha256,
             fell_back: boot.fell_back,
             state: boot.running_state(),
             startup: None,

@@ -83,6 +83,9 @@ pub enum HttpError {
     /// The server answered with an unexpected status.
     #[error("HTTP status {0}")]
     Status(u16),
+    /// A request header value the caller gave is not a valid header value.
+    #[error("unusable header value {0:?}")]
+    Header(String),
 }
 
 /// Bytes moved on the wire (request and response heads and bodies, as TCP carried them).
@@ -463,14 +466,15 @@ impl HttpClient {
         &mut self,
         method: Method,
         target: &str,
-        content_type: Option<&'static str>,
+        content_type: Option<&str>,
         body: &[u8],
         resp: &mut [u8],
     ) -> Result<usize, HttpError> {
         let deadline = Instant::now() + self.timeouts.request;
         let mut headers = Vec::new();
         if let Some(ct) = content_type {
-            headers.push((header::CONTENT_TYPE, HeaderValue::from_static(ct)));
+            let value = HeaderValue::from_str(ct).map_err(|_| HttpError::Header(ct.to_owned()))?;
+            headers.push((header::CONTENT_TYPE, value));
         }
         let out = Outgoing {
             method,

@@ -8,13 +8,15 @@ use fota_emulator::netfault::NetFaultSpec;
 use fota_emulator::proxy::FaultProxy;
 use fota_protocol::esp::otadata::OtaState;
 
-use crate::common::*;
+use fota_testkit::emulated::*;
+use fota_testkit::server::*;
+use fota_testkit::{image, sha256};
 
 const SIZE: u32 = 0x8000;
 const CHUNK: u32 = 4096;
 
 struct Bench {
-    server: Server,
+    server: TestServer,
     new: Vec<u8>,
     old: Vec<u8>,
     n: u32,
@@ -22,7 +24,7 @@ struct Bench {
 
 impl Bench {
     async fn new() -> Self {
-        let server = Server::start().await;
+        let server = TestServer::start().await;
         let new = image("1.0.6", SIZE, false);
         let old = image("1.0.5", SIZE, false);
         let (s, v) = server.legacy_upload("1.0.6", &new, u64::from(CHUNK)).await;

@@ -11,14 +11,16 @@ use fota_emulator::device::{self, Ended, Until};
 use fota_emulator::flash_file::Layout;
 use fota_emulator::report;
 
-use crate::common::*;
+use fota_testkit::emulated::*;
+use fota_testkit::image;
+use fota_testkit::server::*;
 
 const SIZE: u32 = 0x4000;
 const CHUNK: u32 = 1024;
 
 #[tokio::test]
 async fn a_rotated_credential_ends_the_run_as_refused_without_a_checkin() {
-    let s = Server::in_process().await;
+    let s = TestServer::in_process().await;
     let p = s.provision("EcoWatt001").await;
     let (status, v) = s
         .op(Method::POST, "/api/v2/devices/EcoWatt001/rotate", None)
@@ -78,7 +80,7 @@ impl Transport for ForbiddenReads {
 
 #[tokio::test]
 async fn a_forbidden_download_is_no_checkin_but_the_device_carries_on() {
-    let s = Server::in_process().await;
+    let s = TestServer::in_process().await;
     let p = s.provision("EcoWatt001").await;
     let rid = s
         .release("1.0.6", 1, &image("1.0.6", SIZE, false), CHUNK)

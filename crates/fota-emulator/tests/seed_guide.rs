@@ -20,14 +20,17 @@ use fota_protocol::legacy::ChunkAnswer;
 use fota_protocol::v2::ReasonCode;
 use serde_json::json;
 
-use crate::common::*;
+use fota_testkit::emulated::*;
+use fota_testkit::seeds::PSK;
+use fota_testkit::server::*;
+use fota_testkit::{image, sha256};
 
 const SIZE: u32 = 0x4000;
 const CHUNK: u32 = 1024;
 
 /// A device on 1.0.5 and a server offering 1.0.6 in `mode`; returns (server, options, new).
-async fn offered(legacy: bool) -> (Server, DeviceOptions, Vec<u8>) {
-    let server = Server::start().await;
+async fn offered(legacy: bool) -> (TestServer, DeviceOptions, Vec<u8>) {
+    let server = TestServer::start().await;
     let new = image("1.0.6", SIZE, false);
     let opts = if legacy {
         let (s, v) = server.legacy_upload("1.0.6", &new, u64::from(CHUNK)).await;
@@ -157,7 +160,7 @@ impl Transport for PskAttacker {
 /// running.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test3_verification_failure_legacy() {
-    let server = Server::start().await;
+    let server = TestServer::start().await;
     let new = image("1.0.6", SIZE, false);
     let (s, v) = server
         .legacy_upload_with_hash("1.0.6", &new, u64::from(CHUNK), "invalid_hash_here")
@@ -202,7 +205,7 @@ async fn test3_verification_failure_legacy() {
 /// chunk is fetched again, and the update completes with the right image.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test3_verification_failure_v2() {
-    let server = Server::start().await;
+    let server = TestServer::start().await;
     let p = server.provision("EcoWatt001").await;
     let new = image("1.0.6", SIZE, false);
     let (s, v) = server
@@ -343,7 +346,7 @@ async fn test5_complete_workflow_v2() {
 /// chunk, verifies, reboots into the new image and confirms it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test1_basic_update_legacy() {
-    let server = Server::start().await;
+    let server = TestServer::start().await;
     let old = image("1.0.5", 0x4000, false);
     let new = image("1.0.6", 0x4000, false);
     let (s, v) = server.legacy_upload("1.0.6", &new, 1024).await;
@@ -370,7 +373,7 @@ async fn test1_basic_update_legacy() {
 /// hash list.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test1_basic_update_v2() {
-    let server = Server::start().await;
+    let server = TestServer::start().await;
     let p = server.provision("EcoWatt001").await;
     let old = image("1.0.5", 0x4000, false);
     let new = image("1.0.6", 0x4000, false);

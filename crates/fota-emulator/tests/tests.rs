@@ -1,7 +1,5 @@
 //! The emulator's integration tests, one binary (see the README for the long runs).
 
-mod common;
-
 mod bootloader;
 mod http;
 mod net_faults;

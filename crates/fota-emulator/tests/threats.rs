@@ -18,7 +18,9 @@ use fota_protocol::v2::{
 };
 use serde_json::json;
 
-use crate::common::*;
+use fota_testkit::emulated::*;
+use fota_testkit::image;
+use fota_testkit::server::*;
 
 const SIZE: u32 = 0x4000;
 const CHUNK: u32 = 1024;
@@ -68,7 +70,7 @@ fn confirmed(r: &RunResult, flash: &SimFlash) -> bool {
 /// about time. Then a genuine release, one that itself expires tomorrow, installs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leaked_status_key_cannot_freeze_a_device_past_a_root_rotation() {
-    let server = Server::start().await;
+    let server = TestServer::start().await;
     let provisioning = server.provision("d16b").await;
     let opts = v2_options(&provisioning);
     let mut flash = new_flash(Layout::Ecowatt, &image("1.0.5", SIZE, false));
@@ -163,7 +165,7 @@ async fn a_leaked_status_key_cannot_freeze_a_device_past_a_root_rotation() {
 
 /// A release signed (offline) with security counter `counter`, uploaded; its id.
 async fn release_with_counter(
-    server: &Server,
+    server: &TestServer,
     version: &str,
     sequence: u64,
     image: &[u8],
@@ -179,7 +181,7 @@ async fn release_with_counter(
 }
 
 /// A device of `server` that went from 1.0.5 to `release`, confirmed.
-async fn updated_to(server: &Server, id: &str, release: &str) -> (DeviceOptions, SimFlash) {
+async fn updated_to(server: &TestServer, id: &str, release: &str) -> (DeviceOptions, SimFlash) {
     let opts = v2_options(&server.provision(id).await);
     let mut flash = new_flash(Layout::Ecowatt, &image("1.0.5", SIZE, false));
     server.assign_devices(release, &[id]).await;
@@ -193,7 +195,7 @@ async fn updated_to(server: &Server, id: &str, release: &str) -> (DeviceOptions,
 /// with `rollback_below_counter`, stays on 1.0.7, and the order says why it was refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollback_order_below_the_committed_security_counter_is_refused() {
-    let server = Server::start().await;
+    let server = TestServer::start().await;
     let r0 = release_with_counter(&server, "1.0.6", 1, &image("1.0.6", SIZE, false), 0).await;
     let r5 = release_with_counter(&server, "1.0.7", 2, &image("1.0.7", SIZE, false), 5).await;
     let (opts, mut flash) = updated_to(&server, "d05", &r0).await;
@@ -234,7 +236,7 @@ async fn a_rollback_order_below_the_committed_security_counter_is_refused() {
 /// the committed counter stays 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_trial_of_a_higher_counter_release_still_rolls_back() {
-    let server = Server::start().await;
+    let server = TestServer::start().await;
     let r0 = release_with_counter(&server, "1.0.6", 1, &image("1.0.6", SIZE, false), 0).await;
     let r5 = release_with_counter(&server, "1.0.7", 2, &image("1.0.7", SIZE, true), 5).await;
     for (n, bootloader_rollback) in [true, false].into_iter().enumerate() {
