@@ -190,7 +190,8 @@ mod tests {
     fn a_confirmation_seen_only_at_the_next_boot_counts() {
         let mut h = History::new(1, &[OLD, NEW]);
         h.push(boot(0, OtaState::Valid, true, OLD)).unwrap();
-        h.push(boot(1, OtaState::PendingVerify, false, NEW)).unwrap();
+        h.push(boot(1, OtaState::PendingVerify, false, NEW))
+            .unwrap();
         h.push(boot(1, OtaState::Valid, true, NEW)).unwrap();
         let e = h.push(boot(0, OtaState::Valid, true, OLD)).unwrap_err();
         assert!(e.contains("left the confirmed image in Ota(1)"), "{e}");

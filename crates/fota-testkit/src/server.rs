@@ -50,6 +50,28 @@ pub fn config(dir: &std::path::Path) -> Config {
     c
 }
 
+/// The state of a server over data folder `dir` (which may hold an earlier server's data: a
+/// restart), with settings tweaked by `tweak`, trusting `trust`, serving legacy with `legacy`.
+/// No token is bootstrapped.
+pub async fn state_in(
+    dir: &std::path::Path,
+    tweak: impl FnOnce(&mut Config),
+    trust: Option<Trust>,
+    legacy: Option<&[u8]>,
+) -> AppState {
+    let mut cfg = config(dir);
+    tweak(&mut cfg);
+    let store = SqliteStore::open(&cfg.db_path()).await.expect("store");
+    let blobs = LocalBlobStore::open(cfg.blob_dir()).expect("blobs");
+    AppState::from_parts(
+        cfg,
+        Arc::new(store),
+        Arc::new(blobs),
+        trust,
+        legacy.map(LegacyKey::from_bytes),
+    )
+}
+
 /// A server; listening on 127.0.0.1:0 after [`TestServer::listen`].
 pub struct TestServer {
     /// The data folder (SQLite file and blobs), removed on drop.
@@ -60,7 +82,7 @@ pub struct TestServer {
     pub app: Router,
     /// The admin token.
     pub admin: String,
-    /// v2 keys; the server trusts them when it was opened with v2.
+    /// v2 keys: the ones the server trusts when it was opened with their [`trust`].
     pub keys: KeySet,
     listening: Option<Listening>,
 }
@@ -75,17 +97,7 @@ impl TestServer {
         legacy: Option<&[u8]>,
     ) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut cfg = config(dir.path());
-        tweak(&mut cfg);
-        let store = SqliteStore::open(&cfg.db_path()).await.expect("store");
-        let blobs = LocalBlobStore::open(cfg.blob_dir()).expect("blobs");
-        let state = AppState::from_parts(
-            cfg,
-            Arc::new(store),
-            Arc::new(blobs),
-            trust,
-            legacy.map(LegacyKey::from_bytes),
-        );
+        let state = state_in(dir.path(), tweak, trust, legacy).await;
         state
             .bootstrap_admin(Some(ADMIN))
             .await

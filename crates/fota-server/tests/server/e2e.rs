@@ -11,7 +11,6 @@ use fota_protocol::v2::{self, Action, RootRecord, StatusStatement};
 use fota_server::AppState;
 use fota_server::blobs::LocalBlobStore;
 use fota_server::store::SqliteStore;
-use fota_server::trust::LegacyKey;
 use serde_json::json;
 use sha2::Digest as _;
 
@@ -25,17 +24,10 @@ fn bearer(t: &str) -> String {
 }
 
 async fn state_over(dir: &std::path::Path, k: &fota_keys::KeySet) -> AppState {
-    let mut cfg = config(dir);
-    cfg.seen_flush = std::time::Duration::from_millis(50);
-    let store = SqliteStore::open(&cfg.db_path()).await.unwrap();
-    let blobs = LocalBlobStore::open(cfg.blob_dir()).unwrap();
-    let state = AppState::from_parts(
-        cfg,
-        Arc::new(store),
-        Arc::new(blobs),
-        Some(trust(k)),
-        Some(LegacyKey::from_bytes(PSK)),
-    );
+    let seen = |c: &mut fota_server::config::Config| {
+        c.seen_flush = std::time::Duration::from_millis(50);
+    };
+    let state = state_in(dir, seen, Some(trust(k)), Some(PSK)).await;
     state.bootstrap_admin(Some("admin")).await.unwrap();
     state
 }

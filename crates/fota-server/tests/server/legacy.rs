@@ -260,7 +260,7 @@ fn audit_actions(records: &serde_json::Value, action: &str) -> Vec<serde_json::V
 /// state and version, read and delivered its rollback order, then closed it.
 #[tokio::test]
 async fn legacy_requests_for_a_v2_device_are_refused_as_unknown_and_change_nothing() {
-    let (f, _keys) = v2_fixture().await;
+    let f = v2_fixture().await;
     post_json(
         &f.app,
         "/api/cloud/fota/upload",
@@ -350,7 +350,7 @@ async fn legacy_requests_for_a_v2_device_are_refused_as_unknown_and_change_nothi
 
 #[tokio::test]
 async fn a_legacy_device_provisioned_for_v2_keeps_its_history_and_leaves_the_legacy_api() {
-    let (f, _keys) = v2_fixture().await;
+    let f = v2_fixture().await;
     let status = json!({"device_id": "EcoWatt009", "status": "success", "version": "1.0.5"});
     let a = post_json(&f.app, "/api/inverter/fota/status", None, &status).await;
     assert_eq!(a.json(), json!({"success": true}));

@@ -31,13 +31,14 @@ async fn unknown_methods_are_counted_as_other_not_as_new_series() {
 
 #[tokio::test]
 async fn every_metric_family_has_help_and_type() {
-    let (f, k) = v2_fixture().await;
+    let f = v2_fixture().await;
+    let k = &f.keys;
     // Touch every family: requests, a denied credential, a release, a check-in, an event, a
     // blob download and a legacy chunk.
     let dev = provision(&f, "m1", "ecowatt").await;
     let token = dev["token"].as_str().unwrap().to_owned();
     get(&f.app, "/api/v2/tokens", Some("nope")).await;
-    let b = build(&k, "ecowatt", "1.0.1", 1, 10_000);
+    let b = build(k, "ecowatt", "1.0.1", 1, 10_000);
     let rel = upload(&f, &f.admin, &b, None).await.json();
     let rid = rel["id"].as_str().unwrap();
     post_json(
@@ -47,18 +48,18 @@ async fn every_metric_family_has_help_and_type() {
         &serde_json::json!({"devices": ["m1"]}),
     )
     .await;
-    let record = checkin_record(&k, "m1", [1; 16], [0; 32], 0, 0);
+    let record = checkin_record(k, "m1", [1; 16], [0; 32], 0, 0);
     let a = post_raw(&f.app, "/api/v2/device/checkin", Some(&token), record).await;
     assert_eq!(a.status, StatusCode::OK);
     let blob = get(
         &f.app,
-        &format!("/api/v2/device/blobs/{}", b.sha256()),
+        &format!("/api/v2/device/blobs/{}", b.sha256_hex()),
         Some(&token),
     )
     .await;
     assert_eq!(blob.status, StatusCode::OK);
     let ev = event_record(
-        &k,
+        k,
         "m1",
         fota_protocol::v2::EventKind::Progress,
         fota_protocol::v2::ReasonCode::None,

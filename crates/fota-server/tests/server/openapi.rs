@@ -298,7 +298,7 @@ fn structural_problems(doc: &Value) -> Vec<String> {
 
 #[tokio::test]
 async fn openapi_document_follows_the_rules_clients_rely_on() {
-    let (f, _k) = v2_fixture().await;
+    let f = v2_fixture().await;
     let s = Running::start(f.state.clone()).await;
     let doc = served_document(&s).await;
     let problems = structural_problems(&doc);
@@ -1070,7 +1070,7 @@ async fn configured_world() -> (Fixture, World) {
         device_id: "d1".into(),
         legacy_device,
         release_id,
-        image_sha: first.sha256(),
+        image_sha: first.sha256_hex(),
         spare_token_id: spare["id"].as_str().unwrap().to_owned(),
         bodies,
     };

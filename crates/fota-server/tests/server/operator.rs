@@ -420,7 +420,7 @@ async fn the_last_active_admin_token_cannot_be_revoked() {
 
 #[tokio::test]
 async fn devices_of_either_protocol_are_deleted_by_admins_only() {
-    let (f, _keys) = v2_fixture().await;
+    let f = v2_fixture().await;
     let operator = token(&f, "operator").await;
     provision(&f, "devA", "ecowatt-v1").await;
     let status = json!({"device_id": "Eco1", "status": "success"});

@@ -18,11 +18,12 @@ fn blob_count(f: &Fixture) -> usize {
 
 #[tokio::test]
 async fn release_upload_verifies_everything_and_leaves_nothing_on_rejection() {
-    let (f, k) = v2_fixture().await;
+    let f = v2_fixture().await;
+    let k = &f.keys;
     provision(&f, "d1", "ecowatt").await;
     let op = token(&f, "operator").await;
     let viewer = token(&f, "viewer").await;
-    let good = build(&k, "ecowatt", "1.0.1", 1, 40_000);
+    let good = build(k, "ecowatt", "1.0.1", 1, 40_000);
 
     // wrong role
     upload(&f, &viewer, &good, None)
@@ -65,15 +66,15 @@ async fn release_upload_verifies_everything_and_leaves_nothing_on_rejection() {
     );
     // hash list tampered / truncated
     let mut bad = good.clone();
-    let last = bad.hashlist.len() - 1;
-    bad.hashlist[last] ^= 1;
+    let last = bad.hashlist.blob.len() - 1;
+    bad.hashlist.blob[last] ^= 1;
     assert_eq!(
         upload(&f, &op, &bad, None)
             .await
             .error(StatusCode::UNPROCESSABLE_ENTITY),
         "hashlist_mismatch"
     );
-    bad.hashlist.truncate(20);
+    bad.hashlist.blob.truncate(20);
     assert_eq!(
         upload(&f, &op, &bad, None)
             .await
@@ -99,7 +100,7 @@ async fn release_upload_verifies_everything_and_leaves_nothing_on_rejection() {
     junk.body.chunk_count = hl.layout.chunk_count();
     junk.body.image_sha256 = sha2::Sha256::digest(&junk.image).into();
     junk.body.chunk_list_sha256 = hl.chunk_list_sha256;
-    junk.hashlist = hl.blob;
+    junk.hashlist.blob = hl.blob;
     junk.resign(&[&k.release]);
     assert_eq!(
         upload(&f, &op, &junk, None)
@@ -108,7 +109,7 @@ async fn release_upload_verifies_everything_and_leaves_nothing_on_rejection() {
         "invalid_image"
     );
     // unknown class / class part that does not match
-    let other = build(&k, "nobody-has-this", "1.0.1", 1, 20_000);
+    let other = build(k, "nobody-has-this", "1.0.1", 1, 20_000);
     assert_eq!(
         upload(&f, &op, &other, None)
             .await
@@ -170,11 +171,11 @@ async fn release_upload_verifies_everything_and_leaves_nothing_on_rejection() {
     let rel = a.json();
     assert_eq!(rel["version"], "1.0.1");
     assert_eq!(rel["class"], "ecowatt");
-    assert_eq!(rel["image_sha256"], good.sha256());
+    assert_eq!(rel["image_sha256"], good.sha256_hex());
     assert_eq!(rel["id"], fota_api::release::release_id(&good.digest()));
     assert_eq!(blob_count(&f), 2);
     // the same sequence again, or a lower one: conflict
-    let again = build(&k, "ecowatt", "1.0.2", 1, 20_000);
+    let again = build(k, "ecowatt", "1.0.2", 1, 20_000);
     assert_eq!(
         upload(&f, &op, &again, None)
             .await
@@ -194,7 +195,7 @@ async fn release_upload_verifies_everything_and_leaves_nothing_on_rejection() {
         .await
         .json();
     assert_eq!(audit[0]["action"], "release.create");
-    assert_eq!(audit[0]["detail"]["image_sha256"], good.sha256());
+    assert_eq!(audit[0]["detail"]["image_sha256"], good.sha256_hex());
 }
 
 #[tokio::test]
@@ -278,16 +279,17 @@ fn rand_nonce() -> [u8; 16] {
 
 #[tokio::test]
 async fn checkin_assign_download_events_rollback() {
-    let (f, k) = v2_fixture().await;
+    let f = v2_fixture().await;
+    let k = &f.keys;
     let d1 = dev(&f, "d1", "ecowatt").await;
     let d2 = dev(&f, "d2", "ecowatt").await;
     let o1 = dev(&f, "o1", "other").await;
-    let b = build(&k, "ecowatt", "1.0.1", 1, 70_000);
+    let b = build(k, "ecowatt", "1.0.1", 1, 70_000);
     let rel = upload(&f, &f.admin, &b, None).await.json();
     let rid = rel["id"].as_str().unwrap().to_owned();
 
     // nothing assigned: action none, statement bound to the nonce, poll hint within jitter
-    let (a, st) = checkin(&f, &k, &d1, [0; 32], 0).await;
+    let (a, st) = checkin(&f, k, &d1, [0; 32], 0).await;
     assert_eq!(st.action(), Action::None);
     assert!(a.manifest.is_none() && a.image_url.is_empty());
     assert!((240..=360).contains(&a.poll_hint_s), "{}", a.poll_hint_s);
@@ -301,7 +303,7 @@ async fn checkin_assign_download_events_rollback() {
     )
     .await;
     assert_eq!(r.status, StatusCode::OK);
-    let (a, st) = checkin(&f, &k, &d1, [0; 32], 0).await;
+    let (a, st) = checkin(&f, k, &d1, [0; 32], 0).await;
     assert_eq!(
         st.action(),
         Action::Install {
@@ -311,7 +313,7 @@ async fn checkin_assign_download_events_rollback() {
     let first_generation = st.body().assignment_generation;
     assert!(first_generation >= 1);
     assert_eq!(a.manifest.unwrap(), b.manifest.as_slice());
-    let sha = b.sha256();
+    let sha = b.sha256_hex();
     assert_eq!(a.image_url, format!("/api/v2/device/blobs/{sha}"));
     let hl_url = a.hashlist_url.to_owned();
 
@@ -339,7 +341,7 @@ async fn checkin_assign_download_events_rollback() {
     assert_eq!(full.status, StatusCode::OK);
     assert_eq!(full.body.as_ref(), b.image.as_slice());
     let hl = get(&f.app, &hl_url, Some(&d1.token)).await;
-    assert_eq!(hl.body.as_ref(), b.hashlist.as_slice());
+    assert_eq!(hl.body.as_ref(), b.hashlist.blob.as_slice());
     for (range, want) in [
         ("bytes=0-9", 10usize),
         ("bytes=-7", 7),
@@ -419,7 +421,7 @@ async fn checkin_assign_download_events_rollback() {
 
     // events: progress, then the device runs the release and is no longer offered it
     let ev = event_record(
-        &k,
+        k,
         "d1",
         EventKind::Progress,
         ReasonCode::None,
@@ -443,7 +445,7 @@ async fn checkin_assign_download_events_rollback() {
     );
     assert_eq!(dv["progress_release_id"], rid);
     let ev = event_record(
-        &k,
+        k,
         "d1",
         EventKind::Confirmed,
         ReasonCode::None,
@@ -454,7 +456,7 @@ async fn checkin_assign_download_events_rollback() {
     );
     post_raw(&f.app, "/api/v2/device/events", Some(&d1.token), ev).await;
     let running: [u8; 32] = hex::decode(&sha).unwrap().try_into().unwrap();
-    let (_, st) = checkin(&f, &k, &d1, running, 0).await;
+    let (_, st) = checkin(&f, k, &d1, running, 0).await;
     assert_eq!(
         st.action(),
         Action::None,
@@ -468,7 +470,7 @@ async fn checkin_assign_download_events_rollback() {
 
     // events about another device, or malformed ones
     let ev = event_record(
-        &k,
+        k,
         "d2",
         EventKind::Progress,
         ReasonCode::None,
@@ -487,7 +489,7 @@ async fn checkin_assign_download_events_rollback() {
         "invalid_event"
     );
     // check-ins naming another device, malformed, without credential
-    let body = checkin_record(&k, "d2", rand_nonce(), [0; 32], 0, 0);
+    let body = checkin_record(k, "d2", rand_nonce(), [0; 32], 0, 0);
     post_raw(&f.app, "/api/v2/device/checkin", Some(&d1.token), body)
         .await
         .error(StatusCode::FORBIDDEN);
@@ -524,11 +526,11 @@ async fn checkin_assign_download_events_rollback() {
     )
     .await
     .error(StatusCode::CONFLICT);
-    let (a, st) = checkin(&f, &k, &d1, running, 0).await;
+    let (a, st) = checkin(&f, k, &d1, running, 0).await;
     assert_eq!(st.action(), Action::Rollback { order_id });
     assert_eq!((a.rollback_order_id, a.reason), (order_id, "field issue"));
     let ev = event_record(
-        &k,
+        k,
         "d1",
         EventKind::RollbackDone,
         ReasonCode::OperatorOrder,
@@ -544,7 +546,7 @@ async fn checkin_assign_download_events_rollback() {
     assert_eq!(orders[0]["outcome"], "done");
     assert!(orders[0]["delivered_at"].is_i64() && orders[0]["closed_at"].is_i64());
     // after rolling back from it, the release is not offered again (no loop)...
-    let (_, st) = checkin(&f, &k, &d1, [7; 32], 0).await;
+    let (_, st) = checkin(&f, k, &d1, [7; 32], 0).await;
     assert_eq!(st.action(), Action::None);
     // ...until it is assigned again explicitly
     post_json(
@@ -554,7 +556,7 @@ async fn checkin_assign_download_events_rollback() {
         &json!({"devices": ["d1"]}),
     )
     .await;
-    let (_, st) = checkin(&f, &k, &d1, [7; 32], 0).await;
+    let (_, st) = checkin(&f, k, &d1, [7; 32], 0).await;
     assert_eq!(
         st.action(),
         Action::Install {
@@ -566,7 +568,7 @@ async fn checkin_assign_download_events_rollback() {
         "an explicit re-assignment raises the generation"
     );
     // d2 still follows the class
-    let (_, st) = checkin(&f, &k, &d2, [0; 32], 0).await;
+    let (_, st) = checkin(&f, k, &d2, [0; 32], 0).await;
     assert!(matches!(st.action(), Action::Install { .. }));
 
     // assignment errors
@@ -619,7 +621,8 @@ async fn checkin_assign_download_events_rollback() {
 
 #[tokio::test]
 async fn device_credentials_revoke_rotate_and_isolation() {
-    let (f, k) = v2_fixture().await;
+    let f = v2_fixture().await;
+    let k = &f.keys;
     let d1 = dev(&f, "d1", "ecowatt").await;
     // duplicate ids and bad names
     post_json(
@@ -654,10 +657,10 @@ async fn device_credentials_revoke_rotate_and_isolation() {
         .await
         .error(StatusCode::UNAUTHORIZED);
 
-    checkin(&f, &k, &d1, [0; 32], 0).await;
+    checkin(&f, k, &d1, [0; 32], 0).await;
     let r = post_raw(&f.app, "/api/v2/devices/d1/revoke", Some(&f.admin), "").await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    let body = checkin_record(&k, "d1", rand_nonce(), [0; 32], 0, 0);
+    let body = checkin_record(k, "d1", rand_nonce(), [0; 32], 0, 0);
     let a = post_raw(
         &f.app,
         "/api/v2/device/checkin",
@@ -683,7 +686,7 @@ async fn device_credentials_revoke_rotate_and_isolation() {
     post_raw(&f.app, "/api/v2/device/checkin", Some(&d1.token), body)
         .await
         .error(StatusCode::UNAUTHORIZED);
-    checkin(&f, &k, &new, [0; 32], 0).await;
+    checkin(&f, k, &new, [0; 32], 0).await;
     let dv = get(&f.app, "/api/v2/devices/d1", Some(&viewer))
         .await
         .json();
@@ -729,10 +732,11 @@ async fn housekeeping_collects_only_unreferenced_blobs() {
 
 #[tokio::test]
 async fn re_uploading_the_same_signed_manifest_answers_200_with_the_stored_release() {
-    let (f, k) = v2_fixture().await;
+    let f = v2_fixture().await;
+    let k = &f.keys;
     let op = token(&f, "operator").await;
     provision(&f, "d1", "ecowatt").await;
-    let good = build(&k, "ecowatt", "1.0.1", 50, 20_000);
+    let good = build(k, "ecowatt", "1.0.1", 50, 20_000);
     let first = upload(&f, &op, &good, None).await;
     assert_eq!(first.status, StatusCode::CREATED);
     let stored = first.json();
@@ -755,7 +759,7 @@ async fn re_uploading_the_same_signed_manifest_answers_200_with_the_stored_relea
         "a repeat is not a change"
     );
     // It is still checked first: the same manifest with another image is refused.
-    let mut wrong = build(&k, "ecowatt", "1.0.1", 50, 20_000);
+    let mut wrong = build(k, "ecowatt", "1.0.1", 50, 20_000);
     wrong.manifest = good.manifest.clone();
     wrong.image[100] ^= 1;
     upload(&f, &op, &wrong, None)
@@ -763,7 +767,7 @@ async fn re_uploading_the_same_signed_manifest_answers_200_with_the_stored_relea
         .error(StatusCode::UNPROCESSABLE_ENTITY);
     // Another manifest with the same sequence (even the same version and image, signed
     // again) stays a conflict.
-    let mut resigned = build(&k, "ecowatt", "1.0.1", 50, 20_000);
+    let mut resigned = build(k, "ecowatt", "1.0.1", 50, 20_000);
     resigned.body.issued_at += 1;
     resigned.resign(&[&k.release]);
     assert_eq!(
@@ -778,7 +782,8 @@ async fn re_uploading_the_same_signed_manifest_answers_200_with_the_stored_relea
 
 #[tokio::test]
 async fn rotating_a_revoked_device_is_refused_unless_reactivation_is_asked_for() {
-    let (f, k) = v2_fixture().await;
+    let f = v2_fixture().await;
+    let k = &f.keys;
     let d1 = dev(&f, "d1", "ecowatt").await;
     let r = post_raw(&f.app, "/api/v2/devices/d1/revoke", Some(&f.admin), "").await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
@@ -804,7 +809,7 @@ async fn rotating_a_revoked_device_is_refused_unless_reactivation_is_asked_for()
         audit[0]["action"], "device.revoke",
         "a refusal is not audited"
     );
-    let body = checkin_record(&k, "d1", rand_nonce(), [0; 32], 0, 0);
+    let body = checkin_record(k, "d1", rand_nonce(), [0; 32], 0, 0);
     post_raw(&f.app, "/api/v2/device/checkin", Some(&d1.token), body)
         .await
         .error(StatusCode::UNAUTHORIZED);
@@ -821,7 +826,7 @@ async fn rotating_a_revoked_device_is_refused_unless_reactivation_is_asked_for()
         id: "d1".into(),
         token: rotated.json()["token"].as_str().unwrap().into(),
     };
-    checkin(&f, &k, &new, [0; 32], 0).await;
+    checkin(&f, k, &new, [0; 32], 0).await;
     let dv = get(&f.app, "/api/v2/devices/d1", Some(&f.admin))
         .await
         .json();
@@ -844,9 +849,10 @@ async fn rotating_a_revoked_device_is_refused_unless_reactivation_is_asked_for()
 
 #[tokio::test]
 async fn a_range_in_another_unit_is_ignored_and_units_are_case_insensitive() {
-    let (f, k) = v2_fixture().await;
+    let f = v2_fixture().await;
+    let k = &f.keys;
     let d1 = dev(&f, "d1", "ecowatt").await;
-    let b = build(&k, "ecowatt", "1.0.1", 1, 20_000);
+    let b = build(k, "ecowatt", "1.0.1", 1, 20_000);
     let rid = upload(&f, &f.admin, &b, None).await.json()["id"]
         .as_str()
         .unwrap()
@@ -859,7 +865,7 @@ async fn a_range_in_another_unit_is_ignored_and_units_are_case_insensitive() {
     )
     .await;
     assert_eq!(assigned.status, StatusCode::OK);
-    let url = format!("/api/v2/device/blobs/{}", b.sha256());
+    let url = format!("/api/v2/device/blobs/{}", b.sha256_hex());
     // RFC 9110 §14.2: a range unit the server does not understand is ignored, not refused;
     // unit names are case-insensitive (§14.1). A bytes range that cannot be parsed or
     // satisfied stays a 416.
