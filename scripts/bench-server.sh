@@ -2,8 +2,8 @@
 # Server benchmark: each figure is a ratio to nginx serving the same bytes as static files,
 # measured in the same run on loopback with wrk (Debian packages `wrk` and `nginx-light`).
 #
-#   bash bench/server.sh            # concurrency 16 and 64, 10 s per measurement
-#   DURATION=5s bash bench/server.sh
+#   scripts/bench-server.sh            # concurrency 16 and 64, 10 s per measurement
+#   DURATION=5s scripts/bench-server.sh
 #
 # Workloads (docs/BENCHMARKS.md explains them):
 #   legacy   GET /api/inverter/fota/chunk?chunk_number=N (random N of a 1 MiB image in
@@ -24,9 +24,10 @@ need wrk
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$NGINX" ] || { echo "missing nginx: apt-get install -y nginx-light" >&2; exit 1; }
 
-cargo build --release --locked -q -p fota-cli -p fota-server --example bench_setup
+cargo build --release --locked -q -p fota-cli
 FOTA=target/release/fota
-SETUP=target/release/examples/bench_setup
+# the setup step is a bench target of fota-server (crates/fota-server/benches/bench_setup.rs)
+cargo bench --locked -q -p fota-server --bench bench_setup --no-run
 
 work=$(mktemp -d)
 server_pid=""; nginx_started=""
@@ -48,7 +49,7 @@ server_pid=$!
 for _ in $(seq 100); do grep -q listening "$work/server.out" 2>/dev/null && break; sleep 0.1; done
 url=$(head -1 "$work/server.out" | sed 's/^listening on //')
 echo "server $url (pid $server_pid), preparing $DEVICES devices ..."
-"$SETUP" "$url" bench "$work/keys" "$work/out" "$DEVICES"
+cargo bench --locked -q -p fota-server --bench bench_setup -- "$url" bench "$work/keys" "$work/out" "$DEVICES"
 
 # nginx with the same files
 mkdir -p "$work/nginx/logs" "$work/nginx/www/chunk"
