@@ -24,7 +24,11 @@
 //! - **Depend on the server.** An operator's tools build without axum, sqlx or tokio.
 
 // Host-only by nature (owned strings, JSON): the std paths are the idiomatic ones.
-#![allow(clippy::std_instead_of_core, clippy::alloc_instead_of_core)]
+#![allow(
+    clippy::std_instead_of_core,
+    clippy::alloc_instead_of_core,
+    reason = "a host-only crate: std paths say what they are, and nothing here builds for no_std"
+)]
 
 mod audit;
 pub mod bundle;

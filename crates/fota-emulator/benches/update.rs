@@ -5,7 +5,11 @@
 //! Environment: `FLEET` (devices in the fleet run, default 1000; 0 skips it), `FOTA_BIN`
 //! (path of the release `fota`, default `target/release/fota`), `CUTS` (random power cuts in
 //! the resume benchmark, default 20).
-#![allow(missing_docs, unreachable_pub, clippy::unwrap_used)]
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    reason = "a benchmark binary: nothing here is API"
+)]
 
 use core::time::Duration;
 use std::io::BufRead as _;

@@ -26,7 +26,11 @@
 //! - **Overwrite a key file.**
 
 // Key files live on a host file system: the std paths are the idiomatic ones here.
-#![allow(clippy::std_instead_of_core, clippy::alloc_instead_of_core)]
+#![allow(
+    clippy::std_instead_of_core,
+    clippy::alloc_instead_of_core,
+    reason = "a host-only crate: std paths say what they are, and nothing here builds for no_std"
+)]
 
 mod file;
 #[cfg(feature = "sign")]

@@ -94,7 +94,10 @@ impl<'de> Deserialize<'de> for HumanDuration {
 /// The config file as written: every key optional.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
+#[expect(
+    missing_docs,
+    reason = "each field is the config file key of the same name, listed in the module doc"
+)]
 pub struct FileConfig {
     pub data: Option<PathBuf>,
     pub listen: Option<String>,
@@ -118,7 +121,10 @@ pub struct FileConfig {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
+#[expect(
+    missing_docs,
+    reason = "each field is the config file key of the same name, listed in the module doc"
+)]
 pub struct FileLegacy {
     pub max_devices: Option<u64>,
     pub new_devices_per_minute: Option<u32>,
@@ -126,7 +132,10 @@ pub struct FileLegacy {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
+#[expect(
+    missing_docs,
+    reason = "each field is the config file key of the same name, listed in the module doc"
+)]
 pub struct FileLimits {
     pub max_release_bytes: Option<u64>,
     pub max_json_bytes: Option<u64>,
@@ -134,7 +143,10 @@ pub struct FileLimits {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
+#[expect(
+    missing_docs,
+    reason = "each field is the config file key of the same name, listed in the module doc"
+)]
 pub struct FileTimeouts {
     pub header: Option<HumanDuration>,
     pub body: Option<HumanDuration>,
@@ -144,7 +156,10 @@ pub struct FileTimeouts {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
+#[expect(
+    missing_docs,
+    reason = "each field is the config file key of the same name, listed in the module doc"
+)]
 pub struct FilePoll {
     pub interval: Option<HumanDuration>,
     pub jitter: Option<f64>,
@@ -152,7 +167,10 @@ pub struct FilePoll {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
+#[expect(
+    missing_docs,
+    reason = "each field is the config file key of the same name, listed in the module doc"
+)]
 pub struct FileRetention {
     pub checkins: Option<HumanDuration>,
     pub events: Option<HumanDuration>,
@@ -161,7 +179,10 @@ pub struct FileRetention {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
+#[expect(
+    missing_docs,
+    reason = "each field is the config file key of the same name, listed in the module doc"
+)]
 pub struct FileHousekeeping {
     pub interval: Option<HumanDuration>,
     pub blob_grace: Option<HumanDuration>,
@@ -184,7 +205,10 @@ impl FileConfig {
 
 /// Values from flags or the environment (already merged by the CLI: flag > env).
 #[derive(Debug, Clone, Default)]
-#[allow(missing_docs)]
+#[expect(
+    missing_docs,
+    reason = "each field overrides the config key of the same name, listed in the module doc"
+)]
 pub struct Overrides {
     pub data: Option<PathBuf>,
     pub listen: Option<String>,

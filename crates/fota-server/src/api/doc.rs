@@ -71,7 +71,10 @@ impl utoipa::ToSchema for Binary {}
 /// The device named in the path.
 #[derive(Debug, utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
-#[allow(dead_code)]
+#[expect(
+    dead_code,
+    reason = "an OpenAPI schema only: utoipa reads the fields, the handlers never do"
+)]
 pub(crate) struct DeviceId {
     /// Device name (1-64 of `A-Za-z0-9._-`).
     #[param(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
@@ -81,7 +84,10 @@ pub(crate) struct DeviceId {
 /// The release named in the path.
 #[derive(Debug, utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
-#[allow(dead_code)]
+#[expect(
+    dead_code,
+    reason = "an OpenAPI schema only: utoipa reads the fields, the handlers never do"
+)]
 pub(crate) struct ReleaseId {
     /// Release id: the first 16 hex digits of its manifest digest.
     #[param(pattern = r"^[0-9a-f]{16}$")]

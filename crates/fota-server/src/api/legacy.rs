@@ -71,7 +71,10 @@ pub(crate) struct DeviceQuery {
 
 /// `POST /api/cloud/fota/upload` body.
 #[derive(Debug, utoipa::ToSchema)]
-#[allow(dead_code)]
+#[expect(
+    dead_code,
+    reason = "an OpenAPI schema only: utoipa reads the fields, the handlers never do"
+)]
 pub(crate) struct LegacyUpload {
     /// Firmware version string: 1-64 bytes of UTF-8.
     #[schema(min_length = 1, max_length = 64)]
@@ -92,7 +95,10 @@ pub(crate) struct LegacyUpload {
 
 /// Answer to an accepted upload.
 #[derive(Debug, utoipa::ToSchema)]
-#[allow(dead_code)]
+#[expect(
+    dead_code,
+    reason = "an OpenAPI schema only: utoipa reads the fields, the handlers never do"
+)]
 pub(crate) struct LegacyUploadAnswer {
     /// Always `true`.
     success: bool,
@@ -103,7 +109,10 @@ pub(crate) struct LegacyUploadAnswer {
 
 /// The newest upload, with replay protection (`nonce`, `mac`).
 #[derive(Debug, utoipa::ToSchema)]
-#[allow(dead_code)]
+#[expect(
+    dead_code,
+    reason = "an OpenAPI schema only: utoipa reads the fields, the handlers never do"
+)]
 pub(crate) struct LegacyManifest {
     /// Firmware version string.
     version: String,
@@ -125,7 +134,10 @@ pub(crate) struct LegacyManifest {
 
 /// One chunk of the newest upload.
 #[derive(Debug, utoipa::ToSchema)]
-#[allow(dead_code)]
+#[expect(
+    dead_code,
+    reason = "an OpenAPI schema only: utoipa reads the fields, the handlers never do"
+)]
 pub(crate) struct LegacyChunk {
     /// Index of the chunk.
     chunk_number: u64,
@@ -164,7 +176,10 @@ fn running_version() -> utoipa::openapi::schema::Object {
 /// `POST /api/inverter/fota/status` body: any JSON object naming the device; the fields
 /// below are recorded, every other one is kept in the event's detail.
 #[derive(Debug, utoipa::ToSchema)]
-#[allow(dead_code)]
+#[expect(
+    dead_code,
+    reason = "an OpenAPI schema only: utoipa reads the fields, the handlers never do"
+)]
 pub(crate) struct LegacyStatusReport {
     /// The reporting device, a string (the server also takes it from the `device_id` query
     /// parameter when the body has none).
@@ -178,7 +193,10 @@ pub(crate) struct LegacyStatusReport {
 
 /// Answer to a status report.
 #[derive(Debug, utoipa::ToSchema)]
-#[allow(dead_code)]
+#[expect(
+    dead_code,
+    reason = "an OpenAPI schema only: utoipa reads the fields, the handlers never do"
+)]
 pub(crate) struct LegacyStatusAnswer {
     /// Always `true`.
     success: bool,
@@ -188,7 +206,10 @@ pub(crate) struct LegacyStatusAnswer {
 
 /// Answer to a rollback order.
 #[derive(Debug, utoipa::ToSchema)]
-#[allow(dead_code)]
+#[expect(
+    dead_code,
+    reason = "an OpenAPI schema only: utoipa reads the fields, the handlers never do"
+)]
 pub(crate) struct LegacyRollbackAnswer {
     /// Always `true`.
     success: bool,
@@ -198,7 +219,10 @@ pub(crate) struct LegacyRollbackAnswer {
 
 /// Whether a device must roll back, with replay protection (`nonce`, `mac`).
 #[derive(Debug, utoipa::ToSchema)]
-#[allow(dead_code)]
+#[expect(
+    dead_code,
+    reason = "an OpenAPI schema only: utoipa reads the fields, the handlers never do"
+)]
 pub(crate) struct LegacyRollbackStatus {
     /// Whether an order is open for the device.
     rollback_required: bool,

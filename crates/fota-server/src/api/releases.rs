@@ -32,7 +32,10 @@ pub(crate) fn upload_routes() -> Router<AppState> {
 
 /// Multipart body of a release upload (`multipart/form-data`, parts in this order).
 #[derive(Debug, utoipa::ToSchema)]
-#[allow(dead_code)]
+#[expect(
+    dead_code,
+    reason = "an OpenAPI schema only: utoipa reads the fields, the handlers never do"
+)]
 pub(crate) struct ReleaseUpload {
     /// Optional class name; must match the manifest's class id. Without it the class is
     /// looked up among known classes (of provisioned devices and earlier releases).
