@@ -96,6 +96,9 @@
 //! stateless transport (5,392 bytes for the agent and its largest future); a real transport's
 //! state comes on top (with the emulator's hyper-based transport, 14,600 bytes in all). See
 //! [`ram`] for the measured sizes.
+//!
+//! Where this crate stands among the others, what each never does and which test suite is the
+//! authority for what: [docs/ARCHITECTURE.md](../../../docs/ARCHITECTURE.md) in the repository.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -22,6 +22,9 @@
 //! - **I/O.** No files, sockets, clocks or environment: callers open files and pass readers
 //!   and writers, and give times as values.
 //! - **Depend on the server.** An operator's tools build without axum, sqlx or tokio.
+//!
+//! Where this crate stands among the others, what each never does and which test suite is the
+//! authority for what: [docs/ARCHITECTURE.md](../../../docs/ARCHITECTURE.md) in the repository.
 
 // Host-only by nature (owned strings, JSON): the std paths are the idiomatic ones.
 #![allow(

@@ -12,6 +12,9 @@
 //! `audit`) reach the server given by `--server`/`FOTA_SERVER` with the token of
 //! `--token`/`FOTA_TOKEN`, else the `server`/`token` keys of the config file (`FOTA_CONFIG`, or
 //! `~/.config/fota/config.toml`); the server's refusals are shown with its reason.
+//!
+//! Where this crate stands among the others, what each never does and which test suite is the
+//! authority for what: [docs/ARCHITECTURE.md](../../../docs/ARCHITECTURE.md) in the repository.
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;

@@ -57,6 +57,9 @@
 //! - **Talk TLS.** It is built without a TLS stack for now: use `http://` on a trusted network
 //!   or through a TLS-terminating tunnel; an `https://` URL is refused with a clear error.
 //! - **Print.** Progress is reported through a callback; rendering is the caller's.
+//!
+//! Where this crate stands among the others, what each never does and which test suite is the
+//! authority for what: [docs/ARCHITECTURE.md](../../../docs/ARCHITECTURE.md) in the repository.
 
 mod client;
 

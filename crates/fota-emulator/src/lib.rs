@@ -21,6 +21,9 @@
 //!   verification come from `fota_protocol::esp`; every update decision is the agent's.
 //! - **Hide a fault.** A power cut is reported as one (exit status 3), a brick as a brick; a
 //!   network answer that breaks the device's rules is an error, never silently repaired.
+//!
+//! Where this crate stands among the others, what each never does and which test suite is the
+//! authority for what: [docs/ARCHITECTURE.md](../../../docs/ARCHITECTURE.md) in the repository.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -74,6 +74,9 @@
 //! `ERASE_SIZE` 4096) as the trait's associated constants require; capacity and program page
 //! size are per instance ([`Config`]). [`SimFlashBase`] takes other write and erase sizes as
 //! const parameters for geometry matrices.
+//!
+//! Where this crate stands among the others, what each never does and which test suite is the
+//! authority for what: [docs/ARCHITECTURE.md](../../../docs/ARCHITECTURE.md) in the repository.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -24,6 +24,9 @@
 //! - **Read the environment.** Passphrases are parameters; the `fota` CLI reads
 //!   [`PASSPHRASE_ENV`] and passes the value on.
 //! - **Overwrite a key file.**
+//!
+//! Where this crate stands among the others, what each never does and which test suite is the
+//! authority for what: [docs/ARCHITECTURE.md](../../../docs/ARCHITECTURE.md) in the repository.
 
 // Key files live on a host file system: the std paths are the idiomatic ones here.
 #![allow(

@@ -34,6 +34,9 @@
 //! | `serde` | serde derives on the legacy JSON records (no_std-compatible) |
 //! | `alloc` | owned builders, reports and the host signing helpers (image builder, CSV reader, flash reports, `sign_envelope`) |
 //! | `std` (default) | `alloc` + `serde` + `std::error::Error`, UUIDv5 class and device ids |
+//!
+//! Where this crate stands among the others, what each never does and which test suite is the
+//! authority for what: [docs/ARCHITECTURE.md](../../../docs/ARCHITECTURE.md) in the repository.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 // The no-panic promise, checked by the compiler. Tests may index and unwrap freely.
 #![cfg_attr(

@@ -44,6 +44,9 @@
 //!   faults (storage, I/O), and those are logged, never echoed.
 //! - **Keep state only in memory.** Caches hold derived, immutable data; last-seen times are
 //!   batched by design and flushed periodically and at shutdown.
+//!
+//! Where this crate stands among the others, what each never does and which test suite is the
+//! authority for what: [docs/ARCHITECTURE.md](../../../docs/ARCHITECTURE.md) in the repository.
 
 // The workspace lints steer the no_std crates to `core`/`alloc`; this crate is std-only by
 // nature (sockets, files, a database), where the std paths are the idiomatic ones.

@@ -7,11 +7,14 @@
 //! server over a temp data folder, in-process or on 127.0.0.1:0 ([`server`]), v2 records for
 //! a device ([`records`]), and emulated devices: the agent on the emulated bootloader against
 //! scriptable in-memory servers ([`agent`]), or the emulator's device runtime against the real
-//! server ([`emulated`]). See `docs/ARCHITECTURE.md` for which suite is authoritative for what.
+//! server ([`emulated`]).
 //!
 //! Never used by non-test code, and never by `#[cfg(test)]` unit tests: it depends on the
 //! crates it tests (a unit test using it would link a second copy of its own crate). It is
 //! allowed to panic: a broken fixture should stop the test that uses it, loudly.
+//!
+//! Where this crate stands among the others, what each never does and which test suite is the
+//! authority for what: [docs/ARCHITECTURE.md](../../../docs/ARCHITECTURE.md) in the repository.
 #![allow(
     clippy::std_instead_of_core,
     clippy::alloc_instead_of_core,
