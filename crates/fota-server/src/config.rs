@@ -52,6 +52,9 @@ pub const DEFAULT_DATA: &str = "./fota-data";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Name of the config file looked for in the data folder.
 pub const CONFIG_FILE_NAME: &str = "fota.toml";
+/// The environment variable that may hold the legacy PSK itself (the CLI reads it; a key is
+/// never a command-line flag, which every user of the machine sees in `ps`).
+pub const LEGACY_PSK_ENV: &str = "FOTA_LEGACY_PSK";
 
 /// Why settings could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -214,9 +217,8 @@ pub struct Overrides {
     pub listen: Option<String>,
     pub root: Option<PathBuf>,
     pub status_key: Option<PathBuf>,
-    pub legacy_psk_file: Option<PathBuf>,
-    /// `FOTA_LEGACY_PSK`: the PSK itself.
-    pub legacy_psk: Option<String>,
+    /// `--legacy-psk-file`, else the key in [`LEGACY_PSK_ENV`] (`Debug` hides the key).
+    pub legacy_psk: Option<PskSource>,
     /// An explicit `--config` file (else `DATA/fota.toml` if present).
     pub config: Option<PathBuf>,
 }
@@ -224,7 +226,8 @@ pub struct Overrides {
 /// Where the legacy PSK comes from.
 #[derive(Clone, PartialEq, Eq)]
 pub enum PskSource {
-    /// The value of `FOTA_LEGACY_PSK` / `--legacy-psk` as given.
+    /// The value of `FOTA_LEGACY_PSK` as given: its UTF-8 bytes, or after `hex:` the bytes
+    /// the digits spell.
     Value(String),
     /// A file read raw, minus one trailing newline.
     File(PathBuf),
@@ -391,16 +394,9 @@ impl Config {
             .unwrap_or_else(|| DEFAULT_LISTEN.into());
         c.root = overrides.root.or(file.root.map(rel));
         c.status_key = overrides.status_key.or(file.status_key.map(rel));
-        c.legacy_psk = match (
-            overrides.legacy_psk_file,
-            overrides.legacy_psk,
-            file.legacy_psk_file.map(rel),
-        ) {
-            (Some(f), _, _) => Some(PskSource::File(f)),
-            (None, Some(v), _) => Some(PskSource::Value(v)),
-            (None, None, Some(f)) => Some(PskSource::File(f)),
-            (None, None, None) => None,
-        };
+        c.legacy_psk = overrides
+            .legacy_psk
+            .or_else(|| file.legacy_psk_file.map(rel).map(PskSource::File));
         if let Some(u) = file.public_url {
             c.public_url = u.trim_end_matches('/').to_owned();
         }
@@ -527,15 +523,28 @@ mod tests {
     }
 
     #[test]
-    fn psk_file_flag_beats_env_value() {
-        let c = Config::resolve(Overrides {
-            data: Some("/nonexistent".into()),
-            legacy_psk: Some("secret".into()),
-            legacy_psk_file: Some("/k".into()),
-            ..Overrides::default()
-        })
+    fn a_psk_from_the_flag_or_the_environment_beats_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE_NAME),
+            "legacy_psk_file = \"psk.txt\"\n",
+        )
         .unwrap();
-        assert_eq!(c.legacy_psk, Some(PskSource::File("/k".into())));
-        assert_eq!(format!("{:?}", PskSource::Value("x".into())), "Value(…)");
+        let with = |legacy_psk| {
+            Config::resolve(Overrides {
+                data: Some(dir.path().to_owned()),
+                legacy_psk,
+                ..Overrides::default()
+            })
+            .unwrap()
+            .legacy_psk
+        };
+        assert_eq!(
+            with(None),
+            Some(PskSource::File(dir.path().join("psk.txt"))),
+            "relative to the config file"
+        );
+        let value = PskSource::Value("secret".into());
+        assert_eq!(with(Some(value.clone())), Some(value));
     }
 }
