@@ -223,7 +223,7 @@ pub struct Overrides {
     pub config: Option<PathBuf>,
 }
 
-/// Where the legacy PSK comes from.
+/// Where the legacy PSK comes from. `Debug` shows a key given as a value as `[redacted]`.
 #[derive(Clone, PartialEq, Eq)]
 pub enum PskSource {
     /// The value of `FOTA_LEGACY_PSK` as given: its UTF-8 bytes, or after `hex:` the bytes
@@ -233,10 +233,14 @@ pub enum PskSource {
     File(PathBuf),
 }
 
+// By hand: settings are printed (`Config` and `Overrides` derive `Debug`); the key is not.
 impl std::fmt::Debug for PskSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Value(_) => f.write_str("Value(…)"),
+            Self::Value(_) => f
+                .debug_tuple("Value")
+                .field(&format_args!("[redacted]"))
+                .finish(),
             Self::File(p) => f.debug_tuple("File").field(p).finish(),
         }
     }
@@ -520,6 +524,24 @@ mod tests {
             }),
             Err(ConfigError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn debug_of_the_settings_hides_a_psk_given_as_a_value() {
+        let value = Some(PskSource::Value("fleet-psk-do-not-print".into()));
+        let overrides = Overrides {
+            legacy_psk: value.clone(),
+            ..Overrides::default()
+        };
+        let mut config = Config::with_data("/srv/fota");
+        config.legacy_psk = value;
+        for debug in [format!("{overrides:?}"), format!("{config:?}")] {
+            assert!(debug.contains("Value([redacted])"), "{debug}");
+            assert!(!debug.contains("do-not-print"), "{debug}");
+        }
+        // A file's path is no secret: it says where to look.
+        let file = format!("{:?}", PskSource::File("/etc/fota/psk".into()));
+        assert_eq!(file, "File(\"/etc/fota/psk\")");
     }
 
     #[test]
