@@ -132,6 +132,20 @@ mod tests {
     use super::Cli;
 
     #[test]
+    fn legacy_upload_help_says_what_legacy_mode_cannot_protect_against() {
+        use clap::CommandFactory as _;
+        let mut cli = Cli::command();
+        let upload = cli
+            .find_subcommand_mut("legacy")
+            .and_then(|legacy| legacy.find_subcommand_mut("upload"))
+            .unwrap();
+        for help in [upload.render_long_help(), upload.render_help()] {
+            let help = help.to_string();
+            assert!(help.contains(crate::cmd::legacy::CANNOT_PROTECT), "{help}");
+        }
+    }
+
+    #[test]
     fn no_command_takes_the_legacy_psk_itself_on_its_command_line() {
         // `ps` shows a command line to every user of the machine: the key comes from a file
         // or the environment instead.

@@ -175,20 +175,31 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
         legacy = state.legacy_enabled(),
         "server started"
     );
-    if state.legacy_enabled() {
-        tracing::warn!(
-            "legacy (seed) API enabled: one fleet-wide key authenticates every legacy device; \
-             anyone holding it can install firmware on all of them"
-        );
-    }
-    if state.trust().is_none() {
-        tracing::warn!(
-            "no --root/--status-key: the v2 device and release API answers 503 until configured"
-        );
+    for warning in startup_warnings(state.trust().is_some(), state.legacy_enabled()) {
+        tracing::warn!("{warning}");
     }
     fota_server::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the start-up log warns about: the APIs that are off, and what the legacy API cannot
+/// protect against when it is on.
+fn startup_warnings(v2: bool, legacy: bool) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if legacy {
+        warnings.push(format!(
+            "legacy (seed) API on. {}",
+            super::legacy::CANNOT_PROTECT
+        ));
+    }
+    if !v2 {
+        warnings.push(
+            "no --root/--status-key: the v2 device and release API answers 503 until configured"
+                .to_owned(),
+        );
+    }
+    warnings
 }
 
 /// Where the legacy PSK comes from: `--legacy-psk-file`, else the key in `FOTA_LEGACY_PSK`
@@ -234,6 +245,20 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_start_up_log_says_what_the_legacy_api_cannot_protect_against_when_it_is_on() {
+        let says = |v2, legacy| startup_warnings(v2, legacy).join("\n");
+        let on = says(true, true);
+        assert!(on.contains(super::super::legacy::CANNOT_PROTECT), "{on}");
+        assert!(on.contains("forge chunks") && on.contains("v2"), "{on}");
+        assert_eq!(says(true, false), "", "nothing to warn about");
+        let neither = says(false, false);
+        assert!(
+            neither.contains("--root") && !neither.contains("PSK"),
+            "{neither}"
+        );
+    }
 
     #[test]
     fn the_psk_file_flag_beats_the_environment() {
