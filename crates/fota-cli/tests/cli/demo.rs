@@ -1,7 +1,6 @@
 //! `fota demo` as a user runs it: the whole script (server, three devices, power cut, tampered
 //! chunk, manual rollback, a release that fails its boot check) must pass every check, and the
 //! work folder must hold what the demo says it made.
-#![allow(clippy::std_instead_of_core, clippy::alloc_instead_of_core)]
 
 use std::process::Command;
 

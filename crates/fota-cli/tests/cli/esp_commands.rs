@@ -10,8 +10,14 @@ use fota_protocol::esp::layouts;
 use fota_protocol::esp::otadata::{BootIndex, OtaSelectEntry, OtaState};
 use serde_json::Value;
 
-const ECOWATT_BIN: &[u8] = include_bytes!("../../fota-protocol/tests/data/ecowatt.bin");
-const TWO_OTA_BIN: &[u8] = include_bytes!("../../fota-protocol/tests/data/two_ota.bin");
+const ECOWATT_BIN: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../fota-protocol/tests/data/ecowatt.bin"
+));
+const TWO_OTA_BIN: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../fota-protocol/tests/data/two_ota.bin"
+));
 
 fn fota(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_fota"))

@@ -1,6 +1,9 @@
 //! The operator commands end to end: the `fota` binary against a real `fota server` process on
 //! 127.0.0.1:0 with a fresh data folder and key folder per test.
-#![allow(clippy::std_instead_of_core)]
+#![allow(
+    clippy::std_instead_of_core,
+    reason = "a host-only test: core paths matter in the crates the device links, not here"
+)]
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
