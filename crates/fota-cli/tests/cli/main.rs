@@ -8,6 +8,8 @@
 //! off for that reason; a new test goes in one of these modules (or a new one declared here),
 //! not in a new file directly under `tests/`.
 
+mod kit;
+
 mod demo;
 mod esp_commands;
 mod esptool_oracle;

@@ -17,6 +17,8 @@ use fota_protocol::v2::{Event, EventKind, FixedStr, ReasonCode};
 use serde_json::Value;
 use sha2::Digest as _;
 
+use crate::kit::{fota_command, json, text};
+
 const ADMIN: &str = "fota_op_test_admin";
 const PSK: &str = "your-32-byte-secret-key-here!!";
 
@@ -34,29 +36,6 @@ impl Drop for Fleet {
     }
 }
 
-fn bare(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fota"));
-    cmd.args(args).env("RUST_LOG", "warn");
-    for var in [
-        "FOTA_SERVER",
-        "FOTA_TOKEN",
-        "FOTA_KEYS",
-        "FOTA_KEY_PASSPHRASE",
-        "FOTA_CONFIG",
-        "FOTA_ADMIN_TOKEN",
-        "FOTA_LEGACY_PSK",
-        "FOTA_DATA",
-        "FOTA_LISTEN",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 impl Fleet {
     /// Keys (unencrypted), then a server trusting them; the legacy API when `legacy`.
     fn start(legacy: bool) -> Self {
@@ -67,14 +46,14 @@ impl Fleet {
     fn start_with(legacy: bool, server_config: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let keys = dir.path().join("K");
-        let out = bare(&["keys", "init", "--no-passphrase", "--dir"])
+        let out = fota_command(&["keys", "init", "--no-passphrase", "--dir"])
             .arg(&keys)
             .output()
             .unwrap();
         assert!(out.status.success(), "keys init: {}", text(&out.stderr));
         std::fs::write(dir.path().join("config.toml"), "").unwrap();
         std::fs::write(dir.path().join("server.toml"), server_config).unwrap();
-        let mut cmd = bare(&["server", "--listen", "127.0.0.1:0", "--data"]);
+        let mut cmd = fota_command(&["server", "--listen", "127.0.0.1:0", "--data"]);
         cmd.arg(dir.path().join("data"))
             .arg("--config")
             .arg(dir.path().join("server.toml"))
@@ -108,7 +87,7 @@ impl Fleet {
     /// `fota ARGS` with this fleet's server, admin token and key folder in the environment,
     /// and an empty config file.
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = bare(args);
+        let mut cmd = fota_command(args);
         cmd.current_dir(self.dir.path())
             .env("FOTA_SERVER", &self.url)
             .env("FOTA_TOKEN", ADMIN)
@@ -643,7 +622,7 @@ fn refusals_carry_the_reason() {
 #[test]
 fn encrypted_keys_need_the_passphrase() {
     let f = Fleet::start(false);
-    let out = bare(&["keys", "init", "--dir"])
+    let out = fota_command(&["keys", "init", "--dir"])
         .arg(f.path("EK"))
         .env("FOTA_KEY_PASSPHRASE", "correct horse")
         .output()
@@ -796,7 +775,7 @@ fn settings_come_from_flag_then_env_then_config_file() {
     )
     .unwrap();
     let from_file = || {
-        let mut cmd = bare(&[]);
+        let mut cmd = fota_command(&[]);
         cmd.current_dir(f.dir.path()).env("FOTA_CONFIG", &config);
         cmd
     };
@@ -829,7 +808,7 @@ fn settings_come_from_flag_then_env_then_config_file() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     // A config file named by FOTA_CONFIG must exist; a broken one is an error, not ignored.
-    let out = bare(&["release", "list"])
+    let out = fota_command(&["release", "list"])
         .env("FOTA_CONFIG", f.path("missing.toml"))
         .output()
         .unwrap();
@@ -979,7 +958,7 @@ fn admin_token_recovers_access_without_http() {
     let f = Fleet::start(false);
     let err = f.fails(1, &["tokens", "revoke", "bootstrap"]);
     assert!(err.contains("last active admin token"), "{err}");
-    let out = bare(&["server", "admin-token", "--data"])
+    let out = fota_command(&["server", "admin-token", "--data"])
         .arg(f.path("data"))
         .output()
         .unwrap();
@@ -1008,7 +987,7 @@ fn admin_token_recovers_access_without_http() {
     assert!(!recovered.to_string().contains(fresh), "never the secret");
     // a data folder without a database is an error, not a new empty one
     let empty = f.path("nothing-here");
-    let out = bare(&["server", "admin-token", "--data"])
+    let out = fota_command(&["server", "admin-token", "--data"])
         .arg(&empty)
         .output()
         .unwrap();
@@ -1087,8 +1066,7 @@ fn an_emulated_device_whose_credential_was_rotated_stops_with_status_6() {
     // The old credential: every check-in gets 401. None of them counts, the refusal is an
     // error line, and the run ends with its own status instead of retrying or saying `done`.
     let out = emulate("old.json");
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}{}", text(&out.stdout), text(&out.stderr)));
+    let report = json(&out);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(6), "{report}\n{stderr}");
     assert_eq!(report["outcome"], "refused", "{report}");
@@ -1165,7 +1143,7 @@ fn logs_written_to_a_pipe_carry_no_colour_codes() {
     let config = dir.path().join("config.toml");
     // An unknown key is a warning: a log line, before the (failing) request.
     std::fs::write(&config, "colour = true\nserver = \"http://127.0.0.1:1\"\n").unwrap();
-    let out = bare(&["release", "list"])
+    let out = fota_command(&["release", "list"])
         .env("FOTA_CONFIG", &config)
         .stderr(Stdio::piped())
         .output()
@@ -1190,7 +1168,7 @@ fn usage_line(output: &str) -> &str {
 fn usage_lines_do_not_show_settings_from_the_environment_as_required() {
     let dir = tempfile::tempdir().unwrap();
     let from_env = |args: &[&str]| {
-        let mut cmd = bare(args);
+        let mut cmd = fota_command(args);
         cmd.current_dir(dir.path())
             .env("FOTA_SERVER", "http://127.0.0.1:1")
             .env("FOTA_TOKEN", "fota_op_x")

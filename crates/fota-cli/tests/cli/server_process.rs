@@ -14,6 +14,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use sha2::Digest as _;
 
+use crate::kit::{fota_command, json_body};
+
 const PSK: &str = "your-32-byte-secret-key-here!!";
 
 struct Server {
@@ -102,10 +104,6 @@ fn http(
     (status, raw[split + 4..].to_vec())
 }
 
-fn json(body: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(body).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(body)))
-}
-
 fn seed_upload(version: &str, fw: &[u8]) -> Vec<u8> {
     serde_json::json!({
         "version": version,
@@ -121,7 +119,7 @@ fn seed_upload(version: &str, fw: &[u8]) -> Vec<u8> {
 /// The manifest without the fields that change per request.
 fn manifest(addr: SocketAddr) -> serde_json::Value {
     let (status, body) = http(addr, "GET", "/api/inverter/fota/manifest", None, b"");
-    let mut v = json(&body);
+    let mut v = json_body(&body);
     if status == 200 {
         assert!(v["nonce"].as_u64().unwrap() > 0);
         v.as_object_mut().unwrap().remove("nonce");
@@ -148,7 +146,7 @@ fn first_line_token_once_sigterm_and_restart() {
         &seed_upload("1.0", &fw),
     );
     assert_eq!(
-        (status, json(&body)["total_chunks"].as_u64()),
+        (status, json_body(&body)["total_chunks"].as_u64()),
         (200, Some(3))
     );
     let before = manifest(s.addr);
@@ -209,7 +207,7 @@ fn two_processes_over_one_data_folder() {
         None,
         b"",
     );
-    assert_eq!(json(&rs)["rollback_required"], true);
+    assert_eq!(json_body(&rs)["rollback_required"], true);
     let status =
         serde_json::json!({"device_id": "EcoWatt001", "status": "rolled_back"}).to_string();
     http(
@@ -226,10 +224,10 @@ fn two_processes_over_one_data_folder() {
         None,
         b"",
     );
-    assert_eq!(json(&rs)["rollback_required"], false);
+    assert_eq!(json_body(&rs)["rollback_required"], false);
     // the legacy nonce is one counter for both
     let nonce = |addr| {
-        json(&http(addr, "GET", "/api/inverter/fota/manifest", None, b"").1)["nonce"]
+        json_body(&http(addr, "GET", "/api/inverter/fota/manifest", None, b"").1)["nonce"]
             .as_u64()
             .unwrap()
     };
@@ -314,18 +312,15 @@ fn online_backup_and_restore() {
     );
     let before = manifest(s.addr);
     let out = dir.path().join("backup.db");
-    let status = Command::new(env!("CARGO_BIN_EXE_fota"))
-        .args(["server", "backup", "--data"])
+    let status = fota_command(&["server", "backup", "--data"])
         .arg(&data)
         .arg("-o")
         .arg(&out)
-        .env_remove("FOTA_DATA")
         .status()
         .unwrap();
     assert!(status.success(), "backup while the server runs");
     // never overwrites
-    let again = Command::new(env!("CARGO_BIN_EXE_fota"))
-        .args(["server", "backup", "--data"])
+    let again = fota_command(&["server", "backup", "--data"])
         .arg(&data)
         .arg("-o")
         .arg(&out)
@@ -362,7 +357,7 @@ fn online_backup_and_restore() {
         b"",
     );
     assert_eq!(status, 200);
-    let data_b64 = json(&body)["data"].as_str().unwrap().to_owned();
+    let data_b64 = json_body(&body)["data"].as_str().unwrap().to_owned();
     assert_eq!(
         base64::engine::general_purpose::STANDARD
             .decode(data_b64)
@@ -424,8 +419,7 @@ fn clients_that_hang_up_mid_answer_do_not_kill_the_server() {
 fn an_encrypted_status_key_is_opened_with_the_passphrase_from_the_environment() {
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("K");
-    let out = Command::new(env!("CARGO_BIN_EXE_fota"))
-        .args(["keys", "init", "--dir"])
+    let out = fota_command(&["keys", "init", "--dir"])
         .arg(&keys)
         .env("FOTA_KEY_PASSPHRASE", "correct horse")
         .output()
@@ -482,6 +476,6 @@ fn an_encrypted_status_key_is_opened_with_the_passphrase_from_the_environment() 
     };
     let (status, body) = http(s.addr, "GET", "/api/v2/server", Some("adm"), b"");
     assert_eq!(status, 200);
-    assert_eq!(json(&body)["v2"], true, "the status key was loaded");
+    assert_eq!(json_body(&body)["v2"], true, "the status key was loaded");
     assert!(s.term().success());
 }
