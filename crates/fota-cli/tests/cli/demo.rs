@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::kit::{fota_command, json};
+use crate::kit::{Server, fota_command, json, server_command};
 
 fn demo(args: &[&str]) -> std::process::Output {
     fota_command(&["demo"]).args(args).output().unwrap()
@@ -129,40 +129,19 @@ fn a_device_and_server_kept_by_an_earlier_demo_boot_and_update() {
     std::fs::write(work.join("EcoWatt001.flash.bin"), expand_flash(&sectors)).unwrap();
 
     let admin = "fota_op_golden_admin_token_for_the_kept_demo";
-    let mut server = fota_command(&["server", "--listen", "127.0.0.1:0", "--data"])
-        .arg(work.join("server"))
+    let mut server = server_command(&work.join("server"));
+    server
         .arg("--root")
         .arg(work.join("keys/root.bin"))
         .arg("--status-key")
         .arg(work.join("keys/status.key"))
-        .env("FOTA_ADMIN_TOKEN", admin)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut first = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
-        &mut first,
-    )
-    .unwrap();
-    let _server = Kill(server);
-    let url = first
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_owned();
+        .env("FOTA_ADMIN_TOKEN", admin);
+    let server = Server::start(server);
+    let url = &server.url;
     let run = |args: &[&str]| {
         let out = fota_command(args)
             .current_dir(work)
-            .env("FOTA_SERVER", &url)
+            .env("FOTA_SERVER", url)
             .env("FOTA_TOKEN", admin)
             .env("FOTA_KEYS", work.join("keys"))
             .env("FOTA_CONFIG", work.join("no-config.toml"))

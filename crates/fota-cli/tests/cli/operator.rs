@@ -5,10 +5,8 @@
     reason = "a host-only test: core paths matter in the crates the device links, not here"
 )]
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -17,23 +15,15 @@ use fota_protocol::v2::{Event, EventKind, FixedStr, ReasonCode};
 use serde_json::Value;
 use sha2::Digest as _;
 
-use crate::kit::{fota_command, json, text};
+use crate::kit::{LEGACY_PSK, Server, fota_command, json, server_command, text};
 
 const ADMIN: &str = "fota_op_test_admin";
-const PSK: &str = "your-32-byte-secret-key-here!!";
 
 /// A server with its own data and key folders, and the environment the CLI gets.
 struct Fleet {
+    // Before `dir`: fields drop in order, and the server is to stop before its folder goes.
+    server: Server,
     dir: tempfile::TempDir,
-    server: Child,
-    url: String,
-}
-
-impl Drop for Fleet {
-    fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
-    }
 }
 
 impl Fleet {
@@ -53,31 +43,19 @@ impl Fleet {
         assert!(out.status.success(), "keys init: {}", text(&out.stderr));
         std::fs::write(dir.path().join("config.toml"), "").unwrap();
         std::fs::write(dir.path().join("server.toml"), server_config).unwrap();
-        let mut cmd = fota_command(&["server", "--listen", "127.0.0.1:0", "--data"]);
-        cmd.arg(dir.path().join("data"))
-            .arg("--config")
+        let mut cmd = server_command(&dir.path().join("data"));
+        cmd.arg("--config")
             .arg(dir.path().join("server.toml"))
             .arg("--root")
             .arg(keys.join("root.bin"))
             .arg("--status-key")
             .arg(keys.join("status.key"))
-            .env("FOTA_ADMIN_TOKEN", ADMIN)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .env("FOTA_ADMIN_TOKEN", ADMIN);
         if legacy {
-            cmd.env("FOTA_LEGACY_PSK", PSK);
+            cmd.env("FOTA_LEGACY_PSK", LEGACY_PSK);
         }
-        let mut server = cmd.spawn().unwrap();
-        let mut first = String::new();
-        BufReader::new(server.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let url = first
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("first line: {first:?}"))
-            .to_owned();
-        Self { dir, server, url }
+        let server = Server::start(cmd);
+        Self { server, dir }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -89,7 +67,7 @@ impl Fleet {
     fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = fota_command(args);
         cmd.current_dir(self.dir.path())
-            .env("FOTA_SERVER", &self.url)
+            .env("FOTA_SERVER", &self.server.url)
             .env("FOTA_TOKEN", ADMIN)
             .env("FOTA_KEYS", self.path("K"))
             .env("FOTA_CONFIG", self.path("config.toml"));
@@ -146,25 +124,9 @@ impl Fleet {
         name
     }
 
-    /// A raw request to the server: (status, body).
+    /// A raw request to the server with `token`: (status, body).
     fn http(&self, method: &str, path: &str, token: &str, body: &[u8]) -> (u16, Vec<u8>) {
-        let addr = self.url.strip_prefix("http://").unwrap();
-        let mut s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
-             Authorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .unwrap();
-        s.write_all(body).unwrap();
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).unwrap();
-        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-        let head = text(&raw[..split]);
-        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-        (status, raw[split + 4..].to_vec())
+        crate::kit::http(self.server.addr, method, path, Some(token), body)
     }
 }
 
@@ -770,7 +732,7 @@ fn settings_come_from_flag_then_env_then_config_file() {
         &config,
         format!(
             "server = \"{}\"\ntoken = \"{ADMIN}\"\nkeys = \"K\"\n",
-            f.url
+            f.server.url
         ),
     )
     .unwrap();
@@ -868,7 +830,7 @@ fn client_library_signs_uploads_and_waits() {
     use fota_client::release::{self, KeyFolder, ReleaseSpec};
 
     let f = Fleet::start(false);
-    let client = fota_client::Client::new(&f.url, Some(ADMIN.to_owned())).unwrap();
+    let client = fota_client::Client::new(&f.server.url, Some(ADMIN.to_owned())).unwrap();
     client.health().unwrap();
     let info = client.server_info().unwrap();
     assert!(info.v2);
@@ -944,7 +906,7 @@ fn client_library_signs_uploads_and_waits() {
     // Errors carry the server's code.
     let e = client.device("ghost").unwrap_err();
     assert_eq!((e.status(), e.code()), (Some(404), Some("not_found")));
-    let anonymous = fota_client::Client::new(&f.url, None).unwrap();
+    let anonymous = fota_client::Client::new(&f.server.url, None).unwrap();
     assert_eq!(
         anonymous.list_devices(None).unwrap_err().status(),
         Some(401)
@@ -1173,7 +1135,7 @@ fn usage_lines_do_not_show_settings_from_the_environment_as_required() {
             .env("FOTA_SERVER", "http://127.0.0.1:1")
             .env("FOTA_TOKEN", "fota_op_x")
             .env("FOTA_KEYS", "K")
-            .env("FOTA_LEGACY_PSK", PSK);
+            .env("FOTA_LEGACY_PSK", LEGACY_PSK);
         cmd.output().unwrap()
     };
     // A usage error of an offline signing: only what the command line gave and what is

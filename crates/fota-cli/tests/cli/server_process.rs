@@ -5,103 +5,26 @@
     reason = "a host-only test: core paths matter in the crates the device links, not here"
 )]
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use base64::Engine as _;
 use sha2::Digest as _;
 
-use crate::kit::{fota_command, json_body};
+use crate::kit::{LEGACY_PSK, Server, fota_command, http, json_body, server_command};
 
-const PSK: &str = "your-32-byte-secret-key-here!!";
-
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    stdout: BufReader<ChildStdout>,
-}
-
+/// A server over `data` with the legacy API on, and `admin` as its admin token when given
+/// (else it makes one on its first start and prints it).
 fn start(data: &Path, admin: Option<&str>) -> Server {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fota"));
-    cmd.args(["server", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .env("FOTA_LEGACY_PSK", PSK)
-        .env_remove("FOTA_ADMIN_TOKEN")
-        .env_remove("FOTA_DATA")
-        .env_remove("FOTA_LISTEN")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+    let mut cmd = server_command(data);
+    cmd.env("FOTA_LEGACY_PSK", LEGACY_PSK);
     if let Some(t) = admin {
         cmd.env("FOTA_ADMIN_TOKEN", t);
     }
-    let mut child = cmd.spawn().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
-    let addr = first
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("first line: {first:?}"))
-        .parse()
-        .unwrap();
-    Server {
-        child,
-        addr,
-        stdout,
-    }
-}
-
-impl Server {
-    fn next_line(&mut self) -> String {
-        let mut l = String::new();
-        self.stdout.read_line(&mut l).unwrap();
-        l.trim().to_owned()
-    }
-
-    fn term(mut self) -> std::process::ExitStatus {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        self.child.wait().unwrap()
-    }
-
-    fn kill9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-/// One request on its own connection: (status, body).
-fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: &[u8],
-) -> (u16, Vec<u8>) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}Content-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
-    s.write_all(body).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, raw[split + 4..].to_vec())
+    Server::start(cmd)
 }
 
 fn seed_upload(version: &str, fw: &[u8]) -> Vec<u8> {
@@ -430,21 +353,12 @@ fn an_encrypted_status_key_is_opened_with_the_passphrase_from_the_environment() 
         String::from_utf8_lossy(&out.stderr)
     );
     let server = |passphrase: Option<&str>| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fota"));
-        cmd.args(["server", "--listen", "127.0.0.1:0", "--data"])
-            .arg(dir.path().join("data"))
-            .arg("--root")
+        let mut cmd = server_command(&dir.path().join("data"));
+        cmd.arg("--root")
             .arg(keys.join("root.bin"))
             .arg("--status-key")
             .arg(keys.join("status.key"))
-            .env("FOTA_ADMIN_TOKEN", "adm")
-            .env_remove("FOTA_KEY_PASSPHRASE")
-            .env_remove("FOTA_LEGACY_PSK")
-            .env_remove("FOTA_DATA")
-            .env_remove("FOTA_LISTEN")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .env("FOTA_ADMIN_TOKEN", "adm");
         if let Some(p) = passphrase {
             cmd.env("FOTA_KEY_PASSPHRASE", p);
         }
@@ -459,21 +373,7 @@ fn an_encrypted_status_key_is_opened_with_the_passphrase_from_the_environment() 
         "{err}"
     );
 
-    let mut child = server(Some("correct horse")).spawn().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
-    let addr: SocketAddr = first
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("first line: {first:?}"))
-        .parse()
-        .unwrap();
-    let s = Server {
-        child,
-        addr,
-        stdout,
-    };
+    let s = Server::start(server(Some("correct horse")));
     let (status, body) = http(s.addr, "GET", "/api/v2/server", Some("adm"), b"");
     assert_eq!(status, 200);
     assert_eq!(json_body(&body)["v2"], true, "the status key was loaded");
