@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::kit::{Server, fota_command, json, server_command};
+use crate::kit::{Server, copy_tree, fota_command, json, server_command};
 
 fn demo(args: &[&str]) -> std::process::Output {
     fota_command(&["demo"]).args(args).output().unwrap()
@@ -87,19 +87,6 @@ fn demo_refuses_a_folder_that_is_not_empty() {
         std::fs::read(dir.path().join("precious.txt")).unwrap(),
         b"keep me"
     );
-}
-
-fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// A 4 MiB flash file from the fixture's list of (u32 LE sector index, 4096 bytes) records:

@@ -1,5 +1,6 @@
 //! What the tests share: the `fota` binary run with none of the caller's `FOTA_*` settings, its
-//! output as text or JSON, a `fota server` process on a free port, and raw HTTP to it.
+//! output as text or JSON, a `fota server` process on a free port, raw HTTP to it, and copying a
+//! folder.
 #![allow(
     clippy::std_instead_of_core,
     reason = "a host-only test: core paths matter in the crates the device links, not here"
@@ -165,4 +166,18 @@ pub(crate) fn http(
     let head = text(&raw[..split]);
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
     (status, raw[split + 4..].to_vec())
+}
+
+/// Copies the folder `from` to `to`, subfolders included.
+pub(crate) fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
 }

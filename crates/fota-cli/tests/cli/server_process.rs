@@ -14,7 +14,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use sha2::Digest as _;
 
-use crate::kit::{LEGACY_PSK, Server, fota_command, http, json_body, server_command};
+use crate::kit::{LEGACY_PSK, Server, copy_tree, fota_command, http, json_body, server_command};
 
 /// A server over `data` with the legacy API on, and `admin` as its admin token when given
 /// (else it makes one on its first start and prints it).
@@ -269,7 +269,7 @@ fn online_backup_and_restore() {
     let restored = dir.path().join("restored");
     std::fs::create_dir_all(&restored).unwrap();
     std::fs::copy(&out, restored.join("fota.db")).unwrap();
-    copy_dir(&data.join("blobs"), &restored.join("blobs"));
+    copy_tree(&data.join("blobs"), &restored.join("blobs"));
     let s = start(&restored, Some("adm"));
     assert_eq!(manifest(s.addr), before);
     let (status, body) = http(
@@ -288,18 +288,6 @@ fn online_backup_and_restore() {
         &fw[8192..]
     );
     s.term();
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 #[test]
