@@ -116,13 +116,8 @@ fn a_device_and_server_kept_by_an_earlier_demo_boot_and_update() {
     std::fs::write(work.join("EcoWatt001.flash.bin"), expand_flash(&sectors)).unwrap();
 
     let admin = "fota_op_golden_admin_token_for_the_kept_demo";
-    let mut server = server_command(&work.join("server"));
-    server
-        .arg("--root")
-        .arg(work.join("keys/root.bin"))
-        .arg("--status-key")
-        .arg(work.join("keys/status.key"))
-        .env("FOTA_ADMIN_TOKEN", admin);
+    let mut server = server_command(&work.join("server"), Some(&work.join("keys")));
+    server.env("FOTA_ADMIN_TOKEN", admin);
     let server = Server::start(server);
     let url = &server.url;
     let run = |args: &[&str]| {

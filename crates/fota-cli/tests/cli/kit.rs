@@ -62,11 +62,19 @@ pub(crate) fn json_body(body: &[u8]) -> Value {
     serde_json::from_slice(body).unwrap_or_else(|e| panic!("{e}: {}", text(body)))
 }
 
-/// `fota server` on a free port of 127.0.0.1 over the data folder `data`; the caller adds the
-/// rest of its flags and environment, then [`Server::start`]s it.
-pub(crate) fn server_command(data: &Path) -> Command {
+/// `fota server` on a free port of 127.0.0.1 over the data folder `data`, trusting the root key
+/// and signing status with the status key of the key folder `keys` (as `fota keys init` made
+/// it) when given; the caller adds the rest of its flags and environment, then
+/// [`Server::start`]s it.
+pub(crate) fn server_command(data: &Path, keys: Option<&Path>) -> Command {
     let mut cmd = fota_command(&["server", "--listen", "127.0.0.1:0", "--data"]);
     cmd.arg(data);
+    if let Some(keys) = keys {
+        cmd.arg("--root")
+            .arg(keys.join("root.bin"))
+            .arg("--status-key")
+            .arg(keys.join("status.key"));
+    }
     cmd
 }
 

@@ -43,13 +43,9 @@ impl Fleet {
         assert!(out.status.success(), "keys init: {}", text(&out.stderr));
         std::fs::write(dir.path().join("config.toml"), "").unwrap();
         std::fs::write(dir.path().join("server.toml"), server_config).unwrap();
-        let mut cmd = server_command(&dir.path().join("data"));
+        let mut cmd = server_command(&dir.path().join("data"), Some(&keys));
         cmd.arg("--config")
             .arg(dir.path().join("server.toml"))
-            .arg("--root")
-            .arg(keys.join("root.bin"))
-            .arg("--status-key")
-            .arg(keys.join("status.key"))
             .env("FOTA_ADMIN_TOKEN", ADMIN);
         if legacy {
             cmd.env("FOTA_LEGACY_PSK", LEGACY_PSK);

@@ -19,7 +19,7 @@ use crate::kit::{LEGACY_PSK, Server, copy_tree, fota_command, http, json_body, s
 /// A server over `data` with the legacy API on, and `admin` as its admin token when given
 /// (else it makes one on its first start and prints it).
 fn start(data: &Path, admin: Option<&str>) -> Server {
-    let mut cmd = server_command(data);
+    let mut cmd = server_command(data, None);
     cmd.env("FOTA_LEGACY_PSK", LEGACY_PSK);
     if let Some(t) = admin {
         cmd.env("FOTA_ADMIN_TOKEN", t);
@@ -341,12 +341,8 @@ fn an_encrypted_status_key_is_opened_with_the_passphrase_from_the_environment() 
         String::from_utf8_lossy(&out.stderr)
     );
     let server = |passphrase: Option<&str>| {
-        let mut cmd = server_command(&dir.path().join("data"));
-        cmd.arg("--root")
-            .arg(keys.join("root.bin"))
-            .arg("--status-key")
-            .arg(keys.join("status.key"))
-            .env("FOTA_ADMIN_TOKEN", "adm");
+        let mut cmd = server_command(&dir.path().join("data"), Some(&keys));
+        cmd.env("FOTA_ADMIN_TOKEN", "adm");
         if let Some(p) = passphrase {
             cmd.env("FOTA_KEY_PASSPHRASE", p);
         }
