@@ -19,6 +19,8 @@ use std::process::{Command, Output};
 
 use sha2::{Digest, Sha256};
 
+use crate::kit::{fota, json};
+
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -119,12 +121,6 @@ impl Oracle {
     }
 }
 
-fn fota(args: &[&str]) -> Output {
-    run(Command::new(env!("CARGO_BIN_EXE_fota"))
-        .args(args)
-        .env("RUST_LOG", "warn"))
-}
-
 fn ours(file: &Path) -> bool {
     fota(&["image", "inspect", file.to_str().unwrap()])
         .status
@@ -213,7 +209,7 @@ fn esptool_agrees_with_fota() {
     );
     let out = fota(&["image", "inspect", golden.to_str().unwrap(), "--json"]);
     assert!(out.status.success());
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let j = json(&out);
     assert_eq!(j["checksum"]["stored"], 0xf2);
     assert_eq!(
         j["hash"]["stored"],
