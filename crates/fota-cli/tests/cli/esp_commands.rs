@@ -3,7 +3,6 @@
 use std::path::Path;
 
 use fota_protocol::esp::DEFAULT_FLASH_SIZE;
-use fota_protocol::esp::build::{AppImageSpec, build_app_image};
 use fota_protocol::esp::flash::FlashBuilder;
 use fota_protocol::esp::layouts;
 use fota_protocol::esp::otadata::{BootIndex, OtaSelectEntry, OtaState};
@@ -174,13 +173,7 @@ fn partitions_build_and_show() {
 #[test]
 fn flash_inspect_reports_boot_choice() {
     let dir = tempfile::tempdir().unwrap();
-    let img = |v: &str| {
-        build_app_image(&AppImageSpec {
-            size: 0x3_0000,
-            ..AppImageSpec::new(v)
-        })
-        .unwrap()
-    };
+    let img = |v: &str| fota_testkit::image(v, 0x3_0000, false);
     let mut f = FlashBuilder::new(DEFAULT_FLASH_SIZE, &layouts::ecowatt()).unwrap();
     f.write_app(BootIndex::Ota(0), &img("1.0.5"))
         .unwrap()

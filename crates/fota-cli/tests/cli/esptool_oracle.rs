@@ -17,8 +17,6 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use sha2::{Digest, Sha256};
-
 use crate::kit::{fota, json};
 
 fn repo_root() -> PathBuf {
@@ -204,7 +202,7 @@ fn esptool_agrees_with_fota() {
     );
     let bytes = std::fs::read(&golden).unwrap();
     assert_eq!(
-        hex::encode(Sha256::digest(&bytes)),
+        hex::encode(fota_testkit::sha256(&bytes)),
         "317661c69b548b17316774ff02d8bbc63105cdd7bc13bf0dbf2fb2a9a7971060"
     );
     let out = fota(&["image", "inspect", golden.to_str().unwrap(), "--json"]);

@@ -13,7 +13,6 @@ use base64::Engine as _;
 use fota_client::api::DeviceState;
 use fota_protocol::v2::{Event, EventKind, FixedStr, ReasonCode};
 use serde_json::Value;
-use sha2::Digest as _;
 
 use crate::kit::{LEGACY_PSK, Server, fota_command, json, server_command, text};
 
@@ -241,7 +240,7 @@ fn provision_release_assign_watch_rollback() {
     assert_eq!(r7["sequence"], 2);
     assert_eq!(r7["security_counter"], 3);
     assert_eq!(r7["chunk_count"], 10);
-    let image_sha = hex::encode(sha2::Sha256::digest(std::fs::read(f.path(&app7)).unwrap()));
+    let image_sha = hex::encode(fota_testkit::sha256(&std::fs::read(f.path(&app7)).unwrap()));
     assert_eq!(r7["image_sha256"], image_sha);
 
     let list = f.json(&["release", "list", "--class", "ecowatt-v1", "--json"]);
@@ -295,7 +294,7 @@ fn provision_release_assign_watch_rollback() {
             b"",
         );
         assert_eq!(status, 200);
-        sha2::Sha256::digest(&body).into()
+        fota_testkit::sha256(&body)
     };
     let total = r6["image_size"].as_u64().unwrap();
     post_event(
@@ -878,7 +877,7 @@ fn client_library_signs_uploads_and_waits() {
     ));
 
     client.assign_class(&r.id, "c1").unwrap();
-    let digest: [u8; 32] = sha2::Sha256::digest(client.release_manifest(&r.id).unwrap()).into();
+    let digest = fota_testkit::sha256(&client.release_manifest(&r.id).unwrap());
     post_event(&f, &prov, EventKind::Confirmed, digest, 0, 0);
     let d = client
         .wait_for_device(

@@ -12,7 +12,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use base64::Engine as _;
-use sha2::Digest as _;
 
 use crate::kit::{LEGACY_PSK, Server, copy_tree, fota_command, http, json_body, server_command};
 
@@ -31,7 +30,7 @@ fn seed_upload(version: &str, fw: &[u8]) -> Vec<u8> {
     serde_json::json!({
         "version": version,
         "size": fw.len(),
-        "hash": hex::encode(sha2::Sha256::digest(fw)),
+        "hash": hex::encode(fota_testkit::sha256(fw)),
         "chunk_size": 1024,
         "firmware_data": base64::engine::general_purpose::STANDARD.encode(fw),
     })
