@@ -687,8 +687,37 @@ fn tokens_and_device_credentials() {
         created["token"].as_str().unwrap(),
     );
     assert_eq!(created["role"], "operator");
+    // An operator ships firmware but does not mint device credentials: a provisioner does.
+    let err = f.fails(
+        1,
+        &[
+            "devices", "add", "d0", "--class", "c", "--token", secret, "-o", "d0.json",
+        ],
+    );
+    assert!(
+        err.contains("HTTP 403") && err.contains("provisioner or admin"),
+        "{err}"
+    );
+    let provisioner = f.json(&[
+        "tokens",
+        "create",
+        "line",
+        "--role",
+        "provisioner",
+        "--json",
+    ]);
+    assert_eq!(provisioner["role"], "provisioner");
+    let provisioner = provisioner["token"].as_str().unwrap();
     f.ok(&[
-        "devices", "add", "d1", "--class", "c", "--token", secret, "-o", "d1.json",
+        "devices",
+        "add",
+        "d1",
+        "--class",
+        "c",
+        "--token",
+        provisioner,
+        "-o",
+        "d1.json",
     ]);
     let tokens = f.json(&["tokens", "list", "--json"]);
     assert!(tokens.as_array().unwrap().iter().any(|t| t["id"] == id));
@@ -964,7 +993,10 @@ fn devices_delete_removes_a_device_and_its_history() {
     let created = f.json(&["tokens", "create", "ops", "--role", "operator", "--json"]);
     let operator = created["token"].as_str().unwrap();
     let err = f.fails(1, &["devices", "delete", "d1", "--token", operator]);
-    assert!(err.contains("HTTP 403"), "deleting needs admin: {err}");
+    assert!(
+        err.contains("HTTP 403") && err.contains("provisioner or admin"),
+        "deleting needs a provisioner: {err}"
+    );
     f.ok(&["devices", "delete", "d1"]);
     let err = f.fails(1, &["devices", "show", "d1"]);
     assert!(err.contains("HTTP 404"), "{err}");

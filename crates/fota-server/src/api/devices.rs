@@ -6,7 +6,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use fota_api::{Device, DeviceEvent, NewDeviceRequest, Provisioning, Role};
+use fota_api::{Device, DeviceEvent, Duty, NewDeviceRequest, Provisioning};
 use fota_protocol::v2;
 use serde::Deserialize;
 
@@ -68,7 +68,7 @@ pub(crate) async fn create_device(
     op: Operator,
     AppJson(req): AppJson<NewDeviceRequest>,
 ) -> AppResult<(StatusCode, Json<Provisioning>)> {
-    op.require(Role::Operator)?;
+    op.require(Duty::Provision)?;
     check_name("device id", &req.id)?;
     check_name("class", &req.class)?;
     let secret = tokens::generate(TokenKind::Device);
@@ -103,7 +103,7 @@ pub(crate) async fn list_devices(
     op: Operator,
     AppQuery(filter): AppQuery<ClassFilter>,
 ) -> AppResult<Json<Vec<Device>>> {
-    op.require(Role::Viewer)?;
+    op.require(Duty::Read)?;
     Ok(Json(
         state.store().list_devices(filter.class.as_deref()).await?,
     ))
@@ -130,7 +130,7 @@ pub(crate) async fn show_device(
     op: Operator,
     Path(id): Path<String>,
 ) -> AppResult<Json<Device>> {
-    op.require(Role::Viewer)?;
+    op.require(Duty::Read)?;
     Ok(Json(get_device(&state, &id).await?))
 }
 
@@ -149,7 +149,7 @@ pub(crate) async fn delete_device(
     op: Operator,
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
-    op.require(Role::Admin)?;
+    op.require(Duty::Provision)?;
     let device = get_device(&state, &id).await?;
     let entry = op.audit(
         "device.delete",
@@ -177,7 +177,7 @@ pub(crate) async fn revoke_device(
     op: Operator,
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
-    op.require(Role::Operator)?;
+    op.require(Duty::Provision)?;
     let entry = op.audit(
         "device.revoke",
         format!("device:{id}"),
@@ -219,7 +219,7 @@ pub(crate) async fn rotate_device(
     Path(id): Path<String>,
     AppQuery(query): AppQuery<RotateQuery>,
 ) -> AppResult<Json<Provisioning>> {
-    op.require(Role::Operator)?;
+    op.require(Duty::Provision)?;
     let reactivate = query.reactivate.unwrap_or(false);
     let device = get_device(&state, &id).await?;
     let class = device
@@ -256,7 +256,7 @@ pub(crate) async fn device_events(
     Path(id): Path<String>,
     AppQuery(page): AppQuery<Page>,
 ) -> AppResult<Json<Vec<DeviceEvent>>> {
-    op.require(Role::Viewer)?;
+    op.require(Duty::Read)?;
     // A malformed query is a 400 whether or not the device exists.
     let (before, limit) = (page.before()?, page.limit()?);
     get_device(&state, &id).await?;
