@@ -50,7 +50,7 @@ fn provisioning(
     })
 }
 
-/// Provision a v2 device (operator). Answers its provisioning file.
+/// Provision a v2 device (provisioner). Answers its provisioning file.
 #[utoipa::path(post, path = "/api/v2/devices", tag = "devices", security(("bearer" = [])),
     request_body = NewDeviceRequest,
     responses(
@@ -135,7 +135,7 @@ pub(crate) async fn show_device(
 }
 
 /// Remove a device of either protocol with its events, check-ins and rollback orders
-/// (admin). The audit log keeps the deletion.
+/// (provisioner). The audit log keeps the deletion.
 #[utoipa::path(delete, path = "/api/v2/devices/{id}", tag = "devices",
     security(("bearer" = [])), params(DeviceId),
     responses(
@@ -161,7 +161,7 @@ pub(crate) async fn delete_device(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Revoke a device's credential (operator); its requests then get 401.
+/// Revoke a device's credential (provisioner); its requests then get 401.
 #[utoipa::path(post, path = "/api/v2/devices/{id}/revoke", tag = "devices",
     security(("bearer" = [])), params(DeviceId),
     responses(
@@ -197,7 +197,7 @@ pub(crate) struct RotateQuery {
     pub(crate) reactivate: Option<bool>,
 }
 
-/// Issue a new credential for a device (operator); the old one stops working at once. A
+/// Issue a new credential for a device (provisioner); the old one stops working at once. A
 /// revoked device stays revoked (409 `device_revoked`) unless `reactivate=true`: a rotation
 /// must not quietly undo a revocation.
 #[utoipa::path(post, path = "/api/v2/devices/{id}/rotate", tag = "devices",
