@@ -51,7 +51,7 @@ pub use device::{
 pub use info::{ErrorBody, ErrorDetail, ServerInfo};
 pub use provisioning::{Provisioning, ProvisioningError};
 pub use release::{AssignRequest, AssignResponse, Release};
-pub use token::{ApiToken, NewTokenRequest, NewTokenResponse, Role};
+pub use token::{ApiToken, Duty, NewTokenRequest, NewTokenResponse, Role};
 
 /// Unix time in milliseconds, the only timestamp type of the API.
 pub type Millis = i64;

@@ -4,48 +4,93 @@ use serde::{Deserialize, Serialize};
 
 use crate::Millis;
 
-/// Operator roles, ordered by power: each role may do everything the lower ones may.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-)]
+/// Operator roles. They separate duties rather than rank: an operator ships firmware, a
+/// provisioner manages device credentials, and neither can do the other's work (a credential
+/// lets its holder speak as the device, so whoever can mint one can impersonate any device).
+/// [`Role::may`] says what each may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Reads everything, changes nothing.
     Viewer,
-    /// Uploads releases, assigns them, orders rollbacks, provisions devices.
+    /// Uploads releases, assigns them, orders rollbacks (v2 and legacy).
     Operator,
+    /// Creates, rotates, revokes and deletes devices and their credentials.
+    Provisioner,
     /// Everything, including API tokens.
     Admin,
 }
 
+/// What a request needs of its token's role.
+///
+/// | duty | viewer | operator | provisioner | admin |
+/// |---|---|---|---|---|
+/// | [`Duty::Read`]: any read of the operator API | ✓ | ✓ | ✓ | ✓ |
+/// | [`Duty::Release`]: uploads, assignments, rollback orders, legacy uploads | | ✓ | | ✓ |
+/// | [`Duty::Provision`]: device create, rotate, revoke, delete | | | ✓ | ✓ |
+/// | [`Duty::Administer`]: API tokens | | | | ✓ |
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Duty {
+    /// Read the operator API.
+    Read,
+    /// Ship firmware: releases, assignments, rollback orders.
+    Release,
+    /// Manage devices and their credentials.
+    Provision,
+    /// Manage API tokens.
+    Administer,
+}
+
+impl Duty {
+    /// The duty's name in messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Release => "release",
+            Self::Provision => "provision",
+            Self::Administer => "administer",
+        }
+    }
+}
+
 impl Role {
+    /// Every role, least power first.
+    pub const ALL: [Self; 4] = [Self::Viewer, Self::Operator, Self::Provisioner, Self::Admin];
+
     /// The name on the wire and in the store.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Viewer => "viewer",
             Self::Operator => "operator",
+            Self::Provisioner => "provisioner",
             Self::Admin => "admin",
         }
     }
 
     /// Parses a name.
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "viewer" => Some(Self::Viewer),
-            "operator" => Some(Self::Operator),
-            "admin" => Some(Self::Admin),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// Whether this role may do `duty` (the table on [`Duty`]).
+    pub fn may(self, duty: Duty) -> bool {
+        matches!(
+            (self, duty),
+            (_, Duty::Read)
+                | (Self::Admin, _)
+                | (Self::Operator, Duty::Release)
+                | (Self::Provisioner, Duty::Provision)
+        )
+    }
+
+    /// The roles that may do `duty`, as a list for messages ("operator or admin").
+    pub fn names_for(duty: Duty) -> String {
+        let names: Vec<&str> = Self::ALL
+            .into_iter()
+            .filter(|r| r.may(duty))
+            .map(Self::as_str)
+            .collect();
+        names.join(" or ")
     }
 }
 
@@ -133,5 +178,34 @@ mod tests {
             debug.contains("4f1c") && debug.contains("Operator"),
             "{debug}"
         );
+    }
+
+    #[test]
+    fn operators_ship_firmware_and_provisioners_manage_credentials_but_not_each_other() {
+        assert!(Role::Operator.may(Duty::Release));
+        assert!(!Role::Operator.may(Duty::Provision));
+        assert!(Role::Provisioner.may(Duty::Provision));
+        assert!(!Role::Provisioner.may(Duty::Release));
+        for duty in [Duty::Release, Duty::Provision, Duty::Administer] {
+            assert!(!Role::Viewer.may(duty), "{duty:?}");
+            assert!(Role::Admin.may(duty), "{duty:?}");
+        }
+        assert!(Role::ALL.into_iter().all(|r| r.may(Duty::Read)));
+        assert!(!Role::Operator.may(Duty::Administer));
+        assert!(!Role::Provisioner.may(Duty::Administer));
+    }
+
+    #[test]
+    fn names_round_trip_and_say_who_may() {
+        for r in Role::ALL {
+            assert_eq!(Role::parse(r.as_str()), Some(r));
+            assert_eq!(
+                serde_json::to_string(&r).unwrap(),
+                format!("\"{}\"", r.as_str())
+            );
+        }
+        assert_eq!(Role::parse("root"), None);
+        assert_eq!(Role::names_for(Duty::Provision), "provisioner or admin");
+        assert_eq!(Role::names_for(Duty::Release), "operator or admin");
     }
 }

@@ -35,6 +35,9 @@
 //! blob_grace = "1h"              # unreferenced blobs and temp files younger than this stay
 //! seen_flush = "1s"              # how often batched last-seen times are written
 //!
+//! [metrics]
+//! token = ""                     # when set, GET /metrics needs `Authorization: Bearer TOKEN` (>= 16 bytes)
+//!
 //! [legacy]
 //! max_devices = 10000            # legacy devices recorded at most (unknown ids beyond: answered, not recorded)
 //! new_devices_per_minute = 60    # new legacy devices one client address may make a minute
@@ -50,6 +53,8 @@ use serde::Deserialize;
 pub const DEFAULT_DATA: &str = "./fota-data";
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Shortest `metrics.token` accepted: a scrape token guessed online would expose the metrics.
+pub const METRICS_TOKEN_MIN: usize = 16;
 /// Name of the config file looked for in the data folder.
 pub const CONFIG_FILE_NAME: &str = "fota.toml";
 /// The environment variable that may hold the legacy PSK itself (the CLI reads it; a key is
@@ -120,6 +125,8 @@ pub struct FileConfig {
     pub housekeeping: FileHousekeeping,
     #[serde(default)]
     pub legacy: FileLegacy,
+    #[serde(default)]
+    pub metrics: FileMetrics,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -190,6 +197,24 @@ pub struct FileHousekeeping {
     pub interval: Option<HumanDuration>,
     pub blob_grace: Option<HumanDuration>,
     pub seen_flush: Option<HumanDuration>,
+}
+
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[expect(
+    missing_docs,
+    reason = "each field is the config file key of the same name, listed in the module doc"
+)]
+pub struct FileMetrics {
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for FileMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileMetrics")
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
 }
 
 impl FileConfig {
@@ -321,6 +346,8 @@ pub struct Config {
     pub seen_flush: Duration,
     /// Legacy device bounds.
     pub legacy: LegacyLimits,
+    /// The bearer token `/metrics` requires; `None`: open, as Prometheus scrapes by default.
+    pub metrics_token: Option<crate::tokens::Secret>,
 }
 
 const DAY: u64 = 24 * 3600;
@@ -359,6 +386,7 @@ impl Config {
                 max_devices: 10_000,
                 new_devices_per_minute: 60,
             },
+            metrics_token: None,
         }
     }
 
@@ -427,6 +455,7 @@ impl Config {
         c.legacy.new_devices_per_minute = lg
             .new_devices_per_minute
             .unwrap_or(c.legacy.new_devices_per_minute);
+        c.metrics_token = file.metrics.token.map(crate::tokens::Secret::new);
         c.validate()?;
         Ok(c)
     }
@@ -446,6 +475,15 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "limits must be at least 1024 bytes".into(),
             ));
+        }
+        if self
+            .metrics_token
+            .as_ref()
+            .is_some_and(|t| t.expose().len() < METRICS_TOKEN_MIN)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "metrics.token must be at least {METRICS_TOKEN_MIN} bytes"
+            )));
         }
         if self.seen_flush.is_zero() || self.housekeeping_interval.is_zero() {
             return Err(ConfigError::Invalid(
@@ -524,6 +562,30 @@ mod tests {
             }),
             Err(ConfigError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn a_metrics_token_comes_from_the_file_is_long_enough_and_never_printed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let resolve = || {
+            Config::resolve(Overrides {
+                data: Some(dir.path().to_owned()),
+                config: Some(path.clone()),
+                ..Overrides::default()
+            })
+        };
+        std::fs::write(&path, "[metrics]\ntoken = \"scrape-0123456789abcdef\"\n").unwrap();
+        let c = resolve().unwrap();
+        assert_eq!(
+            c.metrics_token.as_ref().map(|t| t.expose()),
+            Some("scrape-0123456789abcdef")
+        );
+        assert!(!format!("{c:?}").contains("0123456789abcdef"));
+        let file = FileConfig::load(&path).unwrap();
+        assert!(!format!("{file:?}").contains("0123456789abcdef"));
+        std::fs::write(&path, "[metrics]\ntoken = \"short\"\n").unwrap();
+        assert!(matches!(resolve(), Err(ConfigError::Invalid(m)) if m.contains("metrics.token")));
     }
 
     #[test]

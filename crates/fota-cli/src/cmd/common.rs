@@ -184,7 +184,7 @@ pub(crate) fn explain(client: &Client, err: ClientError) -> anyhow::Error {
             "check the operator token (--token, FOTA_TOKEN, or `token` in the config file)".into(),
         ),
         ClientError::Api { status: 403, .. } => {
-            Some("the token's role does not allow this; ask an admin for an operator token".into())
+            Some("the token's role does not allow this (the server says which role it needs); ask an admin for a token of that role".into())
         }
         _ => None,
     };

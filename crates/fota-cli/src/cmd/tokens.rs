@@ -20,8 +20,8 @@ enum TokensCommand {
     Create {
         /// Who or what will use it.
         name: String,
-        /// viewer (reads), operator (+ devices, releases, assignments, rollbacks), admin (+
-        /// tokens).
+        /// viewer (reads), operator (+ releases, assignments, rollback orders), provisioner (+
+        /// device credentials: add, rotate, revoke, delete), admin (everything, tokens too).
         #[arg(long, value_name = "ROLE", value_parser = parse_role)]
         role: Role,
         /// id, name, role and token as JSON on stdout.
@@ -42,7 +42,8 @@ enum TokensCommand {
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
-    Role::parse(s).ok_or_else(|| format!("{s:?} is not a role: viewer, operator or admin"))
+    Role::parse(s)
+        .ok_or_else(|| format!("{s:?} is not a role: viewer, operator, provisioner or admin"))
 }
 
 pub(crate) fn run(args: TokensArgs) -> anyhow::Result<ExitCode> {

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
-use fota_api::{AuditRecord, Role};
+use fota_api::{AuditRecord, Duty};
 
 use super::auth::Operator;
 use super::doc;
@@ -28,7 +28,7 @@ pub(crate) async fn list_audit(
     op: Operator,
     AppQuery(page): AppQuery<Page>,
 ) -> AppResult<Json<Vec<AuditRecord>>> {
-    op.require(Role::Viewer)?;
+    op.require(Duty::Read)?;
     Ok(Json(
         state
             .store()

@@ -2,7 +2,7 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use fota_api::{AuditEntry, Role};
+use fota_api::{AuditEntry, Duty, Role};
 
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
@@ -38,15 +38,15 @@ impl Operator {
         }
     }
 
-    /// Fails with 403 unless the role is at least `role`.
-    pub(crate) fn require(&self, role: Role) -> AppResult<()> {
-        if self.role >= role {
+    /// Fails with 403 unless the token's role may do `duty`.
+    pub(crate) fn require(&self, duty: Duty) -> AppResult<()> {
+        if self.role.may(duty) {
             Ok(())
         } else {
             metrics::counter!("fota_auth_denied_total", "reason" => "role").increment(1);
             Err(AppError::Forbidden(format!(
                 "this needs the {} role; the token has {}",
-                role.as_str(),
+                Role::names_for(duty),
                 self.role.as_str()
             )))
         }

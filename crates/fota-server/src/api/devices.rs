@@ -6,7 +6,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use fota_api::{Device, DeviceEvent, NewDeviceRequest, Provisioning, Role};
+use fota_api::{Device, DeviceEvent, Duty, NewDeviceRequest, Provisioning};
 use fota_protocol::v2;
 use serde::Deserialize;
 
@@ -50,7 +50,7 @@ fn provisioning(
     })
 }
 
-/// Provision a v2 device (operator). Answers its provisioning file.
+/// Provision a v2 device (provisioner). Answers its provisioning file.
 #[utoipa::path(post, path = "/api/v2/devices", tag = "devices", security(("bearer" = [])),
     request_body = NewDeviceRequest,
     responses(
@@ -68,7 +68,7 @@ pub(crate) async fn create_device(
     op: Operator,
     AppJson(req): AppJson<NewDeviceRequest>,
 ) -> AppResult<(StatusCode, Json<Provisioning>)> {
-    op.require(Role::Operator)?;
+    op.require(Duty::Provision)?;
     check_name("device id", &req.id)?;
     check_name("class", &req.class)?;
     let secret = tokens::generate(TokenKind::Device);
@@ -103,7 +103,7 @@ pub(crate) async fn list_devices(
     op: Operator,
     AppQuery(filter): AppQuery<ClassFilter>,
 ) -> AppResult<Json<Vec<Device>>> {
-    op.require(Role::Viewer)?;
+    op.require(Duty::Read)?;
     Ok(Json(
         state.store().list_devices(filter.class.as_deref()).await?,
     ))
@@ -130,12 +130,12 @@ pub(crate) async fn show_device(
     op: Operator,
     Path(id): Path<String>,
 ) -> AppResult<Json<Device>> {
-    op.require(Role::Viewer)?;
+    op.require(Duty::Read)?;
     Ok(Json(get_device(&state, &id).await?))
 }
 
 /// Remove a device of either protocol with its events, check-ins and rollback orders
-/// (admin). The audit log keeps the deletion.
+/// (provisioner). The audit log keeps the deletion.
 #[utoipa::path(delete, path = "/api/v2/devices/{id}", tag = "devices",
     security(("bearer" = [])), params(DeviceId),
     responses(
@@ -149,7 +149,7 @@ pub(crate) async fn delete_device(
     op: Operator,
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
-    op.require(Role::Admin)?;
+    op.require(Duty::Provision)?;
     let device = get_device(&state, &id).await?;
     let entry = op.audit(
         "device.delete",
@@ -161,7 +161,7 @@ pub(crate) async fn delete_device(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Revoke a device's credential (operator); its requests then get 401.
+/// Revoke a device's credential (provisioner); its requests then get 401.
 #[utoipa::path(post, path = "/api/v2/devices/{id}/revoke", tag = "devices",
     security(("bearer" = [])), params(DeviceId),
     responses(
@@ -177,7 +177,7 @@ pub(crate) async fn revoke_device(
     op: Operator,
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
-    op.require(Role::Operator)?;
+    op.require(Duty::Provision)?;
     let entry = op.audit(
         "device.revoke",
         format!("device:{id}"),
@@ -197,7 +197,7 @@ pub(crate) struct RotateQuery {
     pub(crate) reactivate: Option<bool>,
 }
 
-/// Issue a new credential for a device (operator); the old one stops working at once. A
+/// Issue a new credential for a device (provisioner); the old one stops working at once. A
 /// revoked device stays revoked (409 `device_revoked`) unless `reactivate=true`: a rotation
 /// must not quietly undo a revocation.
 #[utoipa::path(post, path = "/api/v2/devices/{id}/rotate", tag = "devices",
@@ -219,7 +219,7 @@ pub(crate) async fn rotate_device(
     Path(id): Path<String>,
     AppQuery(query): AppQuery<RotateQuery>,
 ) -> AppResult<Json<Provisioning>> {
-    op.require(Role::Operator)?;
+    op.require(Duty::Provision)?;
     let reactivate = query.reactivate.unwrap_or(false);
     let device = get_device(&state, &id).await?;
     let class = device
@@ -256,7 +256,7 @@ pub(crate) async fn device_events(
     Path(id): Path<String>,
     AppQuery(page): AppQuery<Page>,
 ) -> AppResult<Json<Vec<DeviceEvent>>> {
-    op.require(Role::Viewer)?;
+    op.require(Duty::Read)?;
     // A malformed query is a 400 whether or not the device exists.
     let (before, limit) = (page.before()?, page.limit()?);
     get_device(&state, &id).await?;

@@ -3,13 +3,13 @@
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use base64::Engine as _;
-use fota_api::{Role, ServerInfo};
+use fota_api::{Duty, ServerInfo};
 
-use super::auth::Operator;
+use super::auth::{self, Operator};
 use super::doc;
 use crate::error::AppResult;
 use crate::state::AppState;
@@ -28,15 +28,28 @@ pub(crate) async fn health() -> &'static str {
     "ok"
 }
 
-/// Prometheus metrics (text format).
+/// Prometheus metrics (text format); with `metrics.token` set, only for that bearer token.
 #[utoipa::path(get, path = "/metrics", tag = "server",
     responses((status = 200, description = "Prometheus text exposition format 0.0.4",
-        content_type = "text/plain", body = String)))]
-pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
+        content_type = "text/plain", body = String),
+        (status = 401, response = doc::Unauthorized)))]
+pub(crate) async fn metrics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> AppResult<impl IntoResponse> {
+    if let Some(want) = &state.config().metrics_token {
+        let presented = crate::tokens::bearer(&headers).map(crate::tokens::TokenDigest::of);
+        if !presented.is_some_and(|p| p.matches(&want.digest().0)) {
+            return Err(auth::unauthorized(
+                "metrics_token",
+                "this server's metrics need its metrics token",
+            ));
+        }
+    }
+    Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics().render(),
-    )
+    ))
 }
 
 /// Server information (viewer).
@@ -48,7 +61,7 @@ pub(crate) async fn server_info(
     State(state): State<AppState>,
     op: Operator,
 ) -> AppResult<Json<ServerInfo>> {
-    op.require(Role::Viewer)?;
+    op.require(Duty::Read)?;
     let trust = state.trust();
     Ok(Json(ServerInfo {
         version: env!("CARGO_PKG_VERSION").to_owned(),

@@ -22,7 +22,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use fota_api::Role;
+use fota_api::Duty;
 use fota_protocol::legacy::paths;
 use serde::Deserialize;
 
@@ -257,7 +257,7 @@ pub(crate) async fn upload(
     op: Operator,
     body: Result<Bytes, BytesRejection>,
 ) -> AppResult<Json<serde_json::Value>> {
-    op.require(Role::Operator)?;
+    op.require(Duty::Release)?;
     key(&state)?;
     let body = body?;
     let release = legacy::upload(&state, op.actor(), body).await?;
@@ -396,7 +396,7 @@ pub(crate) async fn rollback(
     op: Operator,
     AppJson(req): AppJson<LegacyRollback>,
 ) -> AppResult<Json<serde_json::Value>> {
-    op.require(Role::Operator)?;
+    op.require(Duty::Release)?;
     key(&state)?;
     check_device_id(&req.device_id)?;
     rollbacks::check_reason(&req.reason)?;

@@ -33,7 +33,7 @@ impl utoipa::Modify for SecurityAddon {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
-                        "Operator API token (fota_op_…); roles viewer < operator < admin",
+                        "Operator API token (fota_op_…); roles viewer (reads), operator (releases, assignments, rollback orders), provisioner (device credentials), admin (everything, tokens included)",
                     ))
                     .build(),
             ),

@@ -7,7 +7,7 @@ use axum::extract::{Multipart, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use fota_api::{AssignRequest, AssignResponse, Release, Role};
+use fota_api::{AssignRequest, AssignResponse, Duty, Release};
 
 use super::auth::Operator;
 use super::doc::{self, ReleaseId};
@@ -103,7 +103,7 @@ pub(crate) async fn create_release(
     op: Operator,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> AppResult<(StatusCode, Json<Release>)> {
-    op.require(Role::Operator)?;
+    op.require(Duty::Release)?;
     let trust = v2_trust(&state)?;
     let mut multipart =
         multipart.map_err(|e| AppError::bad_request("invalid_multipart", e.body_text()))?;
@@ -180,7 +180,7 @@ pub(crate) async fn list_releases(
     op: Operator,
     AppQuery(filter): AppQuery<ClassFilter>,
 ) -> AppResult<Json<Vec<Release>>> {
-    op.require(Role::Viewer)?;
+    op.require(Duty::Read)?;
     Ok(Json(
         state.store().list_releases(filter.class.as_deref()).await?,
     ))
@@ -207,7 +207,7 @@ pub(crate) async fn show_release(
     op: Operator,
     Path(id): Path<String>,
 ) -> AppResult<Json<Release>> {
-    op.require(Role::Viewer)?;
+    op.require(Duty::Read)?;
     Ok(Json(get_release(&state, &id).await?))
 }
 
@@ -225,7 +225,7 @@ pub(crate) async fn release_manifest(
     op: Operator,
     Path(id): Path<String>,
 ) -> AppResult<Response> {
-    op.require(Role::Viewer)?;
+    op.require(Duty::Read)?;
     let manifest = state
         .store()
         .release_manifest(&id)
@@ -258,7 +258,7 @@ pub(crate) async fn assign_release(
     Path(id): Path<String>,
     AppJson(req): AppJson<AssignRequest>,
 ) -> AppResult<Json<AssignResponse>> {
-    op.require(Role::Operator)?;
+    op.require(Duty::Release)?;
     // The release is looked up in the arms, so a malformed body is a 400 whether or not it
     // exists (the store answers 404 for an unknown release in the devices arm).
     match (req.devices, req.class) {

@@ -5,7 +5,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::post;
-use fota_api::{Protocol, Role, RollbackOrder, RollbackRequest};
+use fota_api::{Duty, Protocol, RollbackOrder, RollbackRequest};
 
 use super::auth::Operator;
 use super::devices::get_device;
@@ -41,7 +41,7 @@ pub(crate) async fn order_rollback(
     Path(id): Path<String>,
     AppJson(req): AppJson<RollbackRequest>,
 ) -> AppResult<(StatusCode, Json<RollbackOrder>)> {
-    op.require(Role::Operator)?;
+    op.require(Duty::Release)?;
     // An order without a reason leaves the history unexplained.
     if req.reason.is_empty() {
         return Err(AppError::bad_request(
@@ -67,7 +67,7 @@ pub(crate) async fn list_rollbacks(
     op: Operator,
     Path(id): Path<String>,
 ) -> AppResult<Json<Vec<RollbackOrder>>> {
-    op.require(Role::Viewer)?;
+    op.require(Duty::Read)?;
     get_device(&state, &id).await?;
     Ok(Json(state.store().list_rollback_orders(&id).await?))
 }

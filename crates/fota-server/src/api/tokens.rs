@@ -5,7 +5,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, post};
-use fota_api::{ApiToken, NewTokenRequest, NewTokenResponse, Role};
+use fota_api::{ApiToken, Duty, NewTokenRequest, NewTokenResponse};
 
 use super::auth::Operator;
 use super::doc;
@@ -36,7 +36,7 @@ pub(crate) async fn create_token(
     op: Operator,
     AppJson(req): AppJson<NewTokenRequest>,
 ) -> AppResult<(StatusCode, Json<NewTokenResponse>)> {
-    op.require(Role::Admin)?;
+    op.require(Duty::Administer)?;
     // Characters, not bytes: the document's maxLength counts characters.
     if req.name.trim().is_empty() || req.name.chars().count() > 128 {
         return Err(AppError::bad_request(
@@ -84,7 +84,7 @@ pub(crate) async fn list_tokens(
     State(state): State<AppState>,
     op: Operator,
 ) -> AppResult<Json<Vec<ApiToken>>> {
-    op.require(Role::Admin)?;
+    op.require(Duty::Administer)?;
     Ok(Json(state.store().list_api_tokens().await?))
 }
 
@@ -107,7 +107,7 @@ pub(crate) async fn revoke_token(
     op: Operator,
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
-    op.require(Role::Admin)?;
+    op.require(Duty::Administer)?;
     let entry = op.audit("token.revoke", format!("token:{id}"), serde_json::json!({}));
     state
         .store()

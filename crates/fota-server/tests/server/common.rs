@@ -6,8 +6,8 @@ use fota_server::config::Config;
 use fota_server::trust::Trust;
 pub(crate) use fota_testkit::release::{Built, form as multipart};
 pub(crate) use fota_testkit::server::{
-    Listening as Running, TestServer as Fixture, config, get, keys, post_json, post_raw, provision,
-    req, send, state_in, token, trust, upload,
+    Answer, Listening as Running, TestServer as Fixture, config, get, keys, post_json, post_raw,
+    provision, req, send, state_in, token, trust, upload,
 };
 
 /// A server over a fresh temp folder with settings tweaked by `tweak`, trusting `trust`,

@@ -131,3 +131,30 @@ async fn every_metric_family_has_help_and_type() {
         assert!(typed.contains_key(family), "sample {line:?} of no family");
     }
 }
+
+/// With `metrics.token` set, only a scrape carrying it reads the metrics; everyone else gets
+/// the usual 401 shape, and an operator token is no substitute.
+#[tokio::test]
+async fn a_metrics_token_closes_metrics_to_everyone_else() {
+    let scrape = "scrape-token-0123456789";
+    let f = fixture_with(
+        |c| c.metrics_token = Some(fota_server::tokens::Secret::new(scrape)),
+        None,
+        None,
+    )
+    .await;
+    let admin = f.admin.clone();
+    for presented in [None, Some("scrape-token-0123456788"), Some(admin.as_str())] {
+        let a = get(&f.app, "/metrics", presented).await;
+        assert_eq!(
+            a.error(StatusCode::UNAUTHORIZED),
+            "unauthorized",
+            "{presented:?}"
+        );
+    }
+    let a = get(&f.app, "/metrics", Some(scrape)).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.text().contains("fota_auth_denied_total"), "{}", a.text());
+    // Liveness stays open: load balancers probe it without credentials.
+    assert_eq!(get(&f.app, "/healthz", None).await.status, StatusCode::OK);
+}

@@ -461,3 +461,115 @@ async fn devices_of_either_protocol_are_deleted_by_admins_only() {
     // the name is free again
     provision(&f, "devA", "ecowatt-v1").await;
 }
+
+/// Separation of duties: an operator ships firmware but cannot mint a device credential (which
+/// would let it speak as any device); a provisioner manages credentials but ships nothing; a
+/// viewer reads; the admin does all. Each refusal names the roles that may.
+#[tokio::test]
+async fn operators_ship_firmware_and_provisioners_manage_credentials() {
+    let f = v2_fixture().await;
+    let viewer = token(&f, "viewer").await;
+    let operator = token(&f, "operator").await;
+    let provisioner = token(&f, "provisioner").await;
+    let refused = |a: Answer, who: &str| {
+        assert_eq!(a.error(StatusCode::FORBIDDEN), "forbidden", "{who}");
+        a.json()["error"]["message"].as_str().unwrap().to_owned()
+    };
+    let new_device = |id: &str| json!({"id": id, "class": "ecowatt"});
+
+    // Device credentials: the provisioner's (and the admin's), not the operator's or viewer's.
+    for (who, t) in [("operator", &operator), ("viewer", &viewer)] {
+        let msg = refused(
+            post_json(&f.app, "/api/v2/devices", Some(t), &new_device("d-x")).await,
+            who,
+        );
+        assert!(msg.contains("provisioner or admin"), "{who}: {msg}");
+    }
+    let made = post_json(
+        &f.app,
+        "/api/v2/devices",
+        Some(&provisioner),
+        &new_device("d1"),
+    )
+    .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.text());
+    assert!(made.json()["token"].is_string());
+    for path in ["/api/v2/devices/d1/rotate", "/api/v2/devices/d1/revoke"] {
+        refused(
+            post_json(&f.app, path, Some(&operator), &json!({})).await,
+            path,
+        );
+    }
+    let delete = |t: &str| req(Method::DELETE, "/api/v2/devices/d1", Some(t), Body::empty());
+    refused(send(&f.app, delete(&operator)).await, "operator delete");
+    let rotated = post_json(
+        &f.app,
+        "/api/v2/devices/d1/rotate",
+        Some(&provisioner),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.text());
+
+    // Firmware: the operator's (and the admin's), not the provisioner's.
+    let b = build(&f.keys, "ecowatt", "1.0.6", 1, 20_000);
+    let msg = refused(
+        upload(&f, &provisioner, &b, Some("ecowatt")).await,
+        "provisioner upload",
+    );
+    assert!(msg.contains("operator or admin"), "{msg}");
+    let up = upload(&f, &operator, &b, Some("ecowatt")).await;
+    assert_eq!(up.status, StatusCode::CREATED, "{}", up.text());
+    let assign = format!("/api/v2/releases/{}/assign", b.id());
+    let to_class = json!({"class": "ecowatt"});
+    refused(
+        post_json(&f.app, &assign, Some(&provisioner), &to_class).await,
+        "provisioner assign",
+    );
+    let a = post_json(&f.app, &assign, Some(&operator), &to_class).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let order = json!({"reason": "field report"});
+    refused(
+        post_json(
+            &f.app,
+            "/api/v2/devices/d1/rollback",
+            Some(&provisioner),
+            &order,
+        )
+        .await,
+        "provisioner rollback order",
+    );
+    let legacy = json!({"version": "1.0.0", "size": 1, "hash": hex::encode(fota_testkit::sha256(b"x")),
+        "chunk_size": 1, "firmware_data": "eA=="});
+    refused(
+        post_json(
+            &f.app,
+            "/api/cloud/fota/upload",
+            Some(&provisioner),
+            &legacy,
+        )
+        .await,
+        "provisioner legacy upload",
+    );
+
+    // Tokens: the admin's only; everyone reads.
+    for (who, t) in [("operator", &operator), ("provisioner", &provisioner)] {
+        refused(get(&f.app, "/api/v2/tokens", Some(t)).await, who);
+        assert_eq!(
+            get(&f.app, "/api/v2/devices", Some(t)).await.status,
+            StatusCode::OK
+        );
+        assert_eq!(
+            get(&f.app, "/api/v2/releases", Some(t)).await.status,
+            StatusCode::OK
+        );
+    }
+
+    // The provisioner deletes the device; the admin may do all of it too.
+    assert_eq!(
+        send(&f.app, delete(&provisioner)).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let by_admin = post_json(&f.app, "/api/v2/devices", Some(&f.admin), &new_device("d2")).await;
+    assert_eq!(by_admin.status, StatusCode::CREATED);
+}

@@ -1,113 +1,36 @@
 //! `fota server` as a process: the first stdout line, the bootstrap token, signals, restarts,
 //! two processes over one data folder, `kill -9` in the middle of an upload, backup/restore.
-#![allow(clippy::std_instead_of_core, clippy::alloc_instead_of_core)]
+#![allow(
+    clippy::std_instead_of_core,
+    reason = "a host-only test: core paths matter in the crates the device links, not here"
+)]
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use base64::Engine as _;
-use sha2::Digest as _;
 
-const PSK: &str = "your-32-byte-secret-key-here!!";
+use crate::kit::{LEGACY_PSK, Server, copy_tree, fota_command, http, json_body, server_command};
 
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    stdout: BufReader<ChildStdout>,
-}
-
+/// A server over `data` with the legacy API on, and `admin` as its admin token when given
+/// (else it makes one on its first start and prints it).
 fn start(data: &Path, admin: Option<&str>) -> Server {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fota"));
-    cmd.args(["server", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .env("FOTA_LEGACY_PSK", PSK)
-        .env_remove("FOTA_ADMIN_TOKEN")
-        .env_remove("FOTA_DATA")
-        .env_remove("FOTA_LISTEN")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+    let mut cmd = server_command(data, None);
+    cmd.env("FOTA_LEGACY_PSK", LEGACY_PSK);
     if let Some(t) = admin {
         cmd.env("FOTA_ADMIN_TOKEN", t);
     }
-    let mut child = cmd.spawn().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
-    let addr = first
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("first line: {first:?}"))
-        .parse()
-        .unwrap();
-    Server {
-        child,
-        addr,
-        stdout,
-    }
-}
-
-impl Server {
-    fn next_line(&mut self) -> String {
-        let mut l = String::new();
-        self.stdout.read_line(&mut l).unwrap();
-        l.trim().to_owned()
-    }
-
-    fn term(mut self) -> std::process::ExitStatus {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        self.child.wait().unwrap()
-    }
-
-    fn kill9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-/// One request on its own connection: (status, body).
-fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: &[u8],
-) -> (u16, Vec<u8>) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}Content-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
-    s.write_all(body).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, raw[split + 4..].to_vec())
-}
-
-fn json(body: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(body).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(body)))
+    Server::start(cmd)
 }
 
 fn seed_upload(version: &str, fw: &[u8]) -> Vec<u8> {
     serde_json::json!({
         "version": version,
         "size": fw.len(),
-        "hash": hex::encode(sha2::Sha256::digest(fw)),
+        "hash": hex::encode(fota_testkit::sha256(fw)),
         "chunk_size": 1024,
         "firmware_data": base64::engine::general_purpose::STANDARD.encode(fw),
     })
@@ -118,7 +41,7 @@ fn seed_upload(version: &str, fw: &[u8]) -> Vec<u8> {
 /// The manifest without the fields that change per request.
 fn manifest(addr: SocketAddr) -> serde_json::Value {
     let (status, body) = http(addr, "GET", "/api/inverter/fota/manifest", None, b"");
-    let mut v = json(&body);
+    let mut v = json_body(&body);
     if status == 200 {
         assert!(v["nonce"].as_u64().unwrap() > 0);
         v.as_object_mut().unwrap().remove("nonce");
@@ -145,7 +68,7 @@ fn first_line_token_once_sigterm_and_restart() {
         &seed_upload("1.0", &fw),
     );
     assert_eq!(
-        (status, json(&body)["total_chunks"].as_u64()),
+        (status, json_body(&body)["total_chunks"].as_u64()),
         (200, Some(3))
     );
     let before = manifest(s.addr);
@@ -206,7 +129,7 @@ fn two_processes_over_one_data_folder() {
         None,
         b"",
     );
-    assert_eq!(json(&rs)["rollback_required"], true);
+    assert_eq!(json_body(&rs)["rollback_required"], true);
     let status =
         serde_json::json!({"device_id": "EcoWatt001", "status": "rolled_back"}).to_string();
     http(
@@ -223,10 +146,10 @@ fn two_processes_over_one_data_folder() {
         None,
         b"",
     );
-    assert_eq!(json(&rs)["rollback_required"], false);
+    assert_eq!(json_body(&rs)["rollback_required"], false);
     // the legacy nonce is one counter for both
     let nonce = |addr| {
-        json(&http(addr, "GET", "/api/inverter/fota/manifest", None, b"").1)["nonce"]
+        json_body(&http(addr, "GET", "/api/inverter/fota/manifest", None, b"").1)["nonce"]
             .as_u64()
             .unwrap()
     };
@@ -311,18 +234,15 @@ fn online_backup_and_restore() {
     );
     let before = manifest(s.addr);
     let out = dir.path().join("backup.db");
-    let status = Command::new(env!("CARGO_BIN_EXE_fota"))
-        .args(["server", "backup", "--data"])
+    let status = fota_command(&["server", "backup", "--data"])
         .arg(&data)
         .arg("-o")
         .arg(&out)
-        .env_remove("FOTA_DATA")
         .status()
         .unwrap();
     assert!(status.success(), "backup while the server runs");
     // never overwrites
-    let again = Command::new(env!("CARGO_BIN_EXE_fota"))
-        .args(["server", "backup", "--data"])
+    let again = fota_command(&["server", "backup", "--data"])
         .arg(&data)
         .arg("-o")
         .arg(&out)
@@ -348,7 +268,7 @@ fn online_backup_and_restore() {
     let restored = dir.path().join("restored");
     std::fs::create_dir_all(&restored).unwrap();
     std::fs::copy(&out, restored.join("fota.db")).unwrap();
-    copy_dir(&data.join("blobs"), &restored.join("blobs"));
+    copy_tree(&data.join("blobs"), &restored.join("blobs"));
     let s = start(&restored, Some("adm"));
     assert_eq!(manifest(s.addr), before);
     let (status, body) = http(
@@ -359,7 +279,7 @@ fn online_backup_and_restore() {
         b"",
     );
     assert_eq!(status, 200);
-    let data_b64 = json(&body)["data"].as_str().unwrap().to_owned();
+    let data_b64 = json_body(&body)["data"].as_str().unwrap().to_owned();
     assert_eq!(
         base64::engine::general_purpose::STANDARD
             .decode(data_b64)
@@ -367,18 +287,6 @@ fn online_backup_and_restore() {
         &fw[8192..]
     );
     s.term();
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 #[test]
@@ -421,8 +329,7 @@ fn clients_that_hang_up_mid_answer_do_not_kill_the_server() {
 fn an_encrypted_status_key_is_opened_with_the_passphrase_from_the_environment() {
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("K");
-    let out = Command::new(env!("CARGO_BIN_EXE_fota"))
-        .args(["keys", "init", "--dir"])
+    let out = fota_command(&["keys", "init", "--dir"])
         .arg(&keys)
         .env("FOTA_KEY_PASSPHRASE", "correct horse")
         .output()
@@ -433,21 +340,8 @@ fn an_encrypted_status_key_is_opened_with_the_passphrase_from_the_environment() 
         String::from_utf8_lossy(&out.stderr)
     );
     let server = |passphrase: Option<&str>| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fota"));
-        cmd.args(["server", "--listen", "127.0.0.1:0", "--data"])
-            .arg(dir.path().join("data"))
-            .arg("--root")
-            .arg(keys.join("root.bin"))
-            .arg("--status-key")
-            .arg(keys.join("status.key"))
-            .env("FOTA_ADMIN_TOKEN", "adm")
-            .env_remove("FOTA_KEY_PASSPHRASE")
-            .env_remove("FOTA_LEGACY_PSK")
-            .env_remove("FOTA_DATA")
-            .env_remove("FOTA_LISTEN")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let mut cmd = server_command(&dir.path().join("data"), Some(&keys));
+        cmd.env("FOTA_ADMIN_TOKEN", "adm");
         if let Some(p) = passphrase {
             cmd.env("FOTA_KEY_PASSPHRASE", p);
         }
@@ -462,23 +356,9 @@ fn an_encrypted_status_key_is_opened_with_the_passphrase_from_the_environment() 
         "{err}"
     );
 
-    let mut child = server(Some("correct horse")).spawn().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
-    let addr: SocketAddr = first
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("first line: {first:?}"))
-        .parse()
-        .unwrap();
-    let s = Server {
-        child,
-        addr,
-        stdout,
-    };
+    let s = Server::start(server(Some("correct horse")));
     let (status, body) = http(s.addr, "GET", "/api/v2/server", Some("adm"), b"");
     assert_eq!(status, 200);
-    assert_eq!(json(&body)["v2"], true, "the status key was loaded");
+    assert_eq!(json_body(&body)["v2"], true, "the status key was loaded");
     assert!(s.term().success());
 }

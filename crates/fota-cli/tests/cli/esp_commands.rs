@@ -1,38 +1,25 @@
 //! `fota image`, `fota partitions`, `fota flash` end to end through the binary.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use fota_protocol::esp::DEFAULT_FLASH_SIZE;
-use fota_protocol::esp::build::{AppImageSpec, build_app_image};
 use fota_protocol::esp::flash::FlashBuilder;
 use fota_protocol::esp::layouts;
 use fota_protocol::esp::otadata::{BootIndex, OtaSelectEntry, OtaState};
-use serde_json::Value;
 
-const ECOWATT_BIN: &[u8] = include_bytes!("../../fota-protocol/tests/data/ecowatt.bin");
-const TWO_OTA_BIN: &[u8] = include_bytes!("../../fota-protocol/tests/data/two_ota.bin");
+use crate::kit::{fota, json};
 
-fn fota(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fota"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run fota")
-}
+const ECOWATT_BIN: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../fota-protocol/tests/data/ecowatt.bin"
+));
+const TWO_OTA_BIN: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../fota-protocol/tests/data/two_ota.bin"
+));
 
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{e}: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
 }
 
 #[test]
@@ -186,13 +173,7 @@ fn partitions_build_and_show() {
 #[test]
 fn flash_inspect_reports_boot_choice() {
     let dir = tempfile::tempdir().unwrap();
-    let img = |v: &str| {
-        build_app_image(&AppImageSpec {
-            size: 0x3_0000,
-            ..AppImageSpec::new(v)
-        })
-        .unwrap()
-    };
+    let img = |v: &str| fota_testkit::image(v, 0x3_0000, false);
     let mut f = FlashBuilder::new(DEFAULT_FLASH_SIZE, &layouts::ecowatt()).unwrap();
     f.write_app(BootIndex::Ota(0), &img("1.0.5"))
         .unwrap()

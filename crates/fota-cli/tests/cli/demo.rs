@@ -1,19 +1,13 @@
 //! `fota demo` as a user runs it: the whole script (server, three devices, power cut, tampered
 //! chunk, manual rollback, a release that fails its boot check) must pass every check, and the
 //! work folder must hold what the demo says it made.
-#![allow(clippy::std_instead_of_core, clippy::alloc_instead_of_core)]
-
-use std::process::Command;
 
 use serde_json::Value;
 
+use crate::kit::{Server, copy_tree, fota_command, json, server_command};
+
 fn demo(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_fota"))
-        .arg("demo")
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
+    fota_command(&["demo"]).args(args).output().unwrap()
 }
 
 #[test]
@@ -23,7 +17,7 @@ fn demo_runs_the_whole_script_and_every_check_holds() {
     let out = demo(&["--fast", "--json", "--dir", work.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "exit {:?}\n{stderr}", out.status);
-    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary = json(&out);
     assert_eq!(summary["ok"], true, "{stderr}");
 
     let checks = summary["checks"].as_array().unwrap();
@@ -73,13 +67,12 @@ fn demo_runs_the_whole_script_and_every_check_holds() {
     ] {
         assert!(work.join(f).exists(), "{f} missing");
     }
-    let inspect = Command::new(env!("CARGO_BIN_EXE_fota"))
-        .args(["flash", "inspect", "--json"])
+    let inspect = fota_command(&["flash", "inspect", "--json"])
         .arg(work.join("EcoWatt003.flash.bin"))
         .output()
         .unwrap();
     assert!(inspect.status.success());
-    let flash: Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    let flash = json(&inspect);
     assert!(flash.to_string().contains("1.0.5"), "{flash}");
 }
 
@@ -94,38 +87,6 @@ fn demo_refuses_a_folder_that_is_not_empty() {
         std::fs::read(dir.path().join("precious.txt")).unwrap(),
         b"keep me"
     );
-}
-
-fn fota(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fota"));
-    cmd.args(args).env("RUST_LOG", "warn");
-    for var in [
-        "FOTA_SERVER",
-        "FOTA_TOKEN",
-        "FOTA_KEYS",
-        "FOTA_KEY_PASSPHRASE",
-        "FOTA_CONFIG",
-        "FOTA_ADMIN_TOKEN",
-        "FOTA_LEGACY_PSK",
-        "FOTA_DATA",
-        "FOTA_LISTEN",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
-
-fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// A 4 MiB flash file from the fixture's list of (u32 LE sector index, 4096 bytes) records:
@@ -155,40 +116,14 @@ fn a_device_and_server_kept_by_an_earlier_demo_boot_and_update() {
     std::fs::write(work.join("EcoWatt001.flash.bin"), expand_flash(&sectors)).unwrap();
 
     let admin = "fota_op_golden_admin_token_for_the_kept_demo";
-    let mut server = fota(&["server", "--listen", "127.0.0.1:0", "--data"])
-        .arg(work.join("server"))
-        .arg("--root")
-        .arg(work.join("keys/root.bin"))
-        .arg("--status-key")
-        .arg(work.join("keys/status.key"))
-        .env("FOTA_ADMIN_TOKEN", admin)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut first = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
-        &mut first,
-    )
-    .unwrap();
-    let _server = Kill(server);
-    let url = first
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_owned();
+    let mut server = server_command(&work.join("server"), Some(&work.join("keys")));
+    server.env("FOTA_ADMIN_TOKEN", admin);
+    let server = Server::start(server);
+    let url = &server.url;
     let run = |args: &[&str]| {
-        let out = fota(args)
+        let out = fota_command(args)
             .current_dir(work)
-            .env("FOTA_SERVER", &url)
+            .env("FOTA_SERVER", url)
             .env("FOTA_TOKEN", admin)
             .env("FOTA_KEYS", work.join("keys"))
             .env("FOTA_CONFIG", work.join("no-config.toml"))

@@ -1,57 +1,28 @@
 //! The operator commands end to end: the `fota` binary against a real `fota server` process on
 //! 127.0.0.1:0 with a fresh data folder and key folder per test.
-#![allow(clippy::std_instead_of_core)]
+#![allow(
+    clippy::std_instead_of_core,
+    reason = "a host-only test: core paths matter in the crates the device links, not here"
+)]
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use base64::Engine as _;
 use fota_client::api::DeviceState;
 use fota_protocol::v2::{Event, EventKind, FixedStr, ReasonCode};
 use serde_json::Value;
-use sha2::Digest as _;
+
+use crate::kit::{LEGACY_PSK, Server, fota_command, json, server_command, text};
 
 const ADMIN: &str = "fota_op_test_admin";
-const PSK: &str = "your-32-byte-secret-key-here!!";
 
 /// A server with its own data and key folders, and the environment the CLI gets.
 struct Fleet {
+    // Before `dir`: fields drop in order, and the server is to stop before its folder goes.
+    server: Server,
     dir: tempfile::TempDir,
-    server: Child,
-    url: String,
-}
-
-impl Drop for Fleet {
-    fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
-    }
-}
-
-fn bare(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fota"));
-    cmd.args(args).env("RUST_LOG", "warn");
-    for var in [
-        "FOTA_SERVER",
-        "FOTA_TOKEN",
-        "FOTA_KEYS",
-        "FOTA_KEY_PASSPHRASE",
-        "FOTA_CONFIG",
-        "FOTA_ADMIN_TOKEN",
-        "FOTA_LEGACY_PSK",
-        "FOTA_DATA",
-        "FOTA_LISTEN",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 impl Fleet {
@@ -64,38 +35,22 @@ impl Fleet {
     fn start_with(legacy: bool, server_config: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let keys = dir.path().join("K");
-        let out = bare(&["keys", "init", "--no-passphrase", "--dir"])
+        let out = fota_command(&["keys", "init", "--no-passphrase", "--dir"])
             .arg(&keys)
             .output()
             .unwrap();
         assert!(out.status.success(), "keys init: {}", text(&out.stderr));
         std::fs::write(dir.path().join("config.toml"), "").unwrap();
         std::fs::write(dir.path().join("server.toml"), server_config).unwrap();
-        let mut cmd = bare(&["server", "--listen", "127.0.0.1:0", "--data"]);
-        cmd.arg(dir.path().join("data"))
-            .arg("--config")
+        let mut cmd = server_command(&dir.path().join("data"), Some(&keys));
+        cmd.arg("--config")
             .arg(dir.path().join("server.toml"))
-            .arg("--root")
-            .arg(keys.join("root.bin"))
-            .arg("--status-key")
-            .arg(keys.join("status.key"))
-            .env("FOTA_ADMIN_TOKEN", ADMIN)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .env("FOTA_ADMIN_TOKEN", ADMIN);
         if legacy {
-            cmd.env("FOTA_LEGACY_PSK", PSK);
+            cmd.env("FOTA_LEGACY_PSK", LEGACY_PSK);
         }
-        let mut server = cmd.spawn().unwrap();
-        let mut first = String::new();
-        BufReader::new(server.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let url = first
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("first line: {first:?}"))
-            .to_owned();
-        Self { dir, server, url }
+        let server = Server::start(cmd);
+        Self { server, dir }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -105,9 +60,9 @@ impl Fleet {
     /// `fota ARGS` with this fleet's server, admin token and key folder in the environment,
     /// and an empty config file.
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = bare(args);
+        let mut cmd = fota_command(args);
         cmd.current_dir(self.dir.path())
-            .env("FOTA_SERVER", &self.url)
+            .env("FOTA_SERVER", &self.server.url)
             .env("FOTA_TOKEN", ADMIN)
             .env("FOTA_KEYS", self.path("K"))
             .env("FOTA_CONFIG", self.path("config.toml"));
@@ -164,25 +119,9 @@ impl Fleet {
         name
     }
 
-    /// A raw request to the server: (status, body).
+    /// A raw request to the server with `token`: (status, body).
     fn http(&self, method: &str, path: &str, token: &str, body: &[u8]) -> (u16, Vec<u8>) {
-        let addr = self.url.strip_prefix("http://").unwrap();
-        let mut s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
-             Authorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .unwrap();
-        s.write_all(body).unwrap();
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).unwrap();
-        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-        let head = text(&raw[..split]);
-        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-        (status, raw[split + 4..].to_vec())
+        crate::kit::http(self.server.addr, method, path, Some(token), body)
     }
 }
 
@@ -301,7 +240,7 @@ fn provision_release_assign_watch_rollback() {
     assert_eq!(r7["sequence"], 2);
     assert_eq!(r7["security_counter"], 3);
     assert_eq!(r7["chunk_count"], 10);
-    let image_sha = hex::encode(sha2::Sha256::digest(std::fs::read(f.path(&app7)).unwrap()));
+    let image_sha = hex::encode(fota_testkit::sha256(&std::fs::read(f.path(&app7)).unwrap()));
     assert_eq!(r7["image_sha256"], image_sha);
 
     let list = f.json(&["release", "list", "--class", "ecowatt-v1", "--json"]);
@@ -355,7 +294,7 @@ fn provision_release_assign_watch_rollback() {
             b"",
         );
         assert_eq!(status, 200);
-        sha2::Sha256::digest(&body).into()
+        fota_testkit::sha256(&body)
     };
     let total = r6["image_size"].as_u64().unwrap();
     post_event(
@@ -640,7 +579,7 @@ fn refusals_carry_the_reason() {
 #[test]
 fn encrypted_keys_need_the_passphrase() {
     let f = Fleet::start(false);
-    let out = bare(&["keys", "init", "--dir"])
+    let out = fota_command(&["keys", "init", "--dir"])
         .arg(f.path("EK"))
         .env("FOTA_KEY_PASSPHRASE", "correct horse")
         .output()
@@ -748,8 +687,37 @@ fn tokens_and_device_credentials() {
         created["token"].as_str().unwrap(),
     );
     assert_eq!(created["role"], "operator");
+    // An operator ships firmware but does not mint device credentials: a provisioner does.
+    let err = f.fails(
+        1,
+        &[
+            "devices", "add", "d0", "--class", "c", "--token", secret, "-o", "d0.json",
+        ],
+    );
+    assert!(
+        err.contains("HTTP 403") && err.contains("provisioner or admin"),
+        "{err}"
+    );
+    let provisioner = f.json(&[
+        "tokens",
+        "create",
+        "line",
+        "--role",
+        "provisioner",
+        "--json",
+    ]);
+    assert_eq!(provisioner["role"], "provisioner");
+    let provisioner = provisioner["token"].as_str().unwrap();
     f.ok(&[
-        "devices", "add", "d1", "--class", "c", "--token", secret, "-o", "d1.json",
+        "devices",
+        "add",
+        "d1",
+        "--class",
+        "c",
+        "--token",
+        provisioner,
+        "-o",
+        "d1.json",
     ]);
     let tokens = f.json(&["tokens", "list", "--json"]);
     assert!(tokens.as_array().unwrap().iter().any(|t| t["id"] == id));
@@ -788,12 +756,12 @@ fn settings_come_from_flag_then_env_then_config_file() {
         &config,
         format!(
             "server = \"{}\"\ntoken = \"{ADMIN}\"\nkeys = \"K\"\n",
-            f.url
+            f.server.url
         ),
     )
     .unwrap();
     let from_file = || {
-        let mut cmd = bare(&[]);
+        let mut cmd = fota_command(&[]);
         cmd.current_dir(f.dir.path()).env("FOTA_CONFIG", &config);
         cmd
     };
@@ -826,7 +794,7 @@ fn settings_come_from_flag_then_env_then_config_file() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     // A config file named by FOTA_CONFIG must exist; a broken one is an error, not ignored.
-    let out = bare(&["release", "list"])
+    let out = fota_command(&["release", "list"])
         .env("FOTA_CONFIG", f.path("missing.toml"))
         .output()
         .unwrap();
@@ -886,7 +854,7 @@ fn client_library_signs_uploads_and_waits() {
     use fota_client::release::{self, KeyFolder, ReleaseSpec};
 
     let f = Fleet::start(false);
-    let client = fota_client::Client::new(&f.url, Some(ADMIN.to_owned())).unwrap();
+    let client = fota_client::Client::new(&f.server.url, Some(ADMIN.to_owned())).unwrap();
     client.health().unwrap();
     let info = client.server_info().unwrap();
     assert!(info.v2);
@@ -938,7 +906,7 @@ fn client_library_signs_uploads_and_waits() {
     ));
 
     client.assign_class(&r.id, "c1").unwrap();
-    let digest: [u8; 32] = sha2::Sha256::digest(client.release_manifest(&r.id).unwrap()).into();
+    let digest = fota_testkit::sha256(&client.release_manifest(&r.id).unwrap());
     post_event(&f, &prov, EventKind::Confirmed, digest, 0, 0);
     let d = client
         .wait_for_device(
@@ -962,7 +930,7 @@ fn client_library_signs_uploads_and_waits() {
     // Errors carry the server's code.
     let e = client.device("ghost").unwrap_err();
     assert_eq!((e.status(), e.code()), (Some(404), Some("not_found")));
-    let anonymous = fota_client::Client::new(&f.url, None).unwrap();
+    let anonymous = fota_client::Client::new(&f.server.url, None).unwrap();
     assert_eq!(
         anonymous.list_devices(None).unwrap_err().status(),
         Some(401)
@@ -976,7 +944,7 @@ fn admin_token_recovers_access_without_http() {
     let f = Fleet::start(false);
     let err = f.fails(1, &["tokens", "revoke", "bootstrap"]);
     assert!(err.contains("last active admin token"), "{err}");
-    let out = bare(&["server", "admin-token", "--data"])
+    let out = fota_command(&["server", "admin-token", "--data"])
         .arg(f.path("data"))
         .output()
         .unwrap();
@@ -1005,7 +973,7 @@ fn admin_token_recovers_access_without_http() {
     assert!(!recovered.to_string().contains(fresh), "never the secret");
     // a data folder without a database is an error, not a new empty one
     let empty = f.path("nothing-here");
-    let out = bare(&["server", "admin-token", "--data"])
+    let out = fota_command(&["server", "admin-token", "--data"])
         .arg(&empty)
         .output()
         .unwrap();
@@ -1025,7 +993,10 @@ fn devices_delete_removes_a_device_and_its_history() {
     let created = f.json(&["tokens", "create", "ops", "--role", "operator", "--json"]);
     let operator = created["token"].as_str().unwrap();
     let err = f.fails(1, &["devices", "delete", "d1", "--token", operator]);
-    assert!(err.contains("HTTP 403"), "deleting needs admin: {err}");
+    assert!(
+        err.contains("HTTP 403") && err.contains("provisioner or admin"),
+        "deleting needs a provisioner: {err}"
+    );
     f.ok(&["devices", "delete", "d1"]);
     let err = f.fails(1, &["devices", "show", "d1"]);
     assert!(err.contains("HTTP 404"), "{err}");
@@ -1084,8 +1055,7 @@ fn an_emulated_device_whose_credential_was_rotated_stops_with_status_6() {
     // The old credential: every check-in gets 401. None of them counts, the refusal is an
     // error line, and the run ends with its own status instead of retrying or saying `done`.
     let out = emulate("old.json");
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}{}", text(&out.stdout), text(&out.stderr)));
+    let report = json(&out);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(6), "{report}\n{stderr}");
     assert_eq!(report["outcome"], "refused", "{report}");
@@ -1162,7 +1132,7 @@ fn logs_written_to_a_pipe_carry_no_colour_codes() {
     let config = dir.path().join("config.toml");
     // An unknown key is a warning: a log line, before the (failing) request.
     std::fs::write(&config, "colour = true\nserver = \"http://127.0.0.1:1\"\n").unwrap();
-    let out = bare(&["release", "list"])
+    let out = fota_command(&["release", "list"])
         .env("FOTA_CONFIG", &config)
         .stderr(Stdio::piped())
         .output()
@@ -1187,12 +1157,12 @@ fn usage_line(output: &str) -> &str {
 fn usage_lines_do_not_show_settings_from_the_environment_as_required() {
     let dir = tempfile::tempdir().unwrap();
     let from_env = |args: &[&str]| {
-        let mut cmd = bare(args);
+        let mut cmd = fota_command(args);
         cmd.current_dir(dir.path())
             .env("FOTA_SERVER", "http://127.0.0.1:1")
             .env("FOTA_TOKEN", "fota_op_x")
             .env("FOTA_KEYS", "K")
-            .env("FOTA_LEGACY_PSK", PSK);
+            .env("FOTA_LEGACY_PSK", LEGACY_PSK);
         cmd.output().unwrap()
     };
     // A usage error of an offline signing: only what the command line gave and what is

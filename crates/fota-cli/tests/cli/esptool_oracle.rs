@@ -17,7 +17,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use sha2::{Digest, Sha256};
+use crate::kit::{fota, json};
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -119,12 +119,6 @@ impl Oracle {
     }
 }
 
-fn fota(args: &[&str]) -> Output {
-    run(Command::new(env!("CARGO_BIN_EXE_fota"))
-        .args(args)
-        .env("RUST_LOG", "warn"))
-}
-
 fn ours(file: &Path) -> bool {
     fota(&["image", "inspect", file.to_str().unwrap()])
         .status
@@ -208,12 +202,12 @@ fn esptool_agrees_with_fota() {
     );
     let bytes = std::fs::read(&golden).unwrap();
     assert_eq!(
-        hex::encode(Sha256::digest(&bytes)),
+        hex::encode(fota_testkit::sha256(&bytes)),
         "317661c69b548b17316774ff02d8bbc63105cdd7bc13bf0dbf2fb2a9a7971060"
     );
     let out = fota(&["image", "inspect", golden.to_str().unwrap(), "--json"]);
     assert!(out.status.success());
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let j = json(&out);
     assert_eq!(j["checksum"]["stored"], 0xf2);
     assert_eq!(
         j["hash"]["stored"],
