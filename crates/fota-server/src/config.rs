@@ -212,7 +212,10 @@ pub struct FileMetrics {
 impl std::fmt::Debug for FileMetrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FileMetrics")
-            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .field(
+                "token",
+                &self.token.as_ref().map(|_| format_args!("[redacted]")),
+            )
             .finish()
     }
 }
