@@ -35,6 +35,11 @@
 //! blob_grace = "1h"              # unreferenced blobs and temp files younger than this stay
 //! seen_flush = "1s"              # how often batched last-seen times are written
 //!
+//! trusted_proxies = []           # proxies whose X-Forwarded-For names the client (e.g. ["127.0.0.1"])
+//!
+//! [auth]
+//! failures_per_minute = 20       # failed authentications per client address (and per credential) before 429
+//!
 //! [metrics]
 //! token = ""                     # when set, GET /metrics needs `Authorization: Bearer TOKEN` (>= 16 bytes)
 //!
@@ -113,6 +118,9 @@ pub struct FileConfig {
     pub status_key: Option<PathBuf>,
     pub legacy_psk_file: Option<PathBuf>,
     pub public_url: Option<String>,
+    pub trusted_proxies: Option<Vec<std::net::IpAddr>>,
+    #[serde(default)]
+    pub auth: FileAuth,
     #[serde(default)]
     pub limits: FileLimits,
     #[serde(default)]
@@ -197,6 +205,16 @@ pub struct FileHousekeeping {
     pub interval: Option<HumanDuration>,
     pub blob_grace: Option<HumanDuration>,
     pub seen_flush: Option<HumanDuration>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[expect(
+    missing_docs,
+    reason = "each field is the config file key of the same name, listed in the module doc"
+)]
+pub struct FileAuth {
+    pub failures_per_minute: Option<u32>,
 }
 
 #[derive(Clone, Default, Deserialize)]
@@ -351,6 +369,12 @@ pub struct Config {
     pub legacy: LegacyLimits,
     /// The bearer token `/metrics` requires; `None`: open, as Prometheus scrapes by default.
     pub metrics_token: Option<crate::tokens::Secret>,
+    /// Failed authentications a client address (and a presented credential) may make per
+    /// minute before further failures are answered 429.
+    pub auth_failures_per_minute: u32,
+    /// Peers whose `X-Forwarded-For` names the client (a load balancer in front); from any
+    /// other peer the header is ignored.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 const DAY: u64 = 24 * 3600;
@@ -390,6 +414,8 @@ impl Config {
                 new_devices_per_minute: 60,
             },
             metrics_token: None,
+            auth_failures_per_minute: 20,
+            trusted_proxies: Vec::new(),
         }
     }
 
@@ -459,6 +485,11 @@ impl Config {
             .new_devices_per_minute
             .unwrap_or(c.legacy.new_devices_per_minute);
         c.metrics_token = file.metrics.token.map(crate::tokens::Secret::new);
+        c.auth_failures_per_minute = file
+            .auth
+            .failures_per_minute
+            .unwrap_or(c.auth_failures_per_minute);
+        c.trusted_proxies = file.trusted_proxies.unwrap_or_default();
         c.validate()?;
         Ok(c)
     }
@@ -487,6 +518,11 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "metrics.token must be at least {METRICS_TOKEN_MIN} bytes"
             )));
+        }
+        if self.auth_failures_per_minute == 0 {
+            return Err(ConfigError::Invalid(
+                "auth.failures_per_minute must be >= 1".into(),
+            ));
         }
         if self.seen_flush.is_zero() || self.housekeeping_interval.is_zero() {
             return Err(ConfigError::Invalid(

@@ -30,6 +30,13 @@ pub enum AppError {
     /// `401`: no credential, an unknown one or a revoked one.
     #[error("{0}")]
     Unauthorized(String),
+    /// `429`: too many failed authentications from this client lately; retry after `retry_after`
+    /// seconds.
+    #[error("too many failed authentications; retry in {retry_after} s")]
+    TooManyFailures {
+        /// Seconds until the window ends.
+        retry_after: u64,
+    },
     /// `403`: a valid credential that may not do this (role, or another device's data).
     #[error("{0}")]
     Forbidden(String),
@@ -140,6 +147,7 @@ impl AppError {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::TooManyFailures { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) | Self::UnknownDevice(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -163,6 +171,7 @@ impl AppError {
             | Self::Unprocessable { code, .. }
             | Self::Unavailable { code, .. } => code,
             Self::Unauthorized(_) => "unauthorized",
+            Self::TooManyFailures { .. } => "too_many_requests",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::UnknownDevice(_) => "unknown_device",
@@ -207,6 +216,11 @@ impl IntoResponse for AppError {
                 response
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::TooManyFailures { retry_after } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             }
             _ => {}
         }

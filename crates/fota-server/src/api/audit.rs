@@ -22,7 +22,8 @@ pub(crate) fn routes() -> Router<AppState> {
     responses(
         (status = 200, description = "Audit records, newest first", body = [AuditRecord]),
         (status = 400, response = doc::BadRequest),
-        (status = 401, response = doc::Unauthorized)))]
+        (status = 401, response = doc::Unauthorized),
+        (status = 429, response = doc::TooManyFailures)))]
 pub(crate) async fn list_audit(
     State(state): State<AppState>,
     op: Operator,

@@ -58,6 +58,7 @@ fn provisioning(
             body = Provisioning),
         (status = 400, response = doc::BadRequest),
         (status = 401, response = doc::Unauthorized),
+        (status = 429, response = doc::TooManyFailures),
         (status = 403, response = doc::Forbidden),
         (status = 409, description = "A v2 device of this id exists (`conflict`)",
             body = crate::error::ErrorBody),
@@ -97,7 +98,8 @@ pub(crate) async fn create_device(
     responses(
         (status = 200, description = "Devices (v2 and legacy), by id", body = [Device]),
         (status = 400, response = doc::BadRequest),
-        (status = 401, response = doc::Unauthorized)))]
+        (status = 401, response = doc::Unauthorized),
+        (status = 429, response = doc::TooManyFailures)))]
 pub(crate) async fn list_devices(
     State(state): State<AppState>,
     op: Operator,
@@ -124,6 +126,7 @@ pub(crate) async fn get_device(state: &AppState, id: &str) -> AppResult<Device> 
         (status = 200, description = "The device", body = Device),
         (status = 400, response = doc::BadRequest),
         (status = 401, response = doc::Unauthorized),
+        (status = 429, response = doc::TooManyFailures),
         (status = 404, response = doc::NotFound)))]
 pub(crate) async fn show_device(
     State(state): State<AppState>,
@@ -142,6 +145,7 @@ pub(crate) async fn show_device(
         (status = 204, description = "Deleted, with its history"),
         (status = 400, response = doc::BadRequest),
         (status = 401, response = doc::Unauthorized),
+        (status = 429, response = doc::TooManyFailures),
         (status = 403, response = doc::Forbidden),
         (status = 404, response = doc::NotFound)))]
 pub(crate) async fn delete_device(
@@ -168,6 +172,7 @@ pub(crate) async fn delete_device(
         (status = 204, description = "Revoked; the device's requests now get 401"),
         (status = 400, response = doc::BadRequest),
         (status = 401, response = doc::Unauthorized),
+        (status = 429, response = doc::TooManyFailures),
         (status = 403, response = doc::Forbidden),
         (status = 404, description = "No v2 device of this id with an active credential \
             (`not_found`)",
@@ -207,6 +212,7 @@ pub(crate) struct RotateQuery {
             body = Provisioning),
         (status = 400, response = doc::BadRequest),
         (status = 401, response = doc::Unauthorized),
+        (status = 429, response = doc::TooManyFailures),
         (status = 403, response = doc::Forbidden),
         (status = 404, description = "No device of this id, or not a v2 device (`not_found`)",
             body = crate::error::ErrorBody),
@@ -249,6 +255,7 @@ pub(crate) async fn rotate_device(
         (status = 200, description = "Events, newest first", body = [DeviceEvent]),
         (status = 400, response = doc::BadRequest),
         (status = 401, response = doc::Unauthorized),
+        (status = 429, response = doc::TooManyFailures),
         (status = 404, response = doc::NotFound)))]
 pub(crate) async fn device_events(
     State(state): State<AppState>,

@@ -37,6 +37,10 @@ error_answers! {
     /// `401`.
     Unauthorized => "No credential, or an unknown or revoked one (`unauthorized`; the \
         answer carries `WWW-Authenticate: Bearer`)";
+    /// `429` of a credential check.
+    TooManyFailures => "Too many failed authentications from this client address, or with \
+        this credential, in the last minute (`too_many_requests`; `Retry-After` says when the \
+        window ends). Requests with a valid credential are never refused this way";
     /// `403`.
     Forbidden => "The token's role is below the one this needs (`forbidden`)";
     /// `404`.

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
+use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use base64::Engine as _;
@@ -32,18 +32,24 @@ pub(crate) async fn health() -> &'static str {
 #[utoipa::path(get, path = "/metrics", tag = "server",
     responses((status = 200, description = "Prometheus text exposition format 0.0.4",
         content_type = "text/plain", body = String),
-        (status = 401, response = doc::Unauthorized)))]
+        (status = 401, response = doc::Unauthorized),
+        (status = 429, response = doc::TooManyFailures)))]
 pub(crate) async fn metrics(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    parts: axum::http::request::Parts,
 ) -> AppResult<impl IntoResponse> {
     if let Some(want) = &state.config().metrics_token {
-        let presented = crate::tokens::bearer(&headers).map(crate::tokens::TokenDigest::of);
+        let presented = crate::tokens::bearer(&parts.headers).map(crate::tokens::TokenDigest::of);
         if !presented.is_some_and(|p| p.matches(&want.digest().0)) {
-            return Err(auth::unauthorized(
+            return Err(auth::denied(
+                &state,
+                auth::client_ip(&parts, &state.config().trusted_proxies),
+                parts.uri.path(),
+                presented.as_ref(),
                 "metrics_token",
                 "this server's metrics need its metrics token",
-            ));
+            )
+            .await);
         }
     }
     Ok((
@@ -56,7 +62,8 @@ pub(crate) async fn metrics(
 #[utoipa::path(get, path = "/api/v2/server", tag = "server", security(("bearer" = [])),
     responses(
         (status = 200, description = "What this server is configured for", body = ServerInfo),
-        (status = 401, response = doc::Unauthorized)))]
+        (status = 401, response = doc::Unauthorized),
+        (status = 429, response = doc::TooManyFailures)))]
 pub(crate) async fn server_info(
     State(state): State<AppState>,
     op: Operator,

@@ -249,6 +249,7 @@ pub(crate) struct LegacyRollbackStatus {
             not check out (`invalid_base64`, `size_mismatch`, `hash_mismatch`, ...)",
             body = crate::error::ErrorBody),
         (status = 401, response = doc::Unauthorized),
+        (status = 429, response = doc::TooManyFailures),
         (status = 403, response = doc::Forbidden),
         (status = 413, response = doc::PayloadTooLarge),
         (status = 503, response = doc::LegacyUnavailable)))]
@@ -385,6 +386,7 @@ pub(crate) struct LegacyRollback {
             devices take orders at `/api/v2/devices/{id}/rollback`",
             body = crate::error::ErrorBody),
         (status = 401, response = doc::Unauthorized),
+        (status = 429, response = doc::TooManyFailures),
         (status = 403, response = doc::Forbidden),
         (status = 409, description = "An order for this device is still open (`conflict`)",
             body = crate::error::ErrorBody),

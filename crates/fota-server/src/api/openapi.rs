@@ -61,7 +61,7 @@ impl utoipa::Modify for SecurityAddon {
         it takes longer than the configured request timeout."),
     modifiers(&SecurityAddon),
     components(responses(
-        doc::BadRequest, doc::Unauthorized,
+        doc::BadRequest, doc::Unauthorized, doc::TooManyFailures,
         doc::Forbidden, doc::NotFound,
         doc::PayloadTooLarge, doc::V2Unavailable,
         doc::LegacyUnavailable,

@@ -90,6 +90,7 @@ async fn read_small_field(
             stored: nothing changed", body = Release),
         (status = 400, response = doc::BadRequest),
         (status = 401, response = doc::Unauthorized),
+        (status = 429, response = doc::TooManyFailures),
         (status = 403, response = doc::Forbidden),
         (status = 409, description = "The sequence is not above the class's highest, or the \
             version exists in the class (`conflict`)", body = crate::error::ErrorBody),
@@ -174,7 +175,8 @@ pub(crate) async fn create_release(
     responses(
         (status = 200, description = "Releases, newest first per class", body = [Release]),
         (status = 400, response = doc::BadRequest),
-        (status = 401, response = doc::Unauthorized)))]
+        (status = 401, response = doc::Unauthorized),
+        (status = 429, response = doc::TooManyFailures)))]
 pub(crate) async fn list_releases(
     State(state): State<AppState>,
     op: Operator,
@@ -201,6 +203,7 @@ async fn get_release(state: &AppState, id: &str) -> AppResult<Release> {
         (status = 200, description = "The release", body = Release),
         (status = 400, response = doc::BadRequest),
         (status = 401, response = doc::Unauthorized),
+        (status = 429, response = doc::TooManyFailures),
         (status = 404, response = doc::NotFound)))]
 pub(crate) async fn show_release(
     State(state): State<AppState>,
@@ -219,6 +222,7 @@ pub(crate) async fn show_release(
             content_type = "application/octet-stream", body = inline(doc::Binary)),
         (status = 400, response = doc::BadRequest),
         (status = 401, response = doc::Unauthorized),
+        (status = 429, response = doc::TooManyFailures),
         (status = 404, response = doc::NotFound)))]
 pub(crate) async fn release_manifest(
     State(state): State<AppState>,
@@ -246,6 +250,7 @@ pub(crate) async fn release_manifest(
             body = AssignResponse),
         (status = 400, response = doc::BadRequest),
         (status = 401, response = doc::Unauthorized),
+        (status = 429, response = doc::TooManyFailures),
         (status = 403, response = doc::Forbidden),
         (status = 404, description = "No such release, or a named device does not exist \
             (`not_found`)", body = crate::error::ErrorBody),

@@ -30,6 +30,7 @@ pub(crate) fn routes() -> Router<AppState> {
             body = RollbackOrder),
         (status = 400, response = doc::BadRequest),
         (status = 401, response = doc::Unauthorized),
+        (status = 429, response = doc::TooManyFailures),
         (status = 403, response = doc::Forbidden),
         (status = 404, response = doc::NotFound),
         (status = 409, description = "An order for this device is still open (`conflict`)",
@@ -61,6 +62,7 @@ pub(crate) async fn order_rollback(
         (status = 200, description = "Orders, newest first", body = [RollbackOrder]),
         (status = 400, response = doc::BadRequest),
         (status = 401, response = doc::Unauthorized),
+        (status = 429, response = doc::TooManyFailures),
         (status = 404, response = doc::NotFound)))]
 pub(crate) async fn list_rollbacks(
     State(state): State<AppState>,

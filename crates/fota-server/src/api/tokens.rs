@@ -29,6 +29,7 @@ pub(crate) fn routes() -> Router<AppState> {
             body = NewTokenResponse),
         (status = 400, response = doc::BadRequest),
         (status = 401, response = doc::Unauthorized),
+        (status = 429, response = doc::TooManyFailures),
         (status = 403, response = doc::Forbidden),
         (status = 413, response = doc::PayloadTooLarge)))]
 pub(crate) async fn create_token(
@@ -79,6 +80,7 @@ pub(crate) async fn create_token(
         (status = 200, description = "Every token, revoked ones included (never a secret)",
             body = [ApiToken]),
         (status = 401, response = doc::Unauthorized),
+        (status = 429, response = doc::TooManyFailures),
         (status = 403, response = doc::Forbidden)))]
 pub(crate) async fn list_tokens(
     State(state): State<AppState>,
@@ -97,6 +99,7 @@ pub(crate) async fn list_tokens(
         (status = 204, description = "Revoked; requests with it now get 401"),
         (status = 400, response = doc::BadRequest),
         (status = 401, response = doc::Unauthorized),
+        (status = 429, response = doc::TooManyFailures),
         (status = 403, response = doc::Forbidden),
         (status = 404, description = "No active token of this id (`not_found`)",
             body = crate::error::ErrorBody),

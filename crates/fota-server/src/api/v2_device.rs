@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use super::auth::{DeviceAuth, unauthorized};
+use super::auth::{ClientIp, DeviceAuth, denied};
 use super::doc;
 use crate::blobs::is_blob_name;
 use crate::clock::now_ms;
@@ -49,27 +49,43 @@ fn trust(state: &AppState) -> AppResult<&Trust> {
             body = inline(doc::Binary)),
         (status = 400, response = doc::BadRequest),
         (status = 401, response = doc::Unauthorized),
+        (status = 429, response = doc::TooManyFailures),
         (status = 403, description = "The record names another device than the credential's \
             (`forbidden`)", body = crate::error::ErrorBody),
         (status = 413, response = doc::PayloadTooLarge),
         (status = 503, response = doc::V2Unavailable)))]
 pub(crate) async fn checkin(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> AppResult<Response> {
+    const ROUTE: &str = "/api/v2/device/checkin";
     let trust = trust(&state)?;
-    let token =
-        bearer(&headers).ok_or_else(|| unauthorized("missing", "missing device credential"))?;
+    let Some(token) = bearer(&headers) else {
+        return Err(denied(
+            &state,
+            ip,
+            ROUTE,
+            None,
+            "missing",
+            "missing device credential",
+        )
+        .await);
+    };
     let digest = TokenDigest::of(token);
-    let view = state
+    let Some(view) = state
         .store()
         .checkin_view(&digest.0)
         .await?
         .filter(|v| digest.matches(&v.digest))
-        .ok_or_else(|| unauthorized("unknown", "unknown device credential"))?;
+    else {
+        let why = "unknown device credential";
+        return Err(denied(&state, ip, ROUTE, Some(&digest), "unknown", why).await);
+    };
     if view.revoked_at.is_some() {
-        return Err(unauthorized("revoked", "device credential revoked"));
+        let why = "device credential revoked";
+        return Err(denied(&state, ip, ROUTE, Some(&digest), "revoked", why).await);
     }
     let body = body?;
     let answer = checkin::answer(&state, trust, &view, &body).await?;
@@ -94,6 +110,7 @@ pub(crate) async fn checkin(
         (status = 204, description = "Stored"),
         (status = 400, response = doc::BadRequest),
         (status = 401, response = doc::Unauthorized),
+        (status = 429, response = doc::TooManyFailures),
         (status = 403, description = "The record names another device than the credential's \
             (`forbidden`)", body = crate::error::ErrorBody),
         (status = 413, response = doc::PayloadTooLarge),
@@ -201,6 +218,7 @@ pub(crate) fn resolve_range(range: ByteRange, size: u64) -> Option<(u64, u64)> {
         (status = 304, description = "Not modified (the ETag matched)"),
         (status = 400, response = doc::BadRequest),
         (status = 401, response = doc::Unauthorized),
+        (status = 429, response = doc::TooManyFailures),
         (status = 403, description = "The blob is not part of the release offered to this \
             device (`forbidden`)", body = crate::error::ErrorBody),
         (status = 404, response = doc::NotFound),
@@ -210,12 +228,23 @@ pub(crate) fn resolve_range(range: ByteRange, size: u64) -> Option<(u64, u64)> {
         (status = 503, response = doc::V2Unavailable)))]
 pub(crate) async fn blob(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Path(sha256): Path<String>,
 ) -> AppResult<Response> {
+    const ROUTE: &str = "/api/v2/device/blobs/{sha256}";
     trust(&state)?;
-    let token =
-        bearer(&headers).ok_or_else(|| unauthorized("missing", "missing device credential"))?;
+    let Some(token) = bearer(&headers) else {
+        return Err(denied(
+            &state,
+            ip,
+            ROUTE,
+            None,
+            "missing",
+            "missing device credential",
+        )
+        .await);
+    };
     if !is_blob_name(&sha256) {
         return Err(AppError::NotFound("no such blob".into()));
     }
@@ -232,12 +261,14 @@ pub(crate) async fn blob(
             g
         }
     };
-    let (device_id, stored, revoked, offered) = grant
-        .filter(|a| digest.matches(&a.1))
-        .ok_or_else(|| unauthorized("unknown", "unknown device credential"))?;
+    let Some((device_id, stored, revoked, offered)) = grant.filter(|a| digest.matches(&a.1)) else {
+        let why = "unknown device credential";
+        return Err(denied(&state, ip, ROUTE, Some(&digest), "unknown", why).await);
+    };
     let _ = stored;
     if revoked.is_some() {
-        return Err(unauthorized("revoked", "device credential revoked"));
+        let why = "device credential revoked";
+        return Err(denied(&state, ip, ROUTE, Some(&digest), "revoked", why).await);
     }
     if !offered {
         ::metrics::counter!("fota_auth_denied_total", "reason" => "blob_not_offered").increment(1);

@@ -12,10 +12,12 @@ use crate::store::{SqliteStore, Store, StoreError};
 use crate::tokens::{Secret, TokenKind};
 use crate::trust::{LegacyKey, Trust};
 
+mod auth_limits;
 mod caches;
 mod seen;
 mod windows;
 
+pub(crate) use auth_limits::AuthFailures;
 pub(crate) use caches::{ChunkCache, HotCache, MAX_CACHED_BLOB};
 pub use seen::SeenBatcher;
 pub(crate) use windows::LegacyWindows;
@@ -55,6 +57,7 @@ struct Inner {
     legacy: Option<LegacyKey>,
     seen: SeenBatcher,
     legacy_windows: LegacyWindows,
+    auth_failures: AuthFailures,
     chunk_cache: ChunkCache,
     hot: HotCache,
     metrics: PrometheusHandle,
@@ -108,6 +111,7 @@ impl AppState {
         Self(Arc::new(Inner {
             seen: SeenBatcher::default(),
             legacy_windows: LegacyWindows::default(),
+            auth_failures: AuthFailures::default(),
             chunk_cache: ChunkCache::new(64 * 1024 * 1024),
             hot: HotCache::default(),
             metrics: crate::metrics::handle(),
@@ -157,6 +161,11 @@ impl AppState {
     /// The legacy rate windows and audit throttles.
     pub(crate) fn legacy_windows(&self) -> &LegacyWindows {
         &self.0.legacy_windows
+    }
+
+    /// Failed authentications, for the brute-force limit.
+    pub(crate) fn auth_failures(&self) -> &AuthFailures {
+        &self.0.auth_failures
     }
 
     /// Built legacy chunk answers.

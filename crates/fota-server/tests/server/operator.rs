@@ -85,17 +85,21 @@ async fn token_lifecycle_and_roles() {
     .await
     .error(StatusCode::NOT_FOUND);
 
-    // audit has the changes, attributed
+    // audit has the changes, attributed (and, beside them, the revoked token's denied use)
     let audit = get(&f.app, "/api/v2/audit", Some(&operator)).await.json();
-    let actions: Vec<&str> = audit
+    let changes: Vec<&serde_json::Value> = audit
         .as_array()
         .unwrap()
+        .iter()
+        .filter(|r| r["action"] != "auth.denied")
+        .collect();
+    let actions: Vec<&str> = changes
         .iter()
         .map(|r| r["action"].as_str().unwrap())
         .collect();
     assert_eq!(actions[0], "token.revoke");
     assert!(actions.contains(&"token.create") && actions.contains(&"token.bootstrap"));
-    assert_eq!(audit[0]["actor"], "token:bootstrap");
+    assert_eq!(changes[0]["actor"], "token:bootstrap");
 }
 
 #[tokio::test]
@@ -572,4 +576,215 @@ async fn operators_ship_firmware_and_provisioners_manage_credentials() {
     );
     let by_admin = post_json(&f.app, "/api/v2/devices", Some(&f.admin), &new_device("d2")).await;
     assert_eq!(by_admin.status, StatusCode::CREATED);
+}
+
+/// A request as if from `ip` (what `serve` records for each connection).
+fn from(ip: [u8; 4], mut r: axum::http::Request<Body>) -> axum::http::Request<Body> {
+    r.extensions_mut()
+        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            ip, 40_000,
+        ))));
+    r
+}
+
+/// Guessing credentials: past `auth.failures_per_minute` failures an address gets 429 with
+/// `Retry-After` for further failures, while its valid requests still pass and other addresses
+/// are untouched; one credential tried from many addresses is limited too; each address's
+/// failures are audited once a minute with their count, never with the secret; behind a
+/// trusted proxy the client is the one `X-Forwarded-For` names.
+#[tokio::test]
+async fn failed_authentications_are_limited_per_address_and_audited() {
+    let k = keys();
+    let f = fixture_with(
+        |c| {
+            c.auth_failures_per_minute = 5;
+            c.trusted_proxies = vec![std::net::IpAddr::from([10, 0, 0, 1])];
+        },
+        Some(trust(&k)),
+        None,
+    )
+    .await;
+    let guess = |n: u32| format!("fota_op_guess{n:04}");
+    let attacker = [192, 0, 2, 66];
+    for n in 0..5 {
+        let a = send(
+            &f.app,
+            from(
+                attacker,
+                req(
+                    Method::GET,
+                    "/api/v2/devices",
+                    Some(&guess(n)),
+                    Body::empty(),
+                ),
+            ),
+        )
+        .await;
+        a.error(StatusCode::UNAUTHORIZED);
+    }
+    let over = send(
+        &f.app,
+        from(
+            attacker,
+            req(
+                Method::GET,
+                "/api/v2/devices",
+                Some(&guess(5)),
+                Body::empty(),
+            ),
+        ),
+    )
+    .await;
+    assert_eq!(
+        over.error(StatusCode::TOO_MANY_REQUESTS),
+        "too_many_requests"
+    );
+    let wait: u64 = over.headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    // Its valid requests are not throttled; another address is not affected.
+    let ok = send(
+        &f.app,
+        from(
+            attacker,
+            req(
+                Method::GET,
+                "/api/v2/devices",
+                Some(&f.admin),
+                Body::empty(),
+            ),
+        ),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK);
+    let other = send(
+        &f.app,
+        from(
+            [192, 0, 2, 67],
+            req(
+                Method::GET,
+                "/api/v2/devices",
+                Some(&guess(9)),
+                Body::empty(),
+            ),
+        ),
+    )
+    .await;
+    other.error(StatusCode::UNAUTHORIZED);
+
+    // One credential from many addresses.
+    for i in 0..5u8 {
+        let a = send(
+            &f.app,
+            from(
+                [198, 51, 100, i],
+                req(
+                    Method::GET,
+                    "/api/v2/devices",
+                    Some("fota_op_one"),
+                    Body::empty(),
+                ),
+            ),
+        )
+        .await;
+        a.error(StatusCode::UNAUTHORIZED);
+    }
+    let a = send(
+        &f.app,
+        from(
+            [198, 51, 100, 77],
+            req(
+                Method::GET,
+                "/api/v2/devices",
+                Some("fota_op_one"),
+                Body::empty(),
+            ),
+        ),
+    )
+    .await;
+    a.error(StatusCode::TOO_MANY_REQUESTS);
+
+    // Device credentials count the same way.
+    let a = send(
+        &f.app,
+        from(
+            attacker,
+            req(
+                Method::POST,
+                "/api/v2/device/checkin",
+                Some("fota_dev_x"),
+                Body::empty(),
+            ),
+        ),
+    )
+    .await;
+    a.error(StatusCode::TOO_MANY_REQUESTS);
+
+    // Behind the trusted proxy the forwarded client is the one counted.
+    for n in 0..6 {
+        let mut r = req(
+            Method::GET,
+            "/api/v2/devices",
+            Some(&guess(100 + n)),
+            Body::empty(),
+        );
+        r.headers_mut()
+            .insert("x-forwarded-for", "203.0.113.5, 10.0.0.1".parse().unwrap());
+        let a = send(&f.app, from([10, 0, 0, 1], r)).await;
+        let want = if n < 5 {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::TOO_MANY_REQUESTS
+        };
+        assert_eq!(a.status, want, "forwarded attempt {n}");
+    }
+    // From an untrusted peer the header is ignored: the peer itself is the client.
+    let mut r = req(
+        Method::GET,
+        "/api/v2/devices",
+        Some(&guess(200)),
+        Body::empty(),
+    );
+    r.headers_mut()
+        .insert("x-forwarded-for", "203.0.113.5".parse().unwrap());
+    send(&f.app, from([192, 0, 2, 99], r))
+        .await
+        .error(StatusCode::UNAUTHORIZED);
+
+    // The audit: one entry per address for its first failure, with the route, never a secret.
+    let audit = get(&f.app, "/api/v2/audit", Some(&f.admin)).await.json();
+    let denied: Vec<_> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "auth.denied")
+        .collect();
+    let clients: std::collections::BTreeSet<_> = denied
+        .iter()
+        .map(|e| e["detail"]["client"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        clients.contains("192.0.2.66") && clients.contains("203.0.113.5"),
+        "{clients:?}"
+    );
+    assert_eq!(
+        denied
+            .iter()
+            .filter(|e| e["detail"]["client"] == "192.0.2.66")
+            .count(),
+        1,
+        "one entry a minute per address"
+    );
+    let text = audit.to_string();
+    assert!(
+        !text.contains("fota_op_guess") && !text.contains("fota_op_one"),
+        "{text}"
+    );
+    assert!(
+        denied.iter().all(|e| e["target"] == "route:/api/v2/devices"
+            || e["target"] == "route:/api/v2/device/checkin")
+    );
 }
