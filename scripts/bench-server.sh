@@ -42,14 +42,15 @@ trap cleanup EXIT
 # the poll hint does not matter here; a long flush interval keeps the batch writer out of the way
 mkdir -p "$work/data"
 printf '[housekeeping]\nseen_flush = "1s"\n' > "$work/data/fota.toml"
-FOTA_ADMIN_TOKEN=bench FOTA_LEGACY_PSK='your-32-byte-secret-key-here!!' RUST_LOG=warn \
+admin=$(head -c 32 /dev/urandom | base64)
+FOTA_ADMIN_TOKEN=$admin FOTA_LEGACY_PSK='your-32-byte-secret-key-here!!' RUST_LOG=warn \
     "$FOTA" server --data "$work/data" --listen 127.0.0.1:0 \
     --root "$work/keys/root.bin" --status-key "$work/keys/status.key" > "$work/server.out" 2>"$work/server.err" &
 server_pid=$!
 for _ in $(seq 100); do grep -q listening "$work/server.out" 2>/dev/null && break; sleep 0.1; done
 url=$(head -1 "$work/server.out" | sed 's/^listening on //')
 echo "server $url (pid $server_pid), preparing $DEVICES devices ..."
-cargo bench --locked -q -p fota-server --bench bench_setup -- "$url" bench "$work/keys" "$work/out" "$DEVICES"
+cargo bench --locked -q -p fota-server --bench bench_setup -- "$url" "$admin" "$work/keys" "$work/out" "$DEVICES"
 
 # nginx with the same files
 mkdir -p "$work/nginx/logs" "$work/nginx/www/chunk"

@@ -25,7 +25,7 @@ use crate::release::{self, Built};
 use crate::seeds::PSK;
 
 /// The admin token every test server is bootstrapped with.
-pub const ADMIN: &str = "test-admin-token";
+pub const ADMIN: &str = "fota_op_testkit_admin_token_0123456789";
 /// The device class the helpers provision and release for.
 pub const CLASS: &str = "ecowatt";
 

@@ -43,6 +43,9 @@ pub(crate) struct ServerArgs {
     config: Option<PathBuf>,
 }
 
+/// Shortest `FOTA_ADMIN_TOKEN` accepted.
+const ADMIN_TOKEN_MIN: usize = 32;
+
 #[derive(Debug, clap::Subcommand)]
 enum ServerAction {
     /// Write a consistent copy of the database while the server runs (SQLite `VACUUM INTO`).
@@ -154,6 +157,16 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let admin = std::env::var("FOTA_ADMIN_TOKEN")
         .ok()
         .filter(|t| !t.is_empty());
+    if let Some(t) = &admin
+        && t.len() < ADMIN_TOKEN_MIN
+    {
+        // A short admin token can be guessed online; generated ones are 51 bytes.
+        anyhow::bail!(
+            "FOTA_ADMIN_TOKEN is {} bytes; an admin token must be at least {ADMIN_TOKEN_MIN} \
+             (leave it unset to have one generated)",
+            t.len()
+        );
+    }
     let generated = state
         .bootstrap_admin(admin.as_deref())
         .await

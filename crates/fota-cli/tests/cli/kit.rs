@@ -14,6 +14,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+/// The admin token the tests start servers with (`FOTA_ADMIN_TOKEN` must be 32 bytes or more).
+pub(crate) const ADMIN_TOKEN: &str = "fota_op_cli_test_admin_token_0123456789";
+
 /// The seed's legacy pre-shared key, for servers that keep the legacy API on.
 pub(crate) const LEGACY_PSK: &str = "your-32-byte-secret-key-here!!";
 

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::kit::{LEGACY_PSK, Server, fota_command, json, server_command, text};
 
-const ADMIN: &str = "fota_op_test_admin";
+const ADMIN: &str = crate::kit::ADMIN_TOKEN;
 
 /// A server with its own data and key folders, and the environment the CLI gets.
 struct Fleet {

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 
-use crate::kit::{LEGACY_PSK, Server, copy_tree, fota_command, http, json_body, server_command};
+use crate::kit::{
+    ADMIN_TOKEN, LEGACY_PSK, Server, copy_tree, fota_command, http, json_body, server_command,
+};
 
 /// A server over `data` with the legacy API on, and `admin` as its admin token when given
 /// (else it makes one on its first start and prints it).
@@ -87,15 +89,15 @@ fn first_line_token_once_sigterm_and_restart() {
 #[test]
 fn two_processes_over_one_data_folder() {
     let dir = tempfile::tempdir().unwrap();
-    let a = start(dir.path(), Some("adm"));
-    let b = start(dir.path(), Some("adm"));
+    let a = start(dir.path(), Some(ADMIN_TOKEN));
+    let b = start(dir.path(), Some(ADMIN_TOKEN));
     let fw: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
     assert_eq!(
         http(
             a.addr,
             "POST",
             "/api/cloud/fota/upload",
-            Some("adm"),
+            Some(ADMIN_TOKEN),
             &seed_upload("2.0", &fw)
         )
         .0,
@@ -116,7 +118,7 @@ fn two_processes_over_one_data_folder() {
             b.addr,
             "POST",
             "/api/cloud/fota/rollback",
-            Some("adm"),
+            Some(ADMIN_TOKEN),
             order.as_bytes()
         )
         .0,
@@ -162,14 +164,14 @@ fn two_processes_over_one_data_folder() {
 #[test]
 fn kill_9_mid_upload_leaves_no_partial_release() {
     let dir = tempfile::tempdir().unwrap();
-    let s = start(dir.path(), Some("adm"));
+    let s = start(dir.path(), Some(ADMIN_TOKEN));
     let first: Vec<u8> = vec![1u8; 4000];
     assert_eq!(
         http(
             s.addr,
             "POST",
             "/api/cloud/fota/upload",
-            Some("adm"),
+            Some(ADMIN_TOKEN),
             &seed_upload("1.0", &first)
         )
         .0,
@@ -181,7 +183,7 @@ fn kill_9_mid_upload_leaves_no_partial_release() {
     let mut c = TcpStream::connect(s.addr).unwrap();
     write!(
         c,
-        "POST /api/cloud/fota/upload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer adm\r\nContent-Length: {}\r\n\r\n",
+        "POST /api/cloud/fota/upload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Length: {}\r\n\r\n",
         body.len()
     )
     .unwrap();
@@ -189,7 +191,7 @@ fn kill_9_mid_upload_leaves_no_partial_release() {
     std::thread::sleep(Duration::from_millis(200));
     s.kill9();
     drop(c);
-    let s = start(dir.path(), Some("adm"));
+    let s = start(dir.path(), Some(ADMIN_TOKEN));
     assert_eq!(
         manifest(s.addr),
         before,
@@ -201,7 +203,7 @@ fn kill_9_mid_upload_leaves_no_partial_release() {
             s.addr,
             "POST",
             "/api/cloud/fota/upload",
-            Some("adm"),
+            Some(ADMIN_TOKEN),
             &seed_upload("3.0", &[3u8; 100])
         )
         .0,
@@ -210,7 +212,7 @@ fn kill_9_mid_upload_leaves_no_partial_release() {
     assert_eq!(manifest(s.addr)["version"], "3.0");
     s.kill9();
     // killed again right after an accepted upload: the upload survives
-    let s = start(dir.path(), Some("adm"));
+    let s = start(dir.path(), Some(ADMIN_TOKEN));
     assert_eq!(manifest(s.addr)["version"], "3.0");
     assert!(s.term().success());
 }
@@ -219,14 +221,14 @@ fn kill_9_mid_upload_leaves_no_partial_release() {
 fn online_backup_and_restore() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let s = start(&data, Some("adm"));
+    let s = start(&data, Some(ADMIN_TOKEN));
     let fw: Vec<u8> = (0..9000u32).map(|i| (i % 97) as u8).collect();
     assert_eq!(
         http(
             s.addr,
             "POST",
             "/api/cloud/fota/upload",
-            Some("adm"),
+            Some(ADMIN_TOKEN),
             &seed_upload("5.0", &fw)
         )
         .0,
@@ -256,7 +258,7 @@ fn online_backup_and_restore() {
             s.addr,
             "POST",
             "/api/cloud/fota/upload",
-            Some("adm"),
+            Some(ADMIN_TOKEN),
             &seed_upload("6.0", &[6u8; 10])
         )
         .0,
@@ -269,7 +271,7 @@ fn online_backup_and_restore() {
     std::fs::create_dir_all(&restored).unwrap();
     std::fs::copy(&out, restored.join("fota.db")).unwrap();
     copy_tree(&data.join("blobs"), &restored.join("blobs"));
-    let s = start(&restored, Some("adm"));
+    let s = start(&restored, Some(ADMIN_TOKEN));
     assert_eq!(manifest(s.addr), before);
     let (status, body) = http(
         s.addr,
@@ -292,7 +294,7 @@ fn online_backup_and_restore() {
 #[test]
 fn clients_that_hang_up_mid_answer_do_not_kill_the_server() {
     let dir = tempfile::tempdir().unwrap();
-    let s = start(dir.path(), Some("adm"));
+    let s = start(dir.path(), Some(ADMIN_TOKEN));
     let fw = vec![5u8; 2 * 1024 * 1024];
     let mut upload = serde_json::from_slice::<serde_json::Value>(&seed_upload("1.0", &fw)).unwrap();
     upload["chunk_size"] = serde_json::json!(2 * 1024 * 1024);
@@ -300,7 +302,7 @@ fn clients_that_hang_up_mid_answer_do_not_kill_the_server() {
         s.addr,
         "POST",
         "/api/cloud/fota/upload",
-        Some("adm"),
+        Some(ADMIN_TOKEN),
         upload.to_string().as_bytes(),
     );
     assert_eq!(status, 200);
@@ -341,7 +343,7 @@ fn an_encrypted_status_key_is_opened_with_the_passphrase_from_the_environment() 
     );
     let server = |passphrase: Option<&str>| {
         let mut cmd = server_command(&dir.path().join("data"), Some(&keys));
-        cmd.env("FOTA_ADMIN_TOKEN", "adm");
+        cmd.env("FOTA_ADMIN_TOKEN", ADMIN_TOKEN);
         if let Some(p) = passphrase {
             cmd.env("FOTA_KEY_PASSPHRASE", p);
         }
@@ -357,8 +359,28 @@ fn an_encrypted_status_key_is_opened_with_the_passphrase_from_the_environment() 
     );
 
     let s = Server::start(server(Some("correct horse")));
-    let (status, body) = http(s.addr, "GET", "/api/v2/server", Some("adm"), b"");
+    let (status, body) = http(s.addr, "GET", "/api/v2/server", Some(ADMIN_TOKEN), b"");
     assert_eq!(status, 200);
     assert_eq!(json_body(&body)["v2"], true, "the status key was loaded");
     assert!(s.term().success());
+}
+
+#[test]
+fn a_short_admin_token_from_the_environment_is_refused_before_listening() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = server_command(&dir.path().join("data"), None);
+    cmd.env("FOTA_ADMIN_TOKEN", "change-me");
+    let out = cmd.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        crate::kit::text(&out.stderr)
+    );
+    let err = crate::kit::text(&out.stderr);
+    assert!(
+        err.contains("FOTA_ADMIN_TOKEN is 9 bytes") && err.contains("at least 32"),
+        "{err}"
+    );
+    assert!(!crate::kit::text(&out.stdout).contains("listening"));
 }
