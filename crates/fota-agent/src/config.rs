@@ -1,7 +1,8 @@
 //! Provisioning and caller-owned RAM.
 
-/// Which protocol the device speaks, chosen at provisioning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which protocol the device speaks, chosen at provisioning. `Debug` shows the PSK as
+/// `[redacted]`.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Mode<'a> {
     /// Signed manifests and nonce-bound status statements (the default).
     V2,
@@ -12,6 +13,19 @@ pub enum Mode<'a> {
         /// The pre-shared key, as bytes.
         psk: &'a [u8],
     },
+}
+
+// By hand: a configuration printed to a log or a panic message must not carry the fleet key.
+impl core::fmt::Debug for Mode<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::V2 => f.write_str("V2"),
+            Self::Legacy { psk: _ } => f
+                .debug_struct("Legacy")
+                .field("psk", &format_args!("[redacted]"))
+                .finish(),
+        }
+    }
 }
 
 /// What the device is and how it behaves; fixed for a boot.
@@ -85,4 +99,30 @@ pub struct Buffers<'b> {
     pub io: &'b mut [u8],
     /// One hash-list page.
     pub page: &'b mut [u8],
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_a_legacy_configuration_hides_the_psk() {
+        let psk = b"fleet-psk-do-not-print";
+        let mut config = DeviceConfig::new([1; 16], "EcoWatt001", [2; 16], [3; 16], &[]);
+        config.mode = Mode::Legacy { psk };
+        let debug = format!("{config:?}");
+        assert!(debug.contains("Legacy { psk: [redacted] }"), "{debug}");
+        assert!(!debug.contains("fleet-psk"), "{debug}");
+        // Nor as the numbers a byte slice prints as.
+        let as_numbers = format!("{:?}", &psk[..]);
+        assert!(
+            !debug.contains(as_numbers.trim_matches(['[', ']'])),
+            "{debug}"
+        );
+        assert!(
+            debug.contains("EcoWatt001"),
+            "the rest still shows: {debug}"
+        );
+        assert_eq!(format!("{:?}", Mode::V2), "V2");
+    }
 }

@@ -15,8 +15,10 @@ use uuid::Uuid;
 /// ignored), the root record as hex or base64, and `class` and `device_uuid` may be missing (a
 /// missing `device_uuid` is derived as the server derives it: UUIDv5(vendor_id, "device/" +
 /// device_id)).
+///
+/// `Debug` shows the token as `[redacted]`.
 // The document describes what the server writes, in the words it always used.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[schema(
     description = "The provisioning file of a device (`fota devices add -o ID.json` \
     writes it; the emulator\nand devices read it). Shown once: the server keeps only the \
@@ -45,6 +47,32 @@ pub struct Provisioning {
     /// Device UUID = UUIDv5(vendor_id, "device/" + device_id).
     #[schema(value_type = String)]
     pub device_uuid: Uuid,
+}
+
+// By hand: the token is the device's credential, and a `{:?}` of the file (an emulator's
+// options, an error context) must not put it in a log. Destructured, so a new field is not
+// forgotten here.
+impl core::fmt::Debug for Provisioning {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let Self {
+            device_id,
+            token: _,
+            vendor_id,
+            class_id,
+            root,
+            class,
+            device_uuid,
+        } = self;
+        f.debug_struct("Provisioning")
+            .field("device_id", device_id)
+            .field("token", &format_args!("[redacted]"))
+            .field("vendor_id", vendor_id)
+            .field("class_id", class_id)
+            .field("root", root)
+            .field("class", class)
+            .field("device_uuid", device_uuid)
+            .finish()
+    }
 }
 
 /// Why a provisioning file is unusable.
@@ -180,6 +208,14 @@ mod tests {
             "derived as the server does"
         );
         assert_eq!(read.class, None);
+    }
+
+    #[test]
+    fn debug_shows_everything_but_the_token() {
+        let debug = format!("{:?}", written());
+        assert!(debug.contains("token: [redacted]"), "{debug}");
+        assert!(!debug.contains("fota_dev_secret"), "{debug}");
+        assert!(debug.contains("EcoWatt001"), "{debug}");
     }
 
     #[test]

@@ -128,8 +128,8 @@ pub struct NewTokenRequest {
     pub role: Role,
 }
 
-/// A token just made: the only time its secret is shown.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+/// A token just made: the only time its secret is shown (`Debug` shows it as `[redacted]`).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NewTokenResponse {
     /// Token id (for revocation).
     pub id: String,
@@ -141,9 +141,44 @@ pub struct NewTokenResponse {
     pub token: String,
 }
 
+// By hand: the secret is shown once, on purpose, in the answer; never by a `{:?}` in a log.
+impl core::fmt::Debug for NewTokenResponse {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let Self {
+            id,
+            name,
+            role,
+            token: _,
+        } = self;
+        f.debug_struct("NewTokenResponse")
+            .field("id", id)
+            .field("name", name)
+            .field("role", role)
+            .field("token", &format_args!("[redacted]"))
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_of_a_new_token_hides_its_secret() {
+        let answer = NewTokenResponse {
+            id: "4f1c".into(),
+            name: "ci".into(),
+            role: Role::Operator,
+            token: "fota_op_s3cr3t-value".into(),
+        };
+        let debug = format!("{answer:?}");
+        assert!(debug.contains("token: [redacted]"), "{debug}");
+        assert!(!debug.contains("s3cr3t"), "{debug}");
+        assert!(
+            debug.contains("4f1c") && debug.contains("Operator"),
+            "{debug}"
+        );
+    }
 
     #[test]
     fn operators_ship_firmware_and_provisioners_manage_credentials_but_not_each_other() {

@@ -123,3 +123,62 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+    use clap::error::ErrorKind;
+
+    use super::Cli;
+
+    #[test]
+    fn legacy_upload_help_says_what_legacy_mode_cannot_protect_against() {
+        use clap::CommandFactory as _;
+        let mut cli = Cli::command();
+        let upload = cli
+            .find_subcommand_mut("legacy")
+            .and_then(|legacy| legacy.find_subcommand_mut("upload"))
+            .unwrap();
+        for help in [upload.render_long_help(), upload.render_help()] {
+            let help = help.to_string();
+            assert!(help.contains(crate::cmd::legacy::CANNOT_PROTECT), "{help}");
+        }
+    }
+
+    #[test]
+    fn no_command_takes_the_legacy_psk_itself_on_its_command_line() {
+        // `ps` shows a command line to every user of the machine: the key comes from a file
+        // or the environment instead.
+        for argv in [
+            ["fota", "server", "--legacy-psk", "fleet-key"].as_slice(),
+            &[
+                "fota",
+                "emulate",
+                "--id",
+                "d",
+                "--flash",
+                "d.bin",
+                "--legacy-psk",
+                "fleet-key",
+            ],
+        ] {
+            let err = Cli::try_parse_from(argv).err().unwrap();
+            assert_eq!(err.kind(), ErrorKind::UnknownArgument, "{argv:?}");
+        }
+        for argv in [
+            ["fota", "server", "--legacy-psk-file", "psk.txt"].as_slice(),
+            &[
+                "fota",
+                "emulate",
+                "--id",
+                "d",
+                "--flash",
+                "d.bin",
+                "--legacy-psk-file",
+                "psk.txt",
+            ],
+        ] {
+            assert!(Cli::try_parse_from(argv).is_ok(), "{argv:?}");
+        }
+    }
+}

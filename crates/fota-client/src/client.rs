@@ -150,7 +150,10 @@ impl core::fmt::Debug for Client {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Client")
             .field("server", &self.base)
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "token",
+                &self.token.as_ref().map(|_| format_args!("[redacted]")),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -743,6 +746,15 @@ impl Read for Exact<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_of_a_client_hides_its_token() {
+        let client = Client::new("http://127.0.0.1:8080", Some("fota_op_do-not-print".into()));
+        let debug = format!("{:?}", client.unwrap());
+        assert!(debug.contains("token: Some([redacted])"), "{debug}");
+        assert!(!debug.contains("do-not-print"), "{debug}");
+        assert!(debug.contains("127.0.0.1:8080"), "{debug}");
+    }
 
     #[test]
     fn urls() {

@@ -56,8 +56,8 @@ impl Until {
     }
 }
 
-/// Which protocol, with its secrets.
-#[derive(Debug, Clone)]
+/// Which protocol, with its secrets. `Debug` shows neither the device token nor the PSK.
+#[derive(Clone)]
 pub enum Protocol {
     /// v2 with the device's provisioning file.
     V2(Provisioning),
@@ -66,6 +66,20 @@ pub enum Protocol {
         /// The PSK bytes.
         psk: Vec<u8>,
     },
+}
+
+// By hand: run options are printed in logs and test failures; the fleet key must not be. The
+// provisioning file's own `Debug` already hides its token.
+impl core::fmt::Debug for Protocol {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::V2(provisioning) => f.debug_tuple("V2").field(provisioning).finish(),
+            Self::Legacy { psk: _ } => f
+                .debug_struct("Legacy")
+                .field("psk", &format_args!("[redacted]"))
+                .finish(),
+        }
+    }
 }
 
 /// How a device behaves (fixed for a run).
@@ -452,4 +466,49 @@ where
 /// The version string of a fixed string field, for reports.
 pub fn text(s: &FixedStr) -> String {
     s.as_str().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `debug` names the secret `[redacted]` and holds neither its text nor its bytes.
+    fn assert_hidden(debug: &str, secret: &[u8]) {
+        assert!(debug.contains("[redacted]"), "{debug}");
+        assert!(
+            !debug.contains(core::str::from_utf8(secret).unwrap()),
+            "{debug}"
+        );
+        let as_numbers = format!("{secret:?}");
+        assert!(
+            !debug.contains(as_numbers.trim_matches(['[', ']'])),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn debug_of_legacy_options_hides_the_psk() {
+        let psk = b"fleet-psk-do-not-print";
+        let options = DeviceOptions::new("EcoWatt001", Protocol::Legacy { psk: psk.to_vec() });
+        let debug = format!("{options:?}");
+        assert_hidden(&debug, psk);
+        assert!(debug.contains("Legacy { psk: [redacted] }"), "{debug}");
+    }
+
+    #[test]
+    fn debug_of_v2_options_hides_the_device_token() {
+        let provisioning = Provisioning {
+            device_id: "EcoWatt001".into(),
+            token: "fota_dev_do-not-print".into(),
+            vendor_id: uuid::Uuid::nil(),
+            class_id: uuid::Uuid::nil(),
+            root: Vec::new(),
+            class: None,
+            device_uuid: uuid::Uuid::nil(),
+        };
+        let options = DeviceOptions::new("EcoWatt001", Protocol::V2(provisioning));
+        let debug = format!("{options:?}");
+        assert_hidden(&debug, b"fota_dev_do-not-print");
+        assert!(debug.contains("EcoWatt001"), "{debug}");
+    }
 }

@@ -234,7 +234,10 @@ impl core::fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("HttpClient")
             .field("base", &self.base.authority())
-            .field("bearer", &self.bearer.as_ref().map(|_| "<redacted>"))
+            .field(
+                "bearer",
+                &self.bearer.as_ref().map(|_| format_args!("[redacted]")),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -834,6 +837,24 @@ mod tests {
             HeaderValue::from_static("bytes */100"),
         );
         assert_eq!(content_range(&h), None);
+    }
+
+    #[test]
+    fn debug_of_a_client_hides_its_bearer_token() {
+        let counters = Arc::new(WireCounters::default());
+        let client = HttpClient::new(
+            "http://127.0.0.1:9",
+            Some("fota_dev_do-not-print"),
+            Timeouts::default(),
+            Arc::clone(&counters),
+        )
+        .unwrap();
+        let debug = format!("{client:?}");
+        assert!(debug.contains("bearer: Some([redacted])"), "{debug}");
+        assert!(!debug.contains("do-not-print"), "{debug}");
+        let anonymous =
+            HttpClient::new("http://127.0.0.1:9", None, Timeouts::default(), counters).unwrap();
+        assert!(format!("{anonymous:?}").contains("bearer: None"));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use fota_protocol::v2::{self, Role};
 use crate::file::{KeyError, write_signing_key, write_with};
 use crate::{ROOT_THRESHOLD, files};
 
-/// The keys of one fleet, as `fota keys init` makes them.
+/// The keys of one fleet, as `fota keys init` makes them. `Debug` shows the vendor id only.
 pub struct KeySet {
     /// Vendor UUID.
     pub vendor_id: uuid::Uuid,
@@ -20,11 +20,17 @@ pub struct KeySet {
     pub status: SigningKey,
 }
 
+// By hand: these are a fleet's private keys. (ed25519-dalek's own `Debug` prints only the
+// public half; the marker says so without relying on it.)
 impl std::fmt::Debug for KeySet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = format_args!("[redacted]");
         f.debug_struct("KeySet")
             .field("vendor_id", &self.vendor_id)
-            .finish_non_exhaustive()
+            .field("root", &redacted)
+            .field("release", &redacted)
+            .field("status", &redacted)
+            .finish()
     }
 }
 
@@ -152,6 +158,27 @@ pub fn generate_signing_key() -> SigningKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_of_a_key_set_shows_no_key() {
+        let set = KeySet::generate(uuid::Uuid::new_v4());
+        let debug = format!("{set:?}");
+        assert!(debug.contains("release: [redacted]"), "{debug}");
+        assert!(debug.contains(&set.vendor_id.to_string()), "{debug}");
+        let keys = set.root.iter().chain([&set.release, &set.status]);
+        for key in keys {
+            // The secret half in every form a formatter might print it, and the public half.
+            let secret = key.to_bytes();
+            let public = key.verifying_key().to_bytes();
+            for form in [
+                hex::encode(secret),
+                format!("{secret:?}"),
+                hex::encode(public),
+            ] {
+                assert!(!debug.contains(form.trim_matches(['[', ']'])), "{debug}");
+            }
+        }
+    }
 
     #[test]
     fn a_written_key_folder_holds_a_root_record_that_trusts_its_keys() {

@@ -11,6 +11,8 @@
 //!   the root record of trusted keys, and the fixed-layout records of the device API.
 //! - [`legacy`]: the JSON records of the seed (Flask) protocol that devices in the field speak,
 //!   with its per-chunk HMAC and our replay-protection MAC.
+//! - [`version`]: the one order of firmware version strings (semver precedence, dotted
+//!   numbers, then bytes), for downgrade checks, sorting and filters.
 //!
 //! Each on-flash and on-wire layout is documented as a table in the doc comment of its type.
 //!
@@ -58,5 +60,6 @@ pub mod codec;
 pub mod esp;
 pub mod legacy;
 pub mod v2;
+pub mod version;
 
 pub use codec::CodecError;

@@ -62,6 +62,9 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const METRICS_TOKEN_MIN: usize = 16;
 /// Name of the config file looked for in the data folder.
 pub const CONFIG_FILE_NAME: &str = "fota.toml";
+/// The environment variable that may hold the legacy PSK itself (the CLI reads it; a key is
+/// never a command-line flag, which every user of the machine sees in `ps`).
+pub const LEGACY_PSK_ENV: &str = "FOTA_LEGACY_PSK";
 
 /// Why settings could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -227,7 +230,10 @@ pub struct FileMetrics {
 impl std::fmt::Debug for FileMetrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FileMetrics")
-            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .field(
+                "token",
+                &self.token.as_ref().map(|_| format_args!("[redacted]")),
+            )
             .finish()
     }
 }
@@ -257,26 +263,30 @@ pub struct Overrides {
     pub listen: Option<String>,
     pub root: Option<PathBuf>,
     pub status_key: Option<PathBuf>,
-    pub legacy_psk_file: Option<PathBuf>,
-    /// `FOTA_LEGACY_PSK`: the PSK itself.
-    pub legacy_psk: Option<String>,
+    /// `--legacy-psk-file`, else the key in [`LEGACY_PSK_ENV`] (`Debug` hides the key).
+    pub legacy_psk: Option<PskSource>,
     /// An explicit `--config` file (else `DATA/fota.toml` if present).
     pub config: Option<PathBuf>,
 }
 
-/// Where the legacy PSK comes from.
+/// Where the legacy PSK comes from. `Debug` shows a key given as a value as `[redacted]`.
 #[derive(Clone, PartialEq, Eq)]
 pub enum PskSource {
-    /// The value of `FOTA_LEGACY_PSK` / `--legacy-psk` as given.
+    /// The value of `FOTA_LEGACY_PSK` as given: its UTF-8 bytes, or after `hex:` the bytes
+    /// the digits spell.
     Value(String),
     /// A file read raw, minus one trailing newline.
     File(PathBuf),
 }
 
+// By hand: settings are printed (`Config` and `Overrides` derive `Debug`); the key is not.
 impl std::fmt::Debug for PskSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Value(_) => f.write_str("Value(…)"),
+            Self::Value(_) => f
+                .debug_tuple("Value")
+                .field(&format_args!("[redacted]"))
+                .finish(),
             Self::File(p) => f.debug_tuple("File").field(p).finish(),
         }
     }
@@ -445,16 +455,9 @@ impl Config {
             .unwrap_or_else(|| DEFAULT_LISTEN.into());
         c.root = overrides.root.or(file.root.map(rel));
         c.status_key = overrides.status_key.or(file.status_key.map(rel));
-        c.legacy_psk = match (
-            overrides.legacy_psk_file,
-            overrides.legacy_psk,
-            file.legacy_psk_file.map(rel),
-        ) {
-            (Some(f), _, _) => Some(PskSource::File(f)),
-            (None, Some(v), _) => Some(PskSource::Value(v)),
-            (None, None, Some(f)) => Some(PskSource::File(f)),
-            (None, None, None) => None,
-        };
+        c.legacy_psk = overrides
+            .legacy_psk
+            .or_else(|| file.legacy_psk_file.map(rel).map(PskSource::File));
         if let Some(u) = file.public_url {
             c.public_url = u.trim_end_matches('/').to_owned();
         }
@@ -625,15 +628,46 @@ mod tests {
     }
 
     #[test]
-    fn psk_file_flag_beats_env_value() {
-        let c = Config::resolve(Overrides {
-            data: Some("/nonexistent".into()),
-            legacy_psk: Some("secret".into()),
-            legacy_psk_file: Some("/k".into()),
+    fn debug_of_the_settings_hides_a_psk_given_as_a_value() {
+        let value = Some(PskSource::Value("fleet-psk-do-not-print".into()));
+        let overrides = Overrides {
+            legacy_psk: value.clone(),
             ..Overrides::default()
-        })
+        };
+        let mut config = Config::with_data("/srv/fota");
+        config.legacy_psk = value;
+        for debug in [format!("{overrides:?}"), format!("{config:?}")] {
+            assert!(debug.contains("Value([redacted])"), "{debug}");
+            assert!(!debug.contains("do-not-print"), "{debug}");
+        }
+        // A file's path is no secret: it says where to look.
+        let file = format!("{:?}", PskSource::File("/etc/fota/psk".into()));
+        assert_eq!(file, "File(\"/etc/fota/psk\")");
+    }
+
+    #[test]
+    fn a_psk_from_the_flag_or_the_environment_beats_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE_NAME),
+            "legacy_psk_file = \"psk.txt\"\n",
+        )
         .unwrap();
-        assert_eq!(c.legacy_psk, Some(PskSource::File("/k".into())));
-        assert_eq!(format!("{:?}", PskSource::Value("x".into())), "Value(…)");
+        let with = |legacy_psk| {
+            Config::resolve(Overrides {
+                data: Some(dir.path().to_owned()),
+                legacy_psk,
+                ..Overrides::default()
+            })
+            .unwrap()
+            .legacy_psk
+        };
+        assert_eq!(
+            with(None),
+            Some(PskSource::File(dir.path().join("psk.txt"))),
+            "relative to the config file"
+        );
+        let value = PskSource::Value("secret".into());
+        assert_eq!(with(Some(value.clone())), Some(value));
     }
 }

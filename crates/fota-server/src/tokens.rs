@@ -45,7 +45,9 @@ impl Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(…)")
+        f.debug_tuple("Secret")
+            .field(&format_args!("[redacted]"))
+            .finish()
     }
 }
 
@@ -138,7 +140,16 @@ mod tests {
                 .expose()
                 .starts_with("fota_dev_")
         );
-        assert_eq!(format!("{a:?}"), "Secret(…)");
+    }
+
+    #[test]
+    fn debug_of_a_secret_hides_the_token() {
+        let secret = generate(TokenKind::Operator);
+        let debug = format!("{secret:?}");
+        assert_eq!(debug, "Secret([redacted])");
+        assert!(!debug.contains(secret.expose()));
+        let chosen = Secret::new("FOTA_ADMIN_TOKEN-value");
+        assert!(!format!("{chosen:?}").contains("value"));
     }
 
     #[test]

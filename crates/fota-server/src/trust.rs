@@ -39,7 +39,7 @@ pub enum TrustError {
     Psk(String),
 }
 
-/// The v2 trust anchor and the status key.
+/// The v2 trust anchor and the status key (`Debug` shows it as `[redacted]`).
 pub struct Trust {
     /// The verified root record.
     pub(crate) root: RootRecord,
@@ -49,11 +49,14 @@ pub struct Trust {
     pub(crate) status_key: SigningKey,
 }
 
+// By hand: the status key is the server's one private key.
 impl std::fmt::Debug for Trust {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Trust")
             .field("vendor_id", &self.vendor_id)
-            .finish_non_exhaustive()
+            .field("root_version", &self.root.version())
+            .field("status_key", &format_args!("[redacted]"))
+            .finish()
     }
 }
 
@@ -129,14 +132,17 @@ fn verify_root(root: &[u8], status_key: &SigningKey) -> Result<RootRecord, Trust
     Ok(record)
 }
 
-/// The legacy (seed) pre-shared key.
+/// The legacy (seed) pre-shared key (`Debug` shows it as `[redacted]`).
 pub struct LegacyKey {
     pub(crate) psk: Zeroizing<Vec<u8>>,
 }
 
+// By hand: the fleet key authenticates every legacy device; it is never logged.
 impl std::fmt::Debug for LegacyKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("LegacyKey(…)")
+        f.debug_struct("LegacyKey")
+            .field("psk", &format_args!("[redacted]"))
+            .finish()
     }
 }
 
@@ -167,5 +173,41 @@ impl LegacyKey {
         Self {
             psk: Zeroizing::new(psk.to_vec()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `debug` names the secret `[redacted]` and holds neither its text, its hex nor its bytes.
+    fn assert_hidden(debug: &str, secret: &[u8]) {
+        assert!(debug.contains("[redacted]"), "{debug}");
+        let forms = [
+            String::from_utf8_lossy(secret).into_owned(),
+            hex::encode(secret),
+            format!("{secret:?}").trim_matches(['[', ']']).to_owned(),
+        ];
+        for form in forms {
+            assert!(!debug.contains(&form), "{form} in {debug}");
+        }
+    }
+
+    #[test]
+    fn debug_of_the_legacy_key_hides_it() {
+        let psk = b"your-32-byte-secret-key-here!!";
+        let debug = format!("{:?}", LegacyKey::from_bytes(psk));
+        assert_eq!(debug, "LegacyKey { psk: [redacted] }");
+        assert_hidden(&debug, psk);
+    }
+
+    #[test]
+    fn debug_of_the_trust_anchor_hides_the_status_key() {
+        let keys = fota_keys::KeySet::generate(uuid::Uuid::new_v4());
+        let trust = Trust::new(keys.root_record().unwrap(), keys.status.clone()).unwrap();
+        let debug = format!("{trust:?}");
+        assert!(debug.contains("status_key: [redacted]"), "{debug}");
+        assert!(debug.contains(&keys.vendor_id.to_string()), "{debug}");
+        assert_hidden(&debug, &keys.status.to_bytes());
     }
 }

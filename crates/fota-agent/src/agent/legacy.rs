@@ -2,9 +2,11 @@
 //! chunks with per-chunk HMAC, status reports. Insecure by design (one fleet-wide key); the
 //! agent hardens what the wire format allows: MACs checked in constant time before anything
 //! is parsed further or persisted, nonces strictly increasing and persisted only once
-//! authenticated, offsets computed on the device, exact lengths, and the whole-image SHA-256
-//! over the read-back slot before otadata changes.
+//! authenticated, offsets computed on the device, exact lengths, no version older than the
+//! running one ([`fota_protocol::version`]'s order), and the whole-image SHA-256 over the
+//! read-back slot before otadata changes.
 
+use core::cmp::Ordering;
 use core::fmt::Write as _;
 
 use embedded_storage::nor_flash::NorFlash;
@@ -13,6 +15,7 @@ use fota_protocol::legacy::{
     ChunkAnswer, LegacyError, ManifestAnswer, RollbackStatusAnswer, paths,
 };
 use fota_protocol::v2::{FixedStr, ReasonCode};
+use fota_protocol::version;
 
 use super::download::{Admitted, ChunkSource};
 use super::retry::Retries;
@@ -74,19 +77,6 @@ fn mac_reason(e: LegacyError) -> ReasonCode {
         }
         _ => ReasonCode::SignatureInvalid,
     }
-}
-
-/// Dotted numeric versions ("1.0.6"), up to four parts; `None` when not of that form.
-fn numeric_version(v: &str) -> Option<[u32; 4]> {
-    let mut out = [0u32; 4];
-    let mut parts = v.trim_start_matches('v').split('.');
-    for slot in out.iter_mut() {
-        match parts.next() {
-            Some(p) => *slot = p.parse().ok()?,
-            None => break,
-        }
-    }
-    parts.next().is_none().then_some(out)
 }
 
 impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
@@ -227,11 +217,9 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
             return Err(Stop::Refused(ReasonCode::ManifestInvalid));
         }
         let count = u32::try_from(count).map_err(|_| Stop::Refused(ReasonCode::ManifestInvalid))?;
-        if let (Some(offered), Some(running)) = (
-            numeric_version(offer.version.as_str()),
-            numeric_version(self.me.version.as_str()),
-        ) && offered < running
-        {
+        // The seed's manifest carries no counter: its version string is all there is to refuse
+        // an older image by. The same version again (another build of it) is let through.
+        if version::compare(offer.version.as_str(), self.me.version.as_str()) == Ordering::Less {
             return Err(Stop::Refused(ReasonCode::Downgrade));
         }
         let p = match js.state {
@@ -310,13 +298,5 @@ mod tests {
         );
         let long = "x".repeat(300);
         assert!(path_with_device(paths::MANIFEST, &long, None).is_err());
-    }
-
-    #[test]
-    fn versions_compare_numerically() {
-        assert!(numeric_version("1.0.10") > numeric_version("1.0.9"));
-        assert_eq!(numeric_version("v2.1"), Some([2, 1, 0, 0]));
-        assert_eq!(numeric_version("1.0.5-rc1"), None);
-        assert_eq!(numeric_version("1.2.3.4.5"), None);
     }
 }

@@ -140,6 +140,74 @@ fn a_wrong_psk_is_refused_before_flash() {
     );
 }
 
+/// A legacy device running an image of version `running`, its server offering one of
+/// version `offered`; one poll a boot.
+fn offered_to(running: &str, offered: &str) -> (Device, Net, Vec<u8>) {
+    let old = image(running, 0x8000, false);
+    let new = image(offered, 0x9000, false);
+    let net = Net::default();
+    net.with(|s| s.legacy.release = Some((offered.into(), new.clone(), 4096)));
+    let spec = DeviceSpec {
+        legacy: true,
+        max_polls: 1,
+        ..DeviceSpec::default()
+    };
+    let dev = Device::new(provisioned_flash(&table(), &old), net.clone(), spec);
+    (dev, net, new)
+}
+
+/// The poll was refused as a downgrade before a chunk was fetched or a byte written to the
+/// other slot, and the device still boots what it ran.
+fn assert_refused_as_downgrade(dev: &Device, net: &Net, b: &BootLog, len: usize) {
+    assert!(
+        matches!(
+            b.last_poll(),
+            Some(PollOutcome::Failed {
+                reason: ReasonCode::Downgrade,
+                ..
+            })
+        ),
+        "{b:?}"
+    );
+    assert_eq!(net.with(|s| s.legacy.bytes_served), 0, "no chunk fetched");
+    assert!(dev.slot_bytes(1, len).iter().all(|&b| b == 0xFF));
+    assert_eq!(dev.slot_state(1), None);
+    assert_eq!(dev.otadata().active(), Some(0));
+}
+
+#[test]
+fn a_release_candidate_of_the_running_version_is_refused_as_a_downgrade() {
+    // Semver: 1.0.7-rc1 precedes 1.0.7. The numbers-only check this replaced skipped it.
+    let (mut dev, net, new) = offered_to("1.0.7", "1.0.7-rc1");
+    let b = dev.boot();
+    assert_refused_as_downgrade(&dev, &net, &b, new.len());
+}
+
+#[test]
+fn a_release_candidate_of_the_next_version_is_an_upgrade() {
+    // Semver: 1.0.7-rc1 follows 1.0.6.
+    let (mut dev, _net, new) = offered_to("1.0.6", "1.0.7-rc1");
+    let b = dev.boot();
+    assert_eq!(b.last_poll(), Some(PollOutcome::RebootRequired), "{b:?}");
+    assert_eq!(dev.slot_bytes(1, new.len()), &new[..]);
+    let b = dev.boot();
+    assert_eq!(running_of(&b), Running::Ota(1));
+    assert_eq!(b.startup, Some(StartupOutcome::Ready));
+}
+
+#[test]
+fn versions_order_as_numbers_and_a_non_version_never_replaces_a_version() {
+    let (mut dev, net, new) = offered_to("1.0.10", "1.0.9");
+    let b = dev.boot();
+    assert_refused_as_downgrade(&dev, &net, &b, new.len());
+    let (mut dev, net, new) = offered_to("1.0.6", "nightly");
+    let b = dev.boot();
+    assert_refused_as_downgrade(&dev, &net, &b, new.len());
+    // The same version again (another build of it) is not older: it installs.
+    let (mut dev, _net, _) = offered_to("1.0.6", "v1.0.6");
+    assert_eq!(dev.boot().last_poll(), Some(PollOutcome::RebootRequired));
+}
+
 #[test]
 fn legacy_rollback_order_is_carried_out_reported_and_closed() {
     let new = image("1.0.6", 0x9000, false);

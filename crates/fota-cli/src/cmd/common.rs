@@ -29,7 +29,7 @@ pub(crate) const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
 /// The environment is read here, not by clap: clap counts a value from the environment as
 /// given on the command line, and so would print `--token <TOKEN>` in every usage line as if
 /// it were required (and make it conflict with flags it conflicts with).
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Clone, clap::Args)]
 pub(crate) struct ConnArgs {
     /// Server URL [else FOTA_SERVER, else config `server`, else http://127.0.0.1:8080].
     #[arg(long, value_name = "URL", global = true)]
@@ -45,13 +45,47 @@ pub(crate) fn env_setting(name: &str) -> Option<String> {
 }
 
 /// The optional config file.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Default, serde::Deserialize)]
 struct ConfigFile {
     server: Option<String>,
     token: Option<String>,
     keys: Option<PathBuf>,
     #[serde(flatten)]
     other: std::collections::BTreeMap<String, toml::Value>,
+}
+
+/// What a `Debug` shows of an operator token: that there is one.
+fn redacted(token: Option<&String>) -> Option<core::fmt::Arguments<'static>> {
+    token.map(|_| format_args!("[redacted]"))
+}
+
+// By hand, as every command's arguments derive `Debug`: the operator token must not reach a
+// log or a panic message with them.
+impl core::fmt::Debug for ConnArgs {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let Self { server, token } = self;
+        f.debug_struct("ConnArgs")
+            .field("server", server)
+            .field("token", &redacted(token.as_ref()))
+            .finish()
+    }
+}
+
+impl core::fmt::Debug for ConfigFile {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let Self {
+            server,
+            token,
+            keys,
+            other,
+        } = self;
+        f.debug_struct("ConfigFile")
+            .field("server", server)
+            .field("token", &redacted(token.as_ref()))
+            .field("keys", keys)
+            .field("other", &other.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 fn config_path() -> Option<PathBuf> {
@@ -316,6 +350,21 @@ impl Drop for OutFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_of_the_connection_settings_hides_the_token() {
+        let args = ConnArgs {
+            server: Some("http://127.0.0.1:8080".into()),
+            token: Some("fota_op_do-not-print".into()),
+        };
+        let file: ConfigFile =
+            toml::from_str("server = \"http://h:1\"\ntoken = \"fota_op_do-not-print\"\n").unwrap();
+        for debug in [format!("{args:?}"), format!("{file:?}")] {
+            assert!(debug.contains("token: Some([redacted])"), "{debug}");
+            assert!(!debug.contains("do-not-print"), "{debug}");
+        }
+        assert!(format!("{:?}", ConfigFile::default()).contains("token: None"));
+    }
 
     #[test]
     fn tables_align() {

@@ -13,6 +13,7 @@ use fota_emulator::http::Timeouts;
 use fota_emulator::netfault::NetFaultSpec;
 use fota_emulator::report;
 use fota_emulator::session::{self, FleetSpec, SessionSpec};
+use fota_server::config::LEGACY_PSK_ENV;
 
 use super::common;
 
@@ -42,12 +43,14 @@ pub(crate) struct EmulateArgs {
     #[arg(long, required_unless_present = "count")]
     flash: Option<PathBuf>,
     /// Provisioning file from `fota devices add` (v2).
-    #[arg(long, value_name = "ID.json", conflicts_with = "legacy_psk")]
+    #[arg(long, value_name = "ID.json", conflicts_with = "legacy_psk_file")]
     credential: Option<PathBuf>,
-    /// Speak the seed's legacy protocol with this pre-shared key (UTF-8 bytes as given;
-    /// `hex:…` for binary keys) [else FOTA_LEGACY_PSK, when no --credential is given].
-    #[arg(long, value_name = "KEY")]
-    legacy_psk: Option<String>,
+    /// Speak the seed's legacy protocol with the pre-shared key in FILE (its raw bytes, one
+    /// trailing newline dropped) [else FOTA_LEGACY_PSK, the key itself (its UTF-8 bytes, or
+    /// `hex:…` for a binary key), when no --credential is given]. The key is never a flag: a
+    /// command line is visible to every user of the machine.
+    #[arg(long, value_name = "FILE")]
+    legacy_psk_file: Option<PathBuf>,
     /// Image for ota_0 when the flash file is created (never cut, not counted).
     #[arg(long, value_name = "app.bin")]
     initial_image: Option<PathBuf>,
@@ -90,31 +93,12 @@ fn parse_until(s: &str) -> Result<Until, String> {
 }
 
 pub(crate) fn run(args: EmulateArgs) -> anyhow::Result<ExitCode> {
-    let legacy_psk = args
-        .legacy_psk
-        .clone()
-        .or_else(|| common::env_setting("FOTA_LEGACY_PSK"));
     let server = args
         .server
         .clone()
         .or_else(|| common::env_setting("FOTA_SERVER"))
         .unwrap_or_else(|| common::DEFAULT_SERVER.to_owned());
-    let protocol = match (&args.credential, &legacy_psk) {
-        (Some(path), _) => {
-            let bytes =
-                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            Protocol::V2(
-                Provisioning::from_json(&bytes)
-                    .with_context(|| format!("reading {}", path.display()))?,
-            )
-        }
-        (None, Some(key)) => Protocol::Legacy {
-            psk: fota_protocol::legacy::psk_from_value(key)
-                .map_err(|e| anyhow::anyhow!("--legacy-psk: {e:?}"))?,
-        },
-        (None, None) if args.count.is_some() => Protocol::V2(placeholder()),
-        (None, None) => bail!("give --credential ID.json (v2) or --legacy-psk KEY (legacy)"),
-    };
+    let protocol = protocol(&args, common::env_setting(LEGACY_PSK_ENV))?;
     if let Protocol::V2(p) = &protocol
         && args.count.is_none()
         && p.device_id != args.id
@@ -209,6 +193,33 @@ pub(crate) fn run(args: EmulateArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(code))
 }
 
+/// The device's protocol and secret: `--credential` (v2), else `--legacy-psk-file`, else the
+/// key in `FOTA_LEGACY_PSK` (`env_psk`; read only when no other source is given, so a
+/// malformed one does not stop a v2 run), else a fleet's placeholder.
+fn protocol(args: &EmulateArgs, env_psk: Option<String>) -> anyhow::Result<Protocol> {
+    if let Some(path) = &args.credential {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        return Ok(Protocol::V2(
+            Provisioning::from_json(&bytes)
+                .with_context(|| format!("reading {}", path.display()))?,
+        ));
+    }
+    let psk = match (&args.legacy_psk_file, env_psk) {
+        (Some(path), _) => {
+            let raw = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            fota_protocol::legacy::psk_from_file(&raw)
+                .with_context(|| format!("--legacy-psk-file {}", path.display()))?
+        }
+        (None, Some(key)) => fota_protocol::legacy::psk_from_value(&key).context(LEGACY_PSK_ENV)?,
+        (None, None) if args.count.is_some() => return Ok(Protocol::V2(placeholder())),
+        (None, None) => bail!(
+            "give --credential ID.json (v2), or --legacy-psk-file FILE or {LEGACY_PSK_ENV} \
+             (legacy)"
+        ),
+    };
+    Ok(Protocol::Legacy { psk })
+}
+
 /// Fleet devices read their own provisioning files; this stands in until they do.
 fn placeholder() -> Provisioning {
     Provisioning {
@@ -219,5 +230,90 @@ fn placeholder() -> Provisioning {
         root: Vec::new(),
         class: None,
         device_uuid: uuid::Uuid::nil(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Emulate {
+        #[command(flatten)]
+        args: EmulateArgs,
+    }
+
+    fn parse(argv: &[&str]) -> Result<EmulateArgs, clap::Error> {
+        let argv = ["emulate", "--id", "EcoWatt001", "--flash", "d.bin"]
+            .into_iter()
+            .chain(argv.iter().copied());
+        Emulate::try_parse_from(argv).map(|e| e.args)
+    }
+
+    fn psk_of(protocol: Protocol) -> Vec<u8> {
+        match protocol {
+            Protocol::Legacy { psk } => psk,
+            Protocol::V2(_) => panic!("v2, not legacy"),
+        }
+    }
+
+    #[test]
+    fn the_psk_comes_from_a_file_or_the_environment_never_the_command_line() {
+        let err = parse(&["--legacy-psk", "fleet-key"]).err().unwrap();
+        assert_eq!(err.kind(), clap::error::ErrorKind::UnknownArgument);
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("psk");
+        // The file's raw bytes, one trailing newline dropped (editors add one).
+        std::fs::write(&file, b"fleet key\n\n").unwrap();
+        let file = file.to_str().unwrap();
+        let args = parse(&["--legacy-psk-file", file]).unwrap();
+        assert_eq!(psk_of(protocol(&args, None).unwrap()), b"fleet key\n");
+        let from_env = Some("hex:00ff".to_owned());
+        assert_eq!(
+            psk_of(protocol(&args, from_env.clone()).unwrap()),
+            b"fleet key\n",
+            "the file beats the environment"
+        );
+        // The environment's value: its UTF-8 bytes, or the bytes `hex:` spells.
+        let args = parse(&[]).unwrap();
+        assert_eq!(psk_of(protocol(&args, from_env).unwrap()), [0x00, 0xFF]);
+        let as_is = Some("your-32-byte-secret-key-here!!".to_owned());
+        assert_eq!(
+            psk_of(protocol(&args, as_is).unwrap()),
+            b"your-32-byte-secret-key-here!!"
+        );
+        let err = protocol(&args, Some("hex:zz".into())).unwrap_err();
+        assert!(format!("{err:#}").contains("FOTA_LEGACY_PSK"), "{err:#}");
+        let err = protocol(&args, None).unwrap_err().to_string();
+        assert!(
+            err.contains("--legacy-psk-file") && err.contains("FOTA_LEGACY_PSK"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_credential_excludes_the_psk_file_and_ignores_the_environment() {
+        let err = parse(&["--credential", "d.json", "--legacy-psk-file", "psk"])
+            .err()
+            .unwrap();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+
+        let dir = tempfile::tempdir().unwrap();
+        let credential = dir.path().join("EcoWatt001.json");
+        let provisioning = Provisioning {
+            device_id: "EcoWatt001".into(),
+            ..placeholder()
+        };
+        std::fs::write(&credential, serde_json::to_vec(&provisioning).unwrap()).unwrap();
+        let args = parse(&["--credential", credential.to_str().unwrap()]).unwrap();
+        // A PSK in the environment (for a server on this machine) is no one's business here,
+        // even a malformed one.
+        let malformed = Some("hex:zz".to_owned());
+        assert!(
+            matches!(protocol(&args, malformed).unwrap(), Protocol::V2(p) if p == provisioning)
+        );
     }
 }

@@ -1,12 +1,13 @@
 //! `fota server`: run the update server; `fota server backup`: copy its database online;
 //! `fota server admin-token`: recover admin access without HTTP.
 
+use std::ffi::OsString;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use fota_server::config::{Config, Overrides};
+use fota_server::config::{Config, LEGACY_PSK_ENV, Overrides, PskSource};
 
 /// Run the update server (or back up its database).
 ///
@@ -31,18 +32,12 @@ pub(crate) struct ServerArgs {
     /// The status key (v2); decrypted with FOTA_KEY_PASSPHRASE when encrypted.
     #[arg(long, value_name = "FILE", requires = "root")]
     status_key: Option<PathBuf>,
-    /// File holding the legacy PSK (raw bytes, one trailing newline dropped; `hex:` prefix for
-    /// binary keys). Turns the legacy (seed) API on.
+    /// File holding the legacy PSK: its raw bytes, one trailing newline dropped. Turns the
+    /// legacy (seed) API on [else FOTA_LEGACY_PSK, the key itself (its UTF-8 bytes, or `hex:…`
+    /// for a binary key); else config `legacy_psk_file`]. The key is never a flag: a command
+    /// line is visible to every user of the machine.
     #[arg(long, value_name = "FILE")]
     legacy_psk_file: Option<PathBuf>,
-    /// The legacy PSK itself (its UTF-8 bytes; `hex:` prefix for binary keys).
-    #[arg(
-        long,
-        env = "FOTA_LEGACY_PSK",
-        value_name = "KEY",
-        hide_env_values = true
-    )]
-    legacy_psk: Option<String>,
     /// Config file (TOML) [default: DATA/fota.toml if present].
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -146,8 +141,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
         listen: args.listen,
         root: args.root,
         status_key: args.status_key,
-        legacy_psk_file: args.legacy_psk_file,
-        legacy_psk: args.legacy_psk,
+        legacy_psk: legacy_psk(args.legacy_psk_file, std::env::var_os(LEGACY_PSK_ENV))?,
         config: args.config,
     })?;
     let addr = config.listen_addr()?;
@@ -194,20 +188,48 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
         legacy = state.legacy_enabled(),
         "server started"
     );
-    if state.legacy_enabled() {
-        tracing::warn!(
-            "legacy (seed) API enabled: one fleet-wide key authenticates every legacy device; \
-             anyone holding it can install firmware on all of them"
-        );
-    }
-    if state.trust().is_none() {
-        tracing::warn!(
-            "no --root/--status-key: the v2 device and release API answers 503 until configured"
-        );
+    for warning in startup_warnings(state.trust().is_some(), state.legacy_enabled()) {
+        tracing::warn!("{warning}");
     }
     fota_server::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the start-up log warns about: the APIs that are off, and what the legacy API cannot
+/// protect against when it is on.
+fn startup_warnings(v2: bool, legacy: bool) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if legacy {
+        warnings.push(format!(
+            "legacy (seed) API on. {}",
+            super::legacy::CANNOT_PROTECT
+        ));
+    }
+    if !v2 {
+        warnings.push(
+            "no --root/--status-key: the v2 device and release API answers 503 until configured"
+                .to_owned(),
+        );
+    }
+    warnings
+}
+
+/// Where the legacy PSK comes from: `--legacy-psk-file`, else the key in `FOTA_LEGACY_PSK`
+/// (the config file's `legacy_psk_file` comes after both). The environment is read here, not
+/// by clap, as there is no flag for it to stand in for.
+fn legacy_psk(file: Option<PathBuf>, env: Option<OsString>) -> anyhow::Result<Option<PskSource>> {
+    match (file, env) {
+        (Some(file), _) => Ok(Some(PskSource::File(file))),
+        (None, Some(value)) => match value.into_string() {
+            Ok(value) => Ok(Some(PskSource::Value(value))),
+            Err(_) => anyhow::bail!(
+                "{LEGACY_PSK_ENV} is not UTF-8: write a binary key as hex:…, or put it in a \
+                 file for --legacy-psk-file"
+            ),
+        },
+        (None, None) => Ok(None),
+    }
 }
 
 async fn shutdown_signal() {
@@ -230,5 +252,51 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_start_up_log_says_what_the_legacy_api_cannot_protect_against_when_it_is_on() {
+        let says = |v2, legacy| startup_warnings(v2, legacy).join("\n");
+        let on = says(true, true);
+        assert!(on.contains(super::super::legacy::CANNOT_PROTECT), "{on}");
+        assert!(on.contains("forge chunks") && on.contains("v2"), "{on}");
+        assert_eq!(says(true, false), "", "nothing to warn about");
+        let neither = says(false, false);
+        assert!(
+            neither.contains("--root") && !neither.contains("PSK"),
+            "{neither}"
+        );
+    }
+
+    #[test]
+    fn the_psk_file_flag_beats_the_environment() {
+        let from_env = Some(OsString::from("hex:00ff"));
+        assert_eq!(
+            legacy_psk(Some("/k".into()), from_env.clone()).unwrap(),
+            Some(PskSource::File("/k".into()))
+        );
+        assert_eq!(
+            legacy_psk(None, from_env).unwrap(),
+            Some(PskSource::Value("hex:00ff".into())),
+            "taken as given: the server applies the value rules"
+        );
+        assert_eq!(legacy_psk(None, None).unwrap(), None);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_psk_in_the_environment_that_is_not_utf8_is_refused_with_advice() {
+        use std::os::unix::ffi::OsStringExt as _;
+        let err = legacy_psk(None, Some(OsString::from_vec(vec![0xFF, 0x00]))).unwrap_err();
+        let err = err.to_string();
+        assert!(
+            err.contains("FOTA_LEGACY_PSK") && err.contains("--legacy-psk-file"),
+            "{err}"
+        );
     }
 }

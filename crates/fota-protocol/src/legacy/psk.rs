@@ -5,8 +5,8 @@ use alloc::vec::Vec;
 use crate::legacy::LegacyError;
 use crate::legacy::mac::parse_hex;
 
-/// The PSK given as a value (`FOTA_LEGACY_PSK`, `--legacy-psk`): its UTF-8 bytes as they are,
-/// or, after a `hex:` prefix, the bytes the hex digits spell (for binary keys).
+/// The PSK given as a value (`FOTA_LEGACY_PSK`; never a command-line flag): its UTF-8 bytes
+/// as they are, or, after a `hex:` prefix, the bytes the hex digits spell (for binary keys).
 ///
 /// The seed's example key `your-32-byte-secret-key-here!!` is 30 bytes and is used as those 30
 /// bytes: nothing is padded, trimmed or hashed.

@@ -210,6 +210,18 @@ fn replay_mac_string_lengths_keep_fields_apart() {
 }
 
 #[test]
+fn debug_of_a_replay_mac_shows_nothing_of_the_psk() {
+    let mut m = ReplayMac::new(PSK);
+    m.str("EcoWatt001");
+    let debug = format!("{m:?}");
+    assert!(debug.contains("mac: [redacted]"), "{debug}");
+    let psk = core::str::from_utf8(PSK).unwrap();
+    for form in [psk.to_owned(), hex::encode(PSK), format!("{PSK:?}")] {
+        assert!(!debug.contains(form.trim_matches(['[', ']'])), "{debug}");
+    }
+}
+
+#[test]
 fn seed_json_examples_parse() {
     // The seed doc's manifest answer (hash written out in full; the doc elides it).
     let seed_manifest = r#"{

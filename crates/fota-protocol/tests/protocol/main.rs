@@ -13,3 +13,4 @@ mod legacy;
 mod v2_device;
 mod v2_hashlist;
 mod v2_signed;
+mod version;

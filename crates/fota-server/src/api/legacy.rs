@@ -9,7 +9,8 @@
 //! | POST | `/api/cloud/fota/rollback` | operator bearer | `{device_id, reason}` | `{success, order_id}` |
 //! | GET | `/api/inverter/fota/rollback-status` | – | `device_id` (required) | `{rollback_required, reason, nonce, mac}` |
 //!
-//! Legacy mode is insecure by construction (one fleet-wide key); see the README.
+//! Legacy mode is insecure by construction (one fleet-wide key, no signature on the image):
+//! docs/SERVER.md says what it cannot protect against.
 
 use std::collections::HashMap;
 
