@@ -37,6 +37,15 @@ pub(crate) struct ConnArgs {
     /// Operator API token [else FOTA_TOKEN, else config `token`].
     #[arg(long, value_name = "TOKEN", global = true)]
     token: Option<String>,
+    /// For an https:// server: trust the CA certificates in FILE (PEM) besides the platform's
+    /// roots [else FOTA_CA_FILE, else config `ca_file`].
+    #[arg(long, value_name = "FILE", global = true)]
+    ca_file: Option<PathBuf>,
+}
+
+/// The CA file for `https://` servers: `flag`, else `FOTA_CA_FILE`.
+pub(crate) fn ca_file(flag: Option<PathBuf>) -> Option<PathBuf> {
+    flag.or_else(|| env_setting("FOTA_CA_FILE").map(PathBuf::from))
 }
 
 /// A setting's value from the environment; unset and empty are the same.
@@ -50,6 +59,7 @@ struct ConfigFile {
     server: Option<String>,
     token: Option<String>,
     keys: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
     #[serde(flatten)]
     other: std::collections::BTreeMap<String, toml::Value>,
 }
@@ -84,7 +94,7 @@ fn load_config() -> anyhow::Result<ConfigFile> {
         toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     for key in config.other.keys() {
         tracing::warn!(
-            "{}: unknown key `{key}` ignored (known: server, token, keys)",
+            "{}: unknown key `{key}` ignored (known: server, token, keys, ca_file)",
             path.display()
         );
     }
@@ -108,14 +118,19 @@ impl ConnArgs {
     pub(crate) fn client(&self) -> anyhow::Result<Client> {
         let server = self.server.clone().or_else(|| env_setting("FOTA_SERVER"));
         let token = self.token.clone().or_else(|| env_setting("FOTA_TOKEN"));
-        let (server, token) = if server.is_some() && token.is_some() {
-            (server, token)
+        let ca = ca_file(self.ca_file.clone());
+        let (server, token, ca) = if server.is_some() && token.is_some() && ca.is_some() {
+            (server, token, ca)
         } else {
             let file = load_config()?;
-            (server.or(file.server), token.or(file.token))
+            (
+                server.or(file.server),
+                token.or(file.token),
+                ca.or(file.ca_file),
+            )
         };
         let server = server.unwrap_or_else(|| DEFAULT_SERVER.to_owned());
-        Ok(Client::new(&server, token)?)
+        Ok(Client::with_ca_file(&server, token, ca.as_deref())?)
     }
 }
 
@@ -142,6 +157,16 @@ pub(crate) fn passphrase() -> Option<String> {
 /// Adds what the operator can do about a failed request.
 pub(crate) fn explain(client: &Client, err: ClientError) -> anyhow::Error {
     let hint = match &err {
+        ClientError::Transport { .. }
+            if core::error::Error::source(&err)
+                .is_some_and(|e| e.to_string().to_lowercase().contains("certificate")) =>
+        {
+            Some(format!(
+                "the TLS certificate of {} is not trusted: pass the CA that signed it with \
+                 --ca-file (or FOTA_CA_FILE)",
+                client.server()
+            ))
+        }
         ClientError::Transport { .. } => Some(format!(
             "is the server running at {}? (--server, FOTA_SERVER)",
             client.server()

@@ -237,3 +237,48 @@ async fn the_legacy_http_listener_serves_the_legacy_api_alone() {
     assert_eq!(a.status, StatusCode::OK, "{}", a.text());
     s.stop().await;
 }
+
+#[tokio::test]
+async fn the_operator_client_speaks_https_with_the_ca_file_and_refuses_without_it() {
+    let set = TlsSet::new();
+    let (s, _tls) = tls_server(&set, false).await;
+    let (url, admin, ca) = (s.url(), s.admin.clone(), set.ca());
+    let bad_ca = set.files().key;
+    tokio::task::spawn_blocking(move || {
+        let client = fota_client::Client::with_ca_file(&url, Some(admin.clone()), Some(&ca))
+            .expect("client");
+        let tokens = client.list_tokens().expect("tokens over https");
+        assert!(tokens.iter().any(|t| t.id == "bootstrap"), "{tokens:?}");
+        let provisioning = client.add_device("tls-op", "ecowatt").expect("a device");
+        assert_eq!(provisioning.device_id, "tls-op");
+
+        // the platform's roots alone do not know this CA: refused before any request is sent
+        let untrusted = fota_client::Client::new(&url, Some(admin.clone())).expect("client");
+        match untrusted.list_tokens() {
+            Err(e @ fota_client::Error::Transport { .. }) => {
+                let chain = format!("{:?}", anyhow_free_chain(&e));
+                assert!(chain.contains("UnknownIssuer"), "{chain}");
+            }
+            other => panic!("expected a certificate error, got {other:?}"),
+        }
+        // a file without a certificate is an error at once
+        assert!(matches!(
+            fota_client::Client::with_ca_file(&url, Some(admin), Some(&bad_ca)),
+            Err(fota_client::Error::CaFile { .. })
+        ));
+    })
+    .await
+    .unwrap();
+    s.stop().await;
+}
+
+/// Every message of `e`'s source chain.
+fn anyhow_free_chain(e: &dyn std::error::Error) -> Vec<String> {
+    let mut out = vec![e.to_string()];
+    let mut next = e.source();
+    while let Some(s) = next {
+        out.push(s.to_string());
+        next = s.source();
+    }
+    out
+}
