@@ -60,8 +60,8 @@ pub(crate) struct ServerArgs {
     /// the clear).
     #[arg(long)]
     insecure_http: bool,
-    /// Also serve the legacy (seed) API, and nothing else, over plain HTTP on ADDR: for seed
-    /// devices that cannot speak TLS.
+    /// Also serve the legacy (seed) device API, and nothing else, over plain HTTP on ADDR: for
+    /// seed devices that cannot speak TLS (the seed's upload and rollback stay on --listen).
     #[arg(long, value_name = "ADDR")]
     legacy_http_listen: Option<String>,
 }

@@ -51,9 +51,10 @@ pub fn router(state: AppState) -> Router {
     build(state, Area::All)
 }
 
-/// The legacy (seed) API alone, with the same layers: what `--legacy-http-listen` serves over
-/// plain HTTP to devices that cannot speak TLS. Every other path is 404 there, so no operator
-/// or v2 token ever travels over that listener to a handler.
+/// The legacy (seed) device API alone (`/api/inverter/fota/…`), with the same layers: what
+/// `--legacy-http-listen` serves over plain HTTP to devices that cannot speak TLS. Every other
+/// path is 404 there, the seed's operator endpoints (`/api/cloud/fota/…`) included, so no
+/// operator or v2 token is ever accepted over that listener.
 pub fn legacy_router(state: AppState) -> Router {
     build(state, Area::LegacyOnly)
 }
@@ -84,7 +85,7 @@ fn build(state: AppState, area: Area) -> Router {
             .merge(legacy::routes())
             .merge(info::routes())
             .merge(openapi::routes()),
-        Area::LegacyOnly => Router::new().merge(legacy::routes()),
+        Area::LegacyOnly => legacy::device_routes(),
     };
     let timed = routes
         .layer(DefaultBodyLimit::max(json_limit))
@@ -93,18 +94,17 @@ fn build(state: AppState, area: Area) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             cfg.timeouts.request,
         ));
-    let releases = match area {
-        Area::All => releases::upload_routes(),
+    let uploads = match area {
+        Area::All => releases::upload_routes()
+            .layer(DefaultBodyLimit::disable())
+            .layer(RequestBodyLimitLayer::new(upload_limit))
+            .merge(
+                legacy::upload_routes()
+                    .layer(DefaultBodyLimit::max(legacy_upload_limit))
+                    .layer(RequestBodyLimitLayer::new(legacy_upload_limit)),
+            ),
         Area::LegacyOnly => Router::new(),
     };
-    let uploads = releases
-        .layer(DefaultBodyLimit::disable())
-        .layer(RequestBodyLimitLayer::new(upload_limit))
-        .merge(
-            legacy::upload_routes()
-                .layer(DefaultBodyLimit::max(legacy_upload_limit))
-                .layer(RequestBodyLimitLayer::new(legacy_upload_limit)),
-        );
     Router::new()
         .merge(timed)
         .merge(uploads)

@@ -203,9 +203,21 @@ async fn the_legacy_http_listener_serves_the_legacy_api_alone() {
     )
     .await;
     assert_eq!(c.status, StatusCode::OK, "{}", c.text());
-    // nothing else is there: not the operator API, not the v2 device API, not the metrics
+    let r = fota_testkit::server::http(
+        legacy,
+        "GET",
+        "/api/inverter/fota/rollback-status?device_id=Eco1",
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    // nothing else is there: not the seed's operator endpoints, not the operator API, not the
+    // v2 device API, not the metrics
     let auth = format!("Bearer {}", s.admin);
     for (method, path) in [
+        ("POST", "/api/cloud/fota/upload"),
+        ("POST", "/api/cloud/fota/rollback"),
         ("GET", "/api/v2/server"),
         ("GET", "/api/v2/devices"),
         ("POST", "/api/v2/device/checkin"),
