@@ -294,3 +294,35 @@ fn anyhow_free_chain(e: &dyn std::error::Error) -> Vec<String> {
     }
     out
 }
+
+#[tokio::test]
+async fn a_client_that_never_says_hello_is_dropped_after_the_header_timeout() {
+    use tokio::io::AsyncReadExt as _;
+    let set = TlsSet::new();
+    let keys = fota_testkit::server::keys();
+    let trust = fota_testkit::server::trust(&keys);
+    let s = TestServer::open(
+        |c| c.timeouts.header = std::time::Duration::from_millis(300),
+        keys,
+        Some(trust),
+        None,
+    )
+    .await
+    .listen_tls(TlsReloader::open(set.files()).unwrap(), false)
+    .await;
+    let started = std::time::Instant::now();
+    let mut tcp = tokio::net::TcpStream::connect(s.addr()).await.unwrap();
+    // the idle timeout (60 s) would close it much later: this is the handshake's own bound
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), tcp.read(&mut buf))
+        .await
+        .expect("closed by the server")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "no bytes, just the close");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
+    s.stop().await;
+}
