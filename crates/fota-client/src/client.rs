@@ -71,6 +71,14 @@ pub enum Error {
         /// What did not parse.
         detail: String,
     },
+    /// The CA file given for `https://` cannot be used.
+    #[error("CA file {path}: {detail}")]
+    CaFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
     /// The server URL cannot be used.
     #[error("server URL {url:?}: {reason}")]
     Url {
@@ -158,33 +166,78 @@ impl core::fmt::Debug for Client {
     }
 }
 
+/// rustls on the *ring* provider, trusting the platform's roots and the certificates of
+/// `ca_file`. The platform store is read as it is (unreadable entries skipped); an unusable
+/// `ca_file` is an error, since the operator asked for it.
+fn tls_config(ca_file: Option<&std::path::Path>) -> Result<ureq::tls::TlsConfig> {
+    use rustls_pki_types::pem::PemObject as _;
+    let mut roots: Vec<ureq::tls::Certificate<'static>> = rustls_native_certs::load_native_certs()
+        .certs
+        .into_iter()
+        .map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned())
+        .collect();
+    if let Some(path) = ca_file {
+        let bad = |detail: String| Error::CaFile {
+            path: path.to_owned(),
+            detail,
+        };
+        let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        let before = roots.len();
+        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&bytes) {
+            let cert = cert.map_err(|e| bad(e.to_string()))?;
+            roots.push(ureq::tls::Certificate::from_der(cert.as_ref()).to_owned());
+        }
+        if roots.len() == before {
+            return Err(bad("no CERTIFICATE block in it".into()));
+        }
+    }
+    Ok(ureq::tls::TlsConfig::builder()
+        .provider(ureq::tls::TlsProvider::Rustls)
+        .unversioned_rustls_crypto_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .root_certs(ureq::tls::RootCerts::from(roots))
+        .build())
+}
+
 impl Client {
-    /// A client for the server at `server` (`http://HOST:PORT`, optionally with a path
-    /// prefix), authenticating with `token` when given.
+    /// A client for the server at `server` (`http://HOST:PORT` or `https://HOST:PORT`,
+    /// optionally with a path prefix), authenticating with `token` when given. An `https://`
+    /// server is verified against the platform's root certificates.
     pub fn new(server: &str, token: Option<String>) -> Result<Self> {
+        Self::with_ca_file(server, token, None)
+    }
+
+    /// [`Client::new`], trusting the CA certificates in `ca_file` (PEM) besides the platform's
+    /// roots for an `https://` server (`--ca-file`, `FOTA_CA_FILE`): how a client trusts a
+    /// server whose certificate `fota server tls self-signed` made. Not read for `http://`.
+    pub fn with_ca_file(
+        server: &str,
+        token: Option<String>,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<Self> {
         let base = server.trim().trim_end_matches('/').to_owned();
         let bad = |reason| Error::Url {
             url: server.to_owned(),
             reason,
         };
-        if base.starts_with("https://") {
-            return Err(bad(
-                "https is not supported by this build; use http:// through a trusted network \
-                 or a TLS tunnel",
-            ));
-        }
-        let rest = base
-            .strip_prefix("http://")
-            .ok_or_else(|| bad("must start with http://"))?;
+        let (rest, https) = match (base.strip_prefix("http://"), base.strip_prefix("https://")) {
+            (Some(rest), _) => (rest, false),
+            (None, Some(rest)) => (rest, true),
+            (None, None) => return Err(bad("must start with http:// or https://")),
+        };
         if rest.is_empty() || rest.starts_with('/') {
             return Err(bad("has no host"));
         }
-        let config = ureq::Agent::config_builder()
+        let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .timeout_global(Some(REQUEST_TIMEOUT))
-            .user_agent(concat!("fota-client/", env!("CARGO_PKG_VERSION")))
-            .build();
+            .user_agent(concat!("fota-client/", env!("CARGO_PKG_VERSION")));
+        if https {
+            config = config.tls_config(tls_config(ca_file)?);
+        }
+        let config = config.build();
         Ok(Self {
             agent: config.into(),
             base,
@@ -763,10 +816,27 @@ mod tests {
             Client::new("http://h:1/", None).unwrap().server(),
             "http://h:1"
         );
+        assert_eq!(
+            Client::new("https://h:8443/", None).unwrap().server(),
+            "https://h:8443"
+        );
         assert!(matches!(
-            Client::new("https://h", None),
+            Client::new("https://", None),
             Err(Error::Url { .. })
         ));
+        assert!(matches!(
+            Client::with_ca_file(
+                "https://h",
+                None,
+                Some(std::path::Path::new("/nonexistent"))
+            ),
+            Err(Error::CaFile { .. })
+        ));
+        // a CA file is only read for https
+        assert!(
+            Client::with_ca_file("http://h", None, Some(std::path::Path::new("/nonexistent")))
+                .is_ok()
+        );
         assert!(matches!(
             Client::new("127.0.0.1:8080", None),
             Err(Error::Url { .. })

@@ -48,14 +48,18 @@
 //! # }
 //! ```
 //!
+//! # TLS
+//!
+//! `https://` servers are verified with rustls (the *ring* provider) against the platform's
+//! root certificates plus, with [`Client::with_ca_file`], a CA file of the operator's (the
+//! `fota` CLI's `--ca-file` / `FOTA_CA_FILE`).
+//!
 //! # What this crate does not do
 //!
 //! - **Build the server.** It depends on `fota-api` for the types and `fota-keys` for key
 //!   files, never on `fota-server`: no axum, sqlx or tokio on an operator's machine.
 //! - **Speak the device API.** Devices (and the emulator) use their own transport with the
 //!   binary records of `fota_protocol::v2`.
-//! - **Talk TLS.** It is built without a TLS stack for now: use `http://` on a trusted network
-//!   or through a TLS-terminating tunnel; an `https://` URL is refused with a clear error.
 //! - **Print.** Progress is reported through a callback; rendering is the caller's.
 //!
 //! Where this crate stands among the others, what each never does and which test suite is the

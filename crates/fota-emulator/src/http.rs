@@ -2,7 +2,9 @@
 //! straight into the caller's buffer with a hard byte cap, a timeout on every read, and exact
 //! wire-byte counters.
 //!
-//! Plain `http://` only: the emulator talks to servers on this machine. Anything the server
+//! `http://` and `https://` (rustls on the *ring* provider under the same connection, trusting
+//! the platform's roots and, with [`HttpClient::with_tls`], a CA file's: [`tls_config`]; the
+//! wire counters then count TLS records, as a device's radio would). Anything the server
 //! sends that does not fit the device's rules (a body longer than the buffer, a range other
 //! than the one asked for, a stall) ends the request with a typed [`HttpError`] and drops the
 //! connection, so a half-read response can never be mistaken for the next one.
@@ -29,7 +31,7 @@ use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::time::{Instant, timeout, timeout_at};
+use tokio::time::{Instant, timeout_at};
 
 /// Timeouts of one client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,9 +58,13 @@ impl Default for Timeouts {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HttpError {
-    /// The URL is not a plain `http://` URL or absolute path.
+    /// The URL is not an `http://` or `https://` URL or an absolute path.
     #[error("unusable URL {0:?}")]
     Url(String),
+    /// The TLS handshake failed (an untrusted certificate, a name it does not carry), or the
+    /// CA file cannot be used.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The connection could not be made, or broke before the response head.
     #[error("connection: {0}")]
     Connect(String),
@@ -158,6 +164,7 @@ impl AsyncWrite for Counted {
 /// Scheme-less origin of a URL: `host:port`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Origin {
+    tls: bool,
     host: String,
     port: u16,
 }
@@ -170,20 +177,37 @@ impl Origin {
 
 fn parse_base(url: &str) -> Result<(Origin, String), HttpError> {
     let uri: Uri = url.parse().map_err(|_| HttpError::Url(url.into()))?;
-    if uri.scheme_str() != Some("http") {
-        return Err(HttpError::Url(url.into()));
-    }
+    let tls = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        _ => return Err(HttpError::Url(url.into())),
+    };
     let host = uri.host().ok_or_else(|| HttpError::Url(url.into()))?;
     let host = host
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_owned();
     let origin = Origin {
+        tls,
         host,
-        port: uri.port_u16().unwrap_or(80),
+        port: uri.port_u16().unwrap_or(if tls { 443 } else { 80 }),
     };
     let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
     Ok((origin, path))
+}
+
+/// HTTP/1.1 on an open connection; its driver runs as a task until the connection ends.
+async fn handshake<I>(io: I) -> Result<SendRequest<Full<Bytes>>, HttpError>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| HttpError::Connect(e.to_string()))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
 }
 
 /// The head of a response.
@@ -228,6 +252,39 @@ pub struct HttpClient {
     conns: Vec<Conn>,
     stream: Option<Stream>,
     counters: Arc<WireCounters>,
+    /// For `https://` origins; the platform's roots alone until [`HttpClient::with_tls`].
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// A rustls client configuration (the *ring* provider, TLS 1.2 and 1.3) trusting the
+/// platform's root certificates and those in `ca_file` (PEM): what `fota emulate --ca-file`
+/// (`FOTA_CA_FILE`) gives a device. A `ca_file` that cannot be read or holds no certificate is
+/// an error; unreadable entries of the platform store are skipped.
+pub fn tls_config(
+    ca_file: Option<&std::path::Path>,
+) -> Result<Arc<rustls::ClientConfig>, HttpError> {
+    use rustls_pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    let _ = roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    if let Some(path) = ca_file {
+        let bad = |e: &dyn core::fmt::Display| HttpError::Tls(format!("{}: {e}", path.display()));
+        let bytes = std::fs::read(path).map_err(|e| bad(&e))?;
+        let mut added = 0usize;
+        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&bytes) {
+            roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(bad(&"no CERTIFICATE block in it"));
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| HttpError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 impl core::fmt::Debug for HttpClient {
@@ -273,7 +330,16 @@ impl HttpClient {
             conns: Vec::new(),
             stream: None,
             counters,
+            tls: None,
         })
+    }
+
+    /// Verifies `https://` servers with `config` ([`tls_config`]) instead of the platform's
+    /// roots alone.
+    #[must_use]
+    pub fn with_tls(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
+        self
     }
 
     /// A client with the same settings and counters and no open connection: what a device
@@ -287,6 +353,7 @@ impl HttpClient {
             conns: Vec::new(),
             stream: None,
             counters: Arc::clone(&self.counters),
+            tls: self.tls.clone(),
         }
     }
 
@@ -315,8 +382,9 @@ impl HttpClient {
             }
             self.conns.swap_remove(i);
         }
-        let stream = timeout(
-            self.timeouts.connect,
+        let deadline = Instant::now() + self.timeouts.connect;
+        let stream = timeout_at(
+            deadline,
             TcpStream::connect((origin.host.as_str(), origin.port)),
         )
         .await
@@ -324,16 +392,33 @@ impl HttpClient {
         .map_err(|e| HttpError::Connect(e.to_string()))?;
         let _ = stream.set_nodelay(true);
         self.counters.connections.fetch_add(1, Ordering::Relaxed);
-        let io = TokioIo::new(Counted {
+        let counted = Counted {
             stream,
             counters: Arc::clone(&self.counters),
-        });
-        let (sender, conn) = hyper::client::conn::http1::handshake(io)
+        };
+        let sender = if origin.tls {
+            let config = match &self.tls {
+                Some(c) => Arc::clone(c),
+                None => {
+                    let c = tls_config(None)?;
+                    self.tls = Some(Arc::clone(&c));
+                    c
+                }
+            };
+            let name = rustls::pki_types::ServerName::try_from(origin.host.clone())
+                .map_err(|e| HttpError::Tls(format!("server name {:?}: {e}", origin.host)))?;
+            // The handshake shares the connect budget: both are "opening the connection".
+            let tls = timeout_at(
+                deadline,
+                tokio_rustls::TlsConnector::from(config).connect(name, counted),
+            )
             .await
-            .map_err(|e| HttpError::Connect(e.to_string()))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+            .map_err(|_| HttpError::Timeout)?
+            .map_err(|e| HttpError::Tls(e.to_string()))?;
+            handshake(tls).await?
+        } else {
+            handshake(counted).await?
+        };
         self.conns.push(Conn {
             origin: origin.clone(),
             sender,
@@ -866,7 +951,11 @@ mod tests {
         );
         let (o, p) = parse_base("http://[::1]:9/x?y=1").unwrap();
         assert_eq!((o.host.as_str(), o.port, p.as_str()), ("::1", 9, "/x?y=1"));
-        assert!(parse_base("https://example.com").is_err());
+        assert!(!o.tls);
+        let (o, _) = parse_base("https://example.com").unwrap();
+        assert!(o.tls);
+        assert_eq!(o.port, 443);
+        assert!(parse_base("ftp://example.com").is_err());
         assert!(parse_base("/relative").is_err());
     }
 }

@@ -8,7 +8,8 @@
 //! would send.
 //!
 //! `fota emulate --net-fault` puts one in front of the server; the network-fault tests use it
-//! directly. It learns which blob is the image and which the hash list, and the chunk length,
+//! directly. Devices speak plain HTTP to it; to an `https://` server it speaks TLS
+//! ([`FaultProxy::start_with`]). It learns which blob is the image and which the hash list, and the chunk length,
 //! from the v2 check-in answers passing through, so `chunk:K` means the same in both
 //! protocols.
 //!
@@ -116,16 +117,38 @@ impl Drop for FaultProxy {
 impl FaultProxy {
     /// Starts a proxy on `127.0.0.1:0` forwarding to `upstream` (`http://host:port`).
     pub async fn start(upstream: &str, spec: NetFaultSpec) -> io::Result<Self> {
+        Self::start_with(upstream, spec, None).await
+    }
+
+    /// [`FaultProxy::start`] for an `http://` or `https://` upstream. To an `https://` one it
+    /// speaks TLS, verified with `tls` (else the platform's roots), while devices still speak
+    /// plain HTTP to it: it plays a TLS-terminating hop (a load balancer, a CDN) that is
+    /// broken or compromised, the one place a bit can flip or an answer be rewritten once the
+    /// server speaks TLS.
+    pub async fn start_with(
+        upstream: &str,
+        spec: NetFaultSpec,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> io::Result<Self> {
         let uri: hyper::Uri = upstream
             .parse()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{e}")))?;
+        let tls = match uri.scheme_str() {
+            Some("https") => Some(match tls {
+                Some(c) => c,
+                None => crate::http::tls_config(None).map_err(io::Error::other)?,
+            }),
+            _ => None,
+        };
         let host = uri
             .host()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "upstream has no host"))?
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_owned();
-        let port = uri.port_u16().unwrap_or(80);
+        let port = uri
+            .port_u16()
+            .unwrap_or(if tls.is_some() { 443 } else { 80 });
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Mutex::new(Shared {
@@ -144,6 +167,7 @@ impl FaultProxy {
             rewrite: RewriteSlot::default(),
         }));
         let upstream = Upstream {
+            tls,
             host,
             port,
             authority: uri
@@ -200,6 +224,8 @@ impl FaultProxy {
 
 #[derive(Debug, Clone)]
 struct Upstream {
+    /// TLS to the upstream (`https://`).
+    tls: Option<Arc<rustls::ClientConfig>>,
     host: String,
     port: u16,
     authority: String,
@@ -464,7 +490,22 @@ struct Answer {
 async fn upstream_conn(up: &Upstream) -> io::Result<SendRequest<Full<Bytes>>> {
     let stream = TcpStream::connect((up.host.as_str(), up.port)).await?;
     let _ = stream.set_nodelay(true);
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    let Some(tls) = &up.tls else {
+        return http1(stream).await;
+    };
+    let name = rustls::pki_types::ServerName::try_from(up.host.clone())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let stream = tokio_rustls::TlsConnector::from(Arc::clone(tls))
+        .connect(name, stream)
+        .await?;
+    http1(stream).await
+}
+
+async fn http1<I>(io: I) -> io::Result<SendRequest<Full<Bytes>>>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
         .map_err(io::Error::other)?;
     tokio::spawn(async move {

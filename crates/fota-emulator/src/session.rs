@@ -37,6 +37,9 @@ pub struct SessionSpec {
     pub options: DeviceOptions,
     /// HTTP timeouts.
     pub timeouts: Timeouts,
+    /// How an `https://` server is verified ([`crate::http::tls_config`]); `None`: the
+    /// platform's roots alone.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// Why a session could not run at all.
@@ -91,7 +94,7 @@ pub async fn run_session(spec: &SessionSpec) -> Result<Report, SessionError> {
         None
     } else {
         Some(
-            FaultProxy::start(&spec.server, spec.net_fault.clone())
+            FaultProxy::start_with(&spec.server, spec.net_fault.clone(), spec.tls.clone())
                 .await
                 .map_err(SessionError::Proxy)?,
         )
@@ -104,7 +107,10 @@ pub async fn run_session(spec: &SessionSpec) -> Result<Report, SessionError> {
         Protocol::Legacy { .. } => None,
     };
     let wire = Arc::new(WireCounters::default());
-    let template = HttpClient::new(&url, token.as_deref(), spec.timeouts, Arc::clone(&wire))?;
+    let mut template = HttpClient::new(&url, token.as_deref(), spec.timeouts, Arc::clone(&wire))?;
+    if let Some(tls) = &spec.tls {
+        template = template.with_tls(Arc::clone(tls));
+    }
     let make = || HttpTransport::new(template.fresh());
     let mut efuse = Efuse::default();
     let result = device::run(&mut flash, &spec.options, &mut efuse, make).await;

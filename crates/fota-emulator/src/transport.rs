@@ -19,7 +19,8 @@ pub const EVENTS_PATH: &str = "/api/v2/device/events";
 impl From<HttpError> for TransportError {
     fn from(e: HttpError) -> Self {
         match e {
-            HttpError::Connect(_) => Self::Connect,
+            // An untrusted server is one the device cannot reach.
+            HttpError::Connect(_) | HttpError::Tls(_) => Self::Connect,
             HttpError::Timeout => Self::Timeout,
             HttpError::TooLarge { .. } => Self::TooLarge,
             HttpError::Truncated { .. } => Self::Truncated,

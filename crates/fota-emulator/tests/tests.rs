@@ -7,3 +7,4 @@ mod power_cut;
 mod refusals;
 mod seed_guide;
 mod threats;
+mod tls;

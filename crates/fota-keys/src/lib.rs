@@ -19,11 +19,14 @@
 //! make or sign anything would not build: releases and root records are signed offline, by the
 //! operator's tools.
 //!
+//! With the `tls` feature, [`tls`] makes a private TLS CA and a server certificate it signs
+//! (`fota server tls self-signed`).
+//!
 //! # What this crate never does
 //!
 //! - **Read the environment.** Passphrases are parameters; the `fota` CLI reads
 //!   [`PASSPHRASE_ENV`] and passes the value on.
-//! - **Overwrite a key file.**
+//! - **Overwrite a key file** (nor a certificate file).
 //!
 //! Where this crate stands among the others, what each never does and which test suite is the
 //! authority for what: [docs/ARCHITECTURE.md](../../../docs/ARCHITECTURE.md) in the repository.
@@ -38,6 +41,8 @@
 mod file;
 #[cfg(feature = "sign")]
 mod set;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 #[cfg(feature = "sign")]
 pub use file::write_signing_key;

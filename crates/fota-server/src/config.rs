@@ -10,6 +10,12 @@
 //! status_key = "keys/status.key" # v2: the key that signs status statements
 //! legacy_psk_file = "psk.txt"    # legacy API: raw PSK bytes (one trailing newline dropped)
 //! public_url = ""                # prefix of image URLs in check-in answers ("" = relative)
+//! insecure_http = false          # plain HTTP on a non-loopback `listen` (without [tls])
+//! legacy_http_listen = ""        # plain-HTTP listener for the legacy API alone ("" = none)
+//!
+//! [tls]                          # HTTPS on `listen`; both or neither (SIGHUP reloads them)
+//! cert = "tls/cert.pem"          # certificate chain, leaf first (PEM)
+//! key = "tls/key.pem"            # its private key (PEM)
 //!
 //! [limits]
 //! max_release_bytes = 16777216   # image + hash list + manifest of one upload
@@ -54,6 +60,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use crate::tls::TlsFiles;
+
 /// Default data folder.
 pub const DEFAULT_DATA: &str = "./fota-data";
 /// Default listen address.
@@ -89,6 +97,13 @@ pub enum ConfigError {
     /// A value is out of range.
     #[error("{0}")]
     Invalid(String),
+    /// Plain HTTP was asked for on an address other than loopback.
+    #[error(
+        "refusing plain HTTP on {0}: tokens would cross the network in the clear. Give \
+         --tls-cert and --tls-key (`fota server tls self-signed` makes a pair), listen on a \
+         loopback address behind a TLS proxy, or pass --insecure-http to accept the risk"
+    )]
+    PlainHttpNotLoopback(SocketAddr),
 }
 
 /// A duration written as `"30s"`, `"5m"`, `"2h 30m"`, `"90d"`.
@@ -121,6 +136,10 @@ pub struct FileConfig {
     pub trusted_proxies: Option<Vec<std::net::IpAddr>>,
     #[serde(default)]
     pub auth: FileAuth,
+    pub insecure_http: Option<bool>,
+    pub legacy_http_listen: Option<String>,
+    #[serde(default)]
+    pub tls: FileTls,
     #[serde(default)]
     pub limits: FileLimits,
     #[serde(default)]
@@ -135,6 +154,17 @@ pub struct FileConfig {
     pub legacy: FileLegacy,
     #[serde(default)]
     pub metrics: FileMetrics,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[expect(
+    missing_docs,
+    reason = "each field is the config file key of the same name, listed in the module doc"
+)]
+pub struct FileTls {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -267,6 +297,13 @@ pub struct Overrides {
     pub legacy_psk: Option<PskSource>,
     /// An explicit `--config` file (else `DATA/fota.toml` if present).
     pub config: Option<PathBuf>,
+    /// `--tls-cert`: `tls.cert`.
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key`: `tls.key`.
+    pub tls_key: Option<PathBuf>,
+    /// `--insecure-http` (only ever turns it on).
+    pub insecure_http: bool,
+    pub legacy_http_listen: Option<String>,
 }
 
 /// Where the legacy PSK comes from. `Debug` shows a key given as a value as `[redacted]`.
@@ -375,6 +412,12 @@ pub struct Config {
     /// Peers whose `X-Forwarded-For` names the client (a load balancer in front); from any
     /// other peer the header is ignored.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// HTTPS on `listen` with this certificate and key; plain HTTP when `None`.
+    pub tls: Option<TlsFiles>,
+    /// Plain HTTP allowed on a listen address other than loopback.
+    pub insecure_http: bool,
+    /// A plain-HTTP listener that serves the legacy API alone.
+    pub legacy_http_listen: Option<String>,
 }
 
 const DAY: u64 = 24 * 3600;
@@ -416,6 +459,9 @@ impl Config {
             metrics_token: None,
             auth_failures_per_minute: 20,
             trusted_proxies: Vec::new(),
+            tls: None,
+            insecure_http: false,
+            legacy_http_listen: None,
         }
     }
 
@@ -458,6 +504,25 @@ impl Config {
         c.legacy_psk = overrides
             .legacy_psk
             .or_else(|| file.legacy_psk_file.map(rel).map(PskSource::File));
+        c.tls = match (
+            overrides.tls_cert.or(file.tls.cert.map(&rel)),
+            overrides.tls_key.or(file.tls.key.map(&rel)),
+        ) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(ConfigError::Invalid(
+                    "TLS needs both a certificate and its key (--tls-cert and --tls-key, or \
+                     tls.cert and tls.key)"
+                        .into(),
+                ));
+            }
+        };
+        c.insecure_http = overrides.insecure_http || file.insecure_http.unwrap_or(false);
+        c.legacy_http_listen = overrides
+            .legacy_http_listen
+            .or(file.legacy_http_listen)
+            .filter(|a| !a.trim().is_empty());
         if let Some(u) = file.public_url {
             c.public_url = u.trim_end_matches('/').to_owned();
         }
@@ -529,7 +594,30 @@ impl Config {
                 "housekeeping periods must be > 0".into(),
             ));
         }
+        if self.legacy_http_listen.is_some() && self.legacy_psk.is_none() {
+            return Err(ConfigError::Invalid(
+                "legacy_http_listen serves the legacy API, which needs a legacy PSK \
+                 (--legacy-psk-file or FOTA_LEGACY_PSK)"
+                    .into(),
+            ));
+        }
+        let addr = self.listen_addr()?;
+        if self.tls.is_none() && !addr.ip().is_loopback() && !self.insecure_http {
+            return Err(ConfigError::PlainHttpNotLoopback(addr));
+        }
         Ok(())
+    }
+
+    /// The legacy listener's address parsed, when there is one.
+    pub fn legacy_http_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        self.legacy_http_listen
+            .as_deref()
+            .map(|a| {
+                a.parse().map_err(|e| {
+                    ConfigError::Invalid(format!("legacy_http_listen address {a:?}: {e}"))
+                })
+            })
+            .transpose()
     }
 
     /// The listen address parsed.
@@ -669,5 +757,102 @@ mod tests {
         );
         let value = PskSource::Value("secret".into());
         assert_eq!(with(Some(value.clone())), Some(value));
+    }
+
+    #[test]
+    fn plain_http_only_on_loopback_unless_insecure() {
+        let resolve = |o: Overrides| {
+            Config::resolve(Overrides {
+                data: Some("/nonexistent".into()),
+                ..o
+            })
+        };
+        for listen in ["0.0.0.0:8080", "192.0.2.7:80", "[::]:8080"] {
+            let err = resolve(Overrides {
+                listen: Some(listen.into()),
+                ..Overrides::default()
+            })
+            .unwrap_err();
+            assert!(
+                matches!(err, ConfigError::PlainHttpNotLoopback(_)),
+                "{listen}: {err}"
+            );
+            assert!(err.to_string().contains("--insecure-http"), "{err}");
+            resolve(Overrides {
+                listen: Some(listen.into()),
+                insecure_http: true,
+                ..Overrides::default()
+            })
+            .unwrap();
+            let c = resolve(Overrides {
+                listen: Some(listen.into()),
+                tls_cert: Some("c.pem".into()),
+                tls_key: Some("k.pem".into()),
+                ..Overrides::default()
+            })
+            .unwrap();
+            assert_eq!(
+                c.tls,
+                Some(TlsFiles {
+                    cert: "c.pem".into(),
+                    key: "k.pem".into()
+                })
+            );
+        }
+        for listen in ["127.0.0.1:0", "[::1]:8080", "127.0.0.2:9"] {
+            resolve(Overrides {
+                listen: Some(listen.into()),
+                ..Overrides::default()
+            })
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn tls_keys_from_the_file_and_half_a_pair_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "listen = \"0.0.0.0:8443\"\n[tls]\ncert = \"tls/cert.pem\"\nkey = \"tls/key.pem\"\n",
+        )
+        .unwrap();
+        let c = Config::resolve(Overrides {
+            config: Some(path.clone()),
+            ..Overrides::default()
+        })
+        .unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.cert, dir.path().join("tls/cert.pem"));
+        assert_eq!(tls.key, dir.path().join("tls/key.pem"));
+        std::fs::write(&path, "[tls]\ncert = \"tls/cert.pem\"\n").unwrap();
+        let err = Config::resolve(Overrides {
+            config: Some(path),
+            ..Overrides::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("both"), "{err}");
+    }
+
+    #[test]
+    fn legacy_http_listener_needs_the_legacy_api() {
+        let err = Config::resolve(Overrides {
+            data: Some("/nonexistent".into()),
+            legacy_http_listen: Some("0.0.0.0:8080".into()),
+            ..Overrides::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("legacy PSK"), "{err}");
+        let c = Config::resolve(Overrides {
+            data: Some("/nonexistent".into()),
+            legacy_http_listen: Some("0.0.0.0:8080".into()),
+            legacy_psk: Some(PskSource::Value("k".into())),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert_eq!(
+            c.legacy_http_addr().unwrap(),
+            Some("0.0.0.0:8080".parse().unwrap())
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! The FOTA update server, as a library: [`router`] builds the HTTP application, [`serve`] runs
-//! it on a listener until a shutdown signal, [`AppState::open`] opens a data folder.
+//! it on a listener until a shutdown signal ([`serve_on`]: over TLS, and with a plain-HTTP
+//! listener for the legacy API alone), [`AppState::open`] opens a data folder.
 //!
 //! It serves three audiences:
 //!
@@ -26,7 +27,7 @@
 //!
 //! | layer | modules | what it does |
 //! |---|---|---|
-//! | serving | `server` ([`serve`]) | accepts connections, runs the router and the housekeeping beside it |
+//! | serving | `server` ([`serve`], [`serve_on`]), [`tls`] | accepts connections (HTTPS with a reloadable certificate, or plain HTTP), runs the router and the housekeeping beside it |
 //! | drivers | [`api`], [`housekeeping`] | HTTP handlers, one module per resource; background work |
 //! | domain | `domain` | the decisions: check-in answers, events, releases, rollback orders, the seed protocol |
 //! | state | [`state`] ([`AppState`]) | the shared handles and the process memory (caches, batched contacts, legacy rate windows) |
@@ -67,11 +68,12 @@ mod metrics;
 mod server;
 pub mod state;
 pub mod store;
+pub mod tls;
 pub mod tokens;
 pub mod trust;
 
-pub use api::router;
+pub use api::{legacy_router, router};
 pub use config::Config;
 pub use error::{AppError, AppResult};
-pub use server::serve;
+pub use server::{Listeners, serve, serve_on};
 pub use state::{AppState, StartError};

@@ -221,6 +221,32 @@ pub async fn run_http(
     (r, wire)
 }
 
+/// [`run_http`] to an `https://` server, verifying it with `tls`
+/// (`fota_emulator::http::tls_config`).
+pub async fn run_https(
+    flash: &mut SimFlash,
+    opts: &DeviceOptions,
+    url: &str,
+    until: Until,
+    tls: Arc<rustls::ClientConfig>,
+) -> (RunResult, Arc<WireCounters>) {
+    let mut opts = opts.clone();
+    opts.until = until;
+    let token = match &opts.protocol {
+        Protocol::V2(p) => Some(p.token.clone()),
+        Protocol::Legacy { .. } => None,
+    };
+    let wire = Arc::new(WireCounters::default());
+    let template = HttpClient::new(url, token.as_deref(), http_timeouts(), Arc::clone(&wire))
+        .unwrap()
+        .with_tls(tls);
+    let r = device::run(flash, &opts, &mut Efuse::default(), || {
+        HttpTransport::new(template.fresh())
+    })
+    .await;
+    (r, wire)
+}
+
 /// Runs a device in-process through the router until `until`.
 pub async fn run_local(
     flash: &mut SimFlash,

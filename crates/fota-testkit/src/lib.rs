@@ -5,7 +5,7 @@
 //! `fota_api::release::manifest_body`), the upload form ([`release::upload_form`], on
 //! `fota_api::multipart`), DESIGN §3's invariants over a boot history ([`invariants`]), the real
 //! server over a temp data folder, in-process or on 127.0.0.1:0 ([`server`]), v2 records for
-//! a device ([`records`]), and emulated devices: the agent on the emulated bootloader against
+//! a device ([`records`]), TLS certificate sets and an HTTPS connection ([`tls`]), and emulated devices: the agent on the emulated bootloader against
 //! scriptable in-memory servers ([`agent`]), or the emulator's device runtime against the real
 //! server ([`emulated`]).
 //!
@@ -28,6 +28,7 @@ pub mod records;
 pub mod release;
 pub mod seeds;
 pub mod server;
+pub mod tls;
 
 /// SHA-256 of `data`.
 pub fn sha256(data: &[u8]) -> [u8; 32] {

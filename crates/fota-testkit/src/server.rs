@@ -16,6 +16,7 @@ use fota_server::AppState;
 use fota_server::blobs::LocalBlobStore;
 use fota_server::config::Config;
 use fota_server::store::SqliteStore;
+use fota_server::tls::TlsReloader;
 use fota_server::trust::{LegacyKey, Trust};
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
@@ -142,14 +143,36 @@ impl TestServer {
         self
     }
 
+    /// Serves this server over HTTPS on 127.0.0.1:0 with `tls` (which the test may
+    /// [`TlsReloader::reload`]), and with `legacy_http` the legacy API alone over plain HTTP on
+    /// a second 127.0.0.1:0 ([`TestServer::legacy_addr`]).
+    pub async fn listen_tls(mut self, tls: TlsReloader, legacy_http: bool) -> Self {
+        self.listening =
+            Some(Listening::start_with(self.state.clone(), Some(tls), legacy_http).await);
+        self
+    }
+
+    /// The plain-HTTP legacy listener's address ([`TestServer::listen_tls`]).
+    pub fn legacy_addr(&self) -> SocketAddr {
+        self.listening
+            .as_ref()
+            .and_then(|l| l.legacy_addr)
+            .expect("no legacy listener")
+    }
+
     /// The listening address.
     pub fn addr(&self) -> SocketAddr {
         self.listening.as_ref().expect("server not listening").addr
     }
 
-    /// `http://` and the listening address.
+    /// `http://` (`https://localhost:PORT` over TLS) and the listening address.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr())
+        let l = self.listening.as_ref().expect("server not listening");
+        if l.tls {
+            format!("https://localhost:{}", l.addr.port())
+        } else {
+            format!("http://{}", l.addr)
+        }
     }
 
     /// The same data folder, store and blobs served again under another root record and
@@ -481,6 +504,10 @@ pub async fn post_raw(
 pub struct Listening {
     /// Where.
     pub addr: SocketAddr,
+    /// The plain-HTTP legacy listener, when started with one.
+    pub legacy_addr: Option<SocketAddr>,
+    /// Whether `addr` speaks TLS.
+    pub tls: bool,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -488,13 +515,33 @@ pub struct Listening {
 impl Listening {
     /// Serves `state` with the real `fota_server::serve`.
     pub async fn start(state: AppState) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
+        Self::start_with(state, None, false).await
+    }
+
+    /// Serves `state` with the real `fota_server::serve_on`: over TLS with `tls`, and with a
+    /// plain-HTTP legacy listener on another 127.0.0.1:0 when `legacy_http`.
+    pub async fn start_with(state: AppState, tls: Option<TlsReloader>, legacy_http: bool) -> Self {
+        let bind = || async {
+            tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind 127.0.0.1:0")
+        };
+        let listener = bind().await;
         let addr = listener.local_addr().expect("local addr");
+        let legacy = if legacy_http {
+            Some(bind().await)
+        } else {
+            None
+        };
+        let legacy_addr = legacy.as_ref().map(|l| l.local_addr().expect("local addr"));
+        let listeners = fota_server::Listeners {
+            main: listener,
+            tls: tls.clone(),
+            legacy_http: legacy,
+        };
         let (tx, rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(async move {
-            fota_server::serve(listener, state, async {
+            fota_server::serve_on(listeners, state, async {
                 let _ = rx.await;
             })
             .await
@@ -502,6 +549,8 @@ impl Listening {
         });
         Self {
             addr,
+            legacy_addr,
+            tls: tls.is_some(),
             stop: Some(tx),
             task: Some(task),
         }

@@ -37,6 +37,15 @@ pub(crate) struct ConnArgs {
     /// Operator API token [else FOTA_TOKEN, else config `token`].
     #[arg(long, value_name = "TOKEN", global = true)]
     token: Option<String>,
+    /// For an https:// server: trust the CA certificates in FILE (PEM) besides the platform's
+    /// roots [else FOTA_CA_FILE, else config `ca_file`].
+    #[arg(long, value_name = "FILE", global = true)]
+    ca_file: Option<PathBuf>,
+}
+
+/// The CA file for `https://` servers: `flag`, else `FOTA_CA_FILE`.
+pub(crate) fn ca_file(flag: Option<PathBuf>) -> Option<PathBuf> {
+    flag.or_else(|| env_setting("FOTA_CA_FILE").map(PathBuf::from))
 }
 
 /// A setting's value from the environment; unset and empty are the same.
@@ -50,6 +59,7 @@ struct ConfigFile {
     server: Option<String>,
     token: Option<String>,
     keys: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
     #[serde(flatten)]
     other: std::collections::BTreeMap<String, toml::Value>,
 }
@@ -63,10 +73,15 @@ fn redacted(token: Option<&String>) -> Option<core::fmt::Arguments<'static>> {
 // log or a panic message with them.
 impl core::fmt::Debug for ConnArgs {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let Self { server, token } = self;
+        let Self {
+            server,
+            token,
+            ca_file,
+        } = self;
         f.debug_struct("ConnArgs")
             .field("server", server)
             .field("token", &redacted(token.as_ref()))
+            .field("ca_file", ca_file)
             .finish()
     }
 }
@@ -77,12 +92,14 @@ impl core::fmt::Debug for ConfigFile {
             server,
             token,
             keys,
+            ca_file,
             other,
         } = self;
         f.debug_struct("ConfigFile")
             .field("server", server)
             .field("token", &redacted(token.as_ref()))
             .field("keys", keys)
+            .field("ca_file", ca_file)
             .field("other", &other.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -118,7 +135,7 @@ fn load_config() -> anyhow::Result<ConfigFile> {
         toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     for key in config.other.keys() {
         tracing::warn!(
-            "{}: unknown key `{key}` ignored (known: server, token, keys)",
+            "{}: unknown key `{key}` ignored (known: server, token, keys, ca_file)",
             path.display()
         );
     }
@@ -142,14 +159,19 @@ impl ConnArgs {
     pub(crate) fn client(&self) -> anyhow::Result<Client> {
         let server = self.server.clone().or_else(|| env_setting("FOTA_SERVER"));
         let token = self.token.clone().or_else(|| env_setting("FOTA_TOKEN"));
-        let (server, token) = if server.is_some() && token.is_some() {
-            (server, token)
+        let ca = ca_file(self.ca_file.clone());
+        let (server, token, ca) = if server.is_some() && token.is_some() && ca.is_some() {
+            (server, token, ca)
         } else {
             let file = load_config()?;
-            (server.or(file.server), token.or(file.token))
+            (
+                server.or(file.server),
+                token.or(file.token),
+                ca.or(file.ca_file),
+            )
         };
         let server = server.unwrap_or_else(|| DEFAULT_SERVER.to_owned());
-        Ok(Client::new(&server, token)?)
+        Ok(Client::with_ca_file(&server, token, ca.as_deref())?)
     }
 }
 
@@ -176,6 +198,16 @@ pub(crate) fn passphrase() -> Option<String> {
 /// Adds what the operator can do about a failed request.
 pub(crate) fn explain(client: &Client, err: ClientError) -> anyhow::Error {
     let hint = match &err {
+        ClientError::Transport { .. }
+            if core::error::Error::source(&err)
+                .is_some_and(|e| e.to_string().to_lowercase().contains("certificate")) =>
+        {
+            Some(format!(
+                "the TLS certificate of {} is not trusted: pass the CA that signed it with \
+                 --ca-file (or FOTA_CA_FILE)",
+                client.server()
+            ))
+        }
         ClientError::Transport { .. } => Some(format!(
             "is the server running at {}? (--server, FOTA_SERVER)",
             client.server()
@@ -356,6 +388,7 @@ mod tests {
         let args = ConnArgs {
             server: Some("http://127.0.0.1:8080".into()),
             token: Some("fota_op_do-not-print".into()),
+            ca_file: None,
         };
         let file: ConfigFile =
             toml::from_str("server = \"http://h:1\"\ntoken = \"fota_op_do-not-print\"\n").unwrap();

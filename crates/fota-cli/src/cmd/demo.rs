@@ -75,6 +75,12 @@ pub(crate) struct DemoArgs {
     /// Print one JSON summary on stdout (the story goes to stderr).
     #[arg(long)]
     json: bool,
+    /// Serve HTTPS, with a CA and a server certificate made in the work folder (`tls/`) as
+    /// `fota server tls self-signed` makes them; the operator client and every device trust
+    /// that CA. The tampered chunk is then flipped by a TLS-terminating hop in front of the
+    /// server, the one place a network can still change bytes.
+    #[arg(long)]
+    tls: bool,
 }
 
 /// One thing the demo promised, and whether it held.
@@ -122,6 +128,8 @@ struct Demo {
     keys: KeyFolder,
     dir: PathBuf,
     server: String,
+    /// How devices verify an `https://` server (`--tls`).
+    device_tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     provisioning: Vec<Provisioning>,
     image_size: u32,
     chunk_interval: Duration,
@@ -214,6 +222,20 @@ fn run_in(args: &DemoArgs, dir: &Path, image_size: u32) -> anyhow::Result<Summar
     config.root = Some(keys_dir.join(fota_keys::files::ROOT_RECORD));
     config.status_key = Some(keys_dir.join(fota_keys::files::STATUS));
     let admin = format!("demo-{}", uuid::Uuid::new_v4().simple());
+    let tls = if args.tls {
+        let tls_dir = dir.join("tls");
+        let paths = fota_keys::tls::SelfSigned::generate(&fota_keys::tls::DEFAULT_HOSTS)?
+            .write_dir(&tls_dir)?;
+        let [ca, cert, key] = paths;
+        let reloader =
+            fota_server::tls::TlsReloader::open(fota_server::tls::TlsFiles { cert, key })
+                .context("loading the demo's certificate")?;
+        let device_tls = fota_emulator::http::tls_config(Some(&ca))?;
+        Some((ca, reloader, device_tls))
+    } else {
+        None
+    };
+    let server_tls = tls.as_ref().map(|(_, r, _)| r.clone());
     let (server, stop, serving) = runtime.block_on(async {
         // The demo's keys are not encrypted.
         let state = fota_server::AppState::open(config.clone(), None)
@@ -227,18 +249,33 @@ fn run_in(args: &DemoArgs, dir: &Path, image_size: u32) -> anyhow::Result<Summar
             .await
             .context("binding a loopback port")?;
         let addr = listener.local_addr()?;
+        // Over TLS the URL names `localhost`, which the certificate carries.
+        let url = if server_tls.is_some() {
+            format!("https://localhost:{}", addr.port())
+        } else {
+            format!("http://{addr}")
+        };
+        let listeners = fota_server::Listeners {
+            main: listener,
+            tls: server_tls,
+            legacy_http: None,
+        };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let serving = tokio::spawn(async move {
             let shutdown = async {
                 let _ = stopped.await;
             };
-            if let Err(e) = fota_server::serve(listener, state, shutdown).await {
+            if let Err(e) = fota_server::serve_on(listeners, state, shutdown).await {
                 tracing::error!(error = %e, "demo server stopped");
             }
         });
-        anyhow::Ok((format!("http://{addr}"), stop, serving))
+        anyhow::Ok((url, stop, serving))
     })?;
-    let client = Client::new(&server, Some(admin))?;
+    let client = Client::with_ca_file(
+        &server,
+        Some(admin),
+        tls.as_ref().map(|(ca, _, _)| ca.as_path()),
+    )?;
 
     let fast = args.fast;
     let mut demo = Demo {
@@ -249,6 +286,7 @@ fn run_in(args: &DemoArgs, dir: &Path, image_size: u32) -> anyhow::Result<Summar
         keys,
         dir: dir.to_owned(),
         server: server.clone(),
+        device_tls: tls.as_ref().map(|(_, _, d)| std::sync::Arc::clone(d)),
         provisioning: Vec::new(),
         image_size,
         chunk_interval: args.chunk_interval.unwrap_or(if fast {
@@ -385,8 +423,13 @@ impl Demo {
         tampered.net_fault = NetFaultSpec::parse(&format!("flip@chunk:{TAMPERED_CHUNK}"))?;
         let clean = self.spec(ROLLED_BACK, Until::Updated, None);
         let resumed = self.spec(CUT, Until::Updated, None);
+        let hop = if self.device_tls.is_some() {
+            "a TLS-terminating hop in front of the server"
+        } else {
+            "the network"
+        };
         self.story.say(&format!(
-            "    {} will lose power in the middle of its download; the network will flip a bit \
+            "    {} will lose power in the middle of its download; {hop} will flip a bit \
              in chunk {TAMPERED_CHUNK} on its way to {}",
             DEVICES[CUT], DEVICES[TAMPERED]
         ));
@@ -617,6 +660,7 @@ impl Demo {
             net_fault: NetFaultSpec::default(),
             options,
             timeouts: Timeouts::default(),
+            tls: self.device_tls.clone(),
         }
     }
 

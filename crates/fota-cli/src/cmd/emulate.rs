@@ -36,6 +36,10 @@ pub(crate) struct EmulateArgs {
     // command line (see `common::ConnArgs`).
     #[arg(long, value_name = "URL")]
     server: Option<String>,
+    /// For an https:// server: trust the CA certificates in FILE (PEM) besides the platform's
+    /// roots [else FOTA_CA_FILE].
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
     /// Device id (`EcoWatt001`); with --count, the prefix of the fleet's names.
     #[arg(long)]
     id: String,
@@ -122,6 +126,7 @@ pub(crate) fn run(args: EmulateArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    let server_is_https = server.starts_with("https://");
     let net_fault = NetFaultSpec::parse(args.net_fault.as_deref().unwrap_or(""))?;
     let mut options = DeviceOptions::new(&args.id, protocol);
     options.boot_attempts = args.boot_attempts;
@@ -137,6 +142,12 @@ pub(crate) fn run(args: EmulateArgs) -> anyhow::Result<ExitCode> {
         net_fault,
         options,
         timeouts: Timeouts::default(),
+        tls: if server_is_https {
+            let ca = common::ca_file(args.ca_file.clone());
+            Some(fota_emulator::http::tls_config(ca.as_deref()).context("--ca-file")?)
+        } else {
+            None
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -13,8 +13,12 @@ use fota_server::config::{Config, LEGACY_PSK_ENV, Overrides, PskSource};
 ///
 /// Settings come from flags, then the environment, then the config file (`--config`, or
 /// `DATA/fota.toml` when present), then defaults. The first line on stdout is
-/// `listening on http://ADDR`; on the very first start without `FOTA_ADMIN_TOKEN` a second line
-/// shows the generated admin token, once.
+/// `listening on http://ADDR` (`https://` with `--tls-cert`); with `--legacy-http-listen` the
+/// next is `legacy API on http://ADDR`; on the very first start without `FOTA_ADMIN_TOKEN` a
+/// line then shows the generated admin token, once.
+///
+/// HTTPS: `--tls-cert` and `--tls-key` (PEM), reloaded on SIGHUP without dropping connections.
+/// Plain HTTP is only served on a loopback address unless `--insecure-http` is given.
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub(crate) struct ServerArgs {
@@ -41,6 +45,20 @@ pub(crate) struct ServerArgs {
     /// Config file (TOML) [default: DATA/fota.toml if present].
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); reloaded on SIGHUP.
+    #[arg(long, value_name = "CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM); reloaded on SIGHUP.
+    #[arg(long, value_name = "KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Allow plain HTTP on an address other than loopback (tokens then cross the network in
+    /// the clear).
+    #[arg(long)]
+    insecure_http: bool,
+    /// Also serve the legacy (seed) device API, and nothing else, over plain HTTP on ADDR: for
+    /// seed devices that cannot speak TLS (the seed's upload and rollback stay on --listen).
+    #[arg(long, value_name = "ADDR")]
+    legacy_http_listen: Option<String>,
 }
 
 /// Shortest `FOTA_ADMIN_TOKEN` accepted.
@@ -48,6 +66,9 @@ const ADMIN_TOKEN_MIN: usize = 32;
 
 #[derive(Debug, clap::Subcommand)]
 enum ServerAction {
+    /// TLS certificates for the server.
+    #[command(subcommand)]
+    Tls(TlsAction),
     /// Write a consistent copy of the database while the server runs (SQLite `VACUUM INTO`).
     ///
     /// Blobs are immutable and content-addressed: copy `DATA/blobs/` after the backup to get a
@@ -77,16 +98,59 @@ enum ServerAction {
     },
 }
 
+#[derive(Debug, clap::Subcommand)]
+enum TlsAction {
+    /// Write DIR/ca.pem, DIR/cert.pem and DIR/key.pem: a private CA and a server certificate
+    /// it signs (for `localhost` and `127.0.0.1` unless --host is given).
+    ///
+    /// The CA's own key is not kept, so ca.pem vouches for this one certificate only: give it
+    /// to clients (`--ca-file`, `FOTA_CA_FILE`), and cert.pem / key.pem to `fota server
+    /// --tls-cert / --tls-key`. Existing files are never overwritten: the command fails and
+    /// names them.
+    SelfSigned {
+        /// Folder to write into (created when missing).
+        #[arg(short = 'o', long = "out", value_name = "DIR")]
+        out: PathBuf,
+        /// A DNS name or IP address the certificate is for (repeatable).
+        #[arg(long = "host", value_name = "NAME")]
+        hosts: Vec<String>,
+    },
+}
+
 pub(crate) fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     match args.action {
+        Some(ServerAction::Tls(TlsAction::SelfSigned { out, hosts })) => self_signed(&out, hosts),
         Some(ServerAction::Backup { data, out }) => runtime.block_on(backup(data, out)),
         Some(ServerAction::AdminToken { data, name }) => runtime.block_on(admin_token(data, name)),
         None => runtime.block_on(serve(args)),
     }
+}
+
+fn self_signed(out: &std::path::Path, hosts: Vec<String>) -> anyhow::Result<ExitCode> {
+    use fota_keys::tls::{DEFAULT_HOSTS, SelfSigned};
+    let hosts = if hosts.is_empty() {
+        DEFAULT_HOSTS.iter().map(|h| (*h).to_owned()).collect()
+    } else {
+        hosts
+    };
+    let set = SelfSigned::generate(&hosts)?;
+    let [ca, cert, key] = set.write_dir(out)?;
+    println!("{}", ca.display());
+    println!("{}", cert.display());
+    println!("{}", key.display());
+    eprintln!(
+        "a CA (its key discarded) and a server certificate for {}; serve with \
+         `fota server --tls-cert {} --tls-key {}`, trust with --ca-file {} or FOTA_CA_FILE",
+        hosts.join(", "),
+        cert.display(),
+        key.display(),
+        ca.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn backup(data: PathBuf, out: PathBuf) -> anyhow::Result<ExitCode> {
@@ -143,8 +207,19 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
         status_key: args.status_key,
         legacy_psk: legacy_psk(args.legacy_psk_file, std::env::var_os(LEGACY_PSK_ENV))?,
         config: args.config,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        insecure_http: args.insecure_http,
+        legacy_http_listen: args.legacy_http_listen,
     })?;
     let addr = config.listen_addr()?;
+    let legacy_addr = config.legacy_http_addr()?;
+    let tls = config
+        .tls
+        .clone()
+        .map(fota_server::tls::TlsReloader::open)
+        .transpose()
+        .context("loading the TLS certificate")?;
     // The library takes the passphrase as a value; the environment is the CLI's to read.
     let passphrase = std::env::var(fota_keys::PASSPHRASE_ENV).ok();
     let state = fota_server::AppState::open(config.clone(), passphrase.as_deref())
@@ -154,6 +229,14 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
+    let legacy_listener = match legacy_addr {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("binding {a} (--legacy-http-listen)"))?,
+        ),
+        None => None,
+    };
     let admin = std::env::var("FOTA_ADMIN_TOKEN")
         .ok()
         .filter(|t| !t.is_empty());
@@ -172,7 +255,11 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("setting up the bootstrap admin token")?;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "listening on http://{local}")?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    writeln!(out, "listening on {scheme}://{local}")?;
+    if let Some(l) = &legacy_listener {
+        writeln!(out, "legacy API on http://{}", l.local_addr()?)?;
+    }
     if let Some(token) = generated {
         writeln!(
             out,
@@ -191,7 +278,43 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     for warning in startup_warnings(state.trust().is_some(), state.legacy_enabled()) {
         tracing::warn!("{warning}");
     }
-    fota_server::serve(listener, state, shutdown_signal()).await?;
+    if !local.ip().is_loopback() && tls.is_none() {
+        tracing::warn!(
+            %local,
+            "--insecure-http: plain HTTP on a network address; bearer tokens travel in the clear"
+        );
+    }
+    if let Some(l) = &legacy_listener {
+        tracing::warn!(
+            addr = %l.local_addr()?,
+            "legacy API over plain HTTP: its PSK-MAC'd requests and answers can be read on the way"
+        );
+    }
+    #[cfg(unix)]
+    if let Some(tls) = tls.clone() {
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("handling SIGHUP")?;
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                match tls.reload() {
+                    Ok(()) => tracing::info!(
+                        cert = %tls.files().cert.display(),
+                        "TLS certificate reloaded; new connections use it"
+                    ),
+                    Err(e) => tracing::error!(
+                        error = %e,
+                        "TLS certificate not reloaded; the previous one stays in use"
+                    ),
+                }
+            }
+        });
+    }
+    let listeners = fota_server::Listeners {
+        main: listener,
+        tls,
+        legacy_http: legacy_listener,
+    };
+    fota_server::serve_on(listeners, state, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -21,7 +21,7 @@ pub(crate) const ADMIN_TOKEN: &str = "fota_op_cli_test_admin_token_0123456789";
 pub(crate) const LEGACY_PSK: &str = "your-32-byte-secret-key-here!!";
 
 /// Every environment variable `fota` reads a setting from: a test sets the ones it means.
-const SETTINGS: [&str; 9] = [
+const SETTINGS: [&str; 10] = [
     "FOTA_SERVER",
     "FOTA_TOKEN",
     "FOTA_KEYS",
@@ -31,6 +31,7 @@ const SETTINGS: [&str; 9] = [
     "FOTA_LEGACY_PSK",
     "FOTA_DATA",
     "FOTA_LISTEN",
+    "FOTA_CA_FILE",
 ];
 
 /// `fota ARGS`, not yet run: logs at `warn`, and none of the [`SETTINGS`] of the environment
@@ -86,13 +87,13 @@ pub(crate) struct Server {
     child: Child,
     stdout: BufReader<ChildStdout>,
     pub(crate) addr: SocketAddr,
-    /// `http://ADDR`, as the server's first line names it.
+    /// `http://ADDR` (or `https://`), as the server's first line names it.
     pub(crate) url: String,
 }
 
 impl Server {
     /// Spawns `cmd` (a [`server_command`]) and waits for its first line, `listening on
-    /// http://ADDR`. Its stderr is dropped; its stdout stays open for [`Self::next_line`].
+    /// http://ADDR` (or `https://ADDR`). Its stderr is dropped; its stdout stays open for [`Self::next_line`].
     pub(crate) fn start(mut cmd: Command) -> Self {
         let mut child = cmd
             .stdout(Stdio::piped())
@@ -109,6 +110,7 @@ impl Server {
             .to_owned();
         let addr = url
             .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"))
             .unwrap_or_else(|| panic!("first line: {first:?}"))
             .parse()
             .unwrap();
@@ -134,6 +136,15 @@ impl Server {
             .status()
             .unwrap();
         self.child.wait().unwrap()
+    }
+
+    /// SIGHUP (the server reloads its TLS pair).
+    pub(crate) fn hup(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
     }
 
     /// SIGKILL, and waits for it to take.

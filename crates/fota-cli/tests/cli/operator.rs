@@ -573,7 +573,10 @@ fn refusals_carry_the_reason() {
         1,
         &["devices", "list", "--server", "https://example.invalid"],
     );
-    assert!(err.contains("https is not supported"), "{err}");
+    assert!(
+        err.contains("is the server running at https://example.invalid"),
+        "{err}"
+    );
 }
 
 #[test]

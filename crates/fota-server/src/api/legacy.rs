@@ -36,11 +36,16 @@ use crate::state::AppState;
 use crate::trust::LegacyKey;
 
 pub(crate) fn routes() -> Router<AppState> {
+    device_routes().route(paths::ROLLBACK, post(rollback))
+}
+
+/// What seed devices call (`/api/inverter/fota/…`): no operator token on any of them, so these
+/// alone are served on the plain-HTTP legacy listener.
+pub(crate) fn device_routes() -> Router<AppState> {
     Router::new()
         .route(paths::MANIFEST, get(manifest))
         .route(paths::CHUNK, get(chunk))
         .route(paths::STATUS, post(status))
-        .route(paths::ROLLBACK, post(rollback))
         .route(paths::ROLLBACK_STATUS, get(rollback_status))
 }
 

@@ -1,4 +1,5 @@
-//! The HTTP layer: [`router`] and one module per resource, as the axum examples lay it out.
+//! The HTTP layer: [`router`] (and [`legacy_router`], the legacy API alone) and one module per
+//! resource, as the axum examples lay it out.
 //! A handler parses the request, checks who is asking (`auth`), calls the domain layer or
 //! the store, and shapes the answer; every error it or a layer gives is an
 //! [`AppError`].
@@ -47,6 +48,24 @@ pub use openapi::ApiDoc;
 /// by the body timeout instead); body-read timeout; metrics; error-shape normalisation, so even
 /// answers made by layers (413, 408, 404, 405) carry the JSON error body.
 pub fn router(state: AppState) -> Router {
+    build(state, Area::All)
+}
+
+/// The legacy (seed) device API alone (`/api/inverter/fota/…`), with the same layers: what
+/// `--legacy-http-listen` serves over plain HTTP to devices that cannot speak TLS. Every other
+/// path is 404 there, the seed's operator endpoints (`/api/cloud/fota/…`) included, so no
+/// operator or v2 token is ever accepted over that listener.
+pub fn legacy_router(state: AppState) -> Router {
+    build(state, Area::LegacyOnly)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Area {
+    All,
+    LegacyOnly,
+}
+
+fn build(state: AppState, area: Area) -> Router {
     let cfg = state.config().clone();
     let json_limit = usize::try_from(cfg.limits.max_json_bytes).unwrap_or(usize::MAX);
     let upload_limit = usize::try_from(cfg.limits.max_release_bytes)
@@ -55,31 +74,37 @@ pub fn router(state: AppState) -> Router {
     // base64 grows 4/3, and JSON framing adds a little.
     let legacy_upload_limit = upload_limit.saturating_mul(4) / 3 + 64 * 1024;
 
-    let timed = Router::new()
-        .merge(tokens::routes())
-        .merge(devices::routes())
-        .merge(rollbacks::routes())
-        .merge(releases::routes())
-        .merge(audit::routes())
-        .merge(v2_device::routes())
-        .merge(legacy::routes())
-        .merge(info::routes())
-        .merge(openapi::routes())
+    let routes = match area {
+        Area::All => Router::new()
+            .merge(tokens::routes())
+            .merge(devices::routes())
+            .merge(rollbacks::routes())
+            .merge(releases::routes())
+            .merge(audit::routes())
+            .merge(v2_device::routes())
+            .merge(legacy::routes())
+            .merge(info::routes())
+            .merge(openapi::routes()),
+        Area::LegacyOnly => legacy::device_routes(),
+    };
+    let timed = routes
         .layer(DefaultBodyLimit::max(json_limit))
         .layer(RequestBodyLimitLayer::new(json_limit))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             cfg.timeouts.request,
         ));
-    let uploads = Router::new()
-        .merge(releases::upload_routes())
-        .layer(DefaultBodyLimit::disable())
-        .layer(RequestBodyLimitLayer::new(upload_limit))
-        .merge(
-            legacy::upload_routes()
-                .layer(DefaultBodyLimit::max(legacy_upload_limit))
-                .layer(RequestBodyLimitLayer::new(legacy_upload_limit)),
-        );
+    let uploads = match area {
+        Area::All => releases::upload_routes()
+            .layer(DefaultBodyLimit::disable())
+            .layer(RequestBodyLimitLayer::new(upload_limit))
+            .merge(
+                legacy::upload_routes()
+                    .layer(DefaultBodyLimit::max(legacy_upload_limit))
+                    .layer(RequestBodyLimitLayer::new(legacy_upload_limit)),
+            ),
+        Area::LegacyOnly => Router::new(),
+    };
     Router::new()
         .merge(timed)
         .merge(uploads)

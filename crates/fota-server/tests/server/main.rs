@@ -13,4 +13,5 @@ mod metrics;
 mod openapi;
 mod operator;
 mod store;
+mod tls;
 mod v2;
