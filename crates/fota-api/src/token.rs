@@ -115,6 +115,9 @@ pub struct ApiToken {
     pub created_by: String,
     /// When it was revoked, unix ms.
     pub revoked_at: Option<Millis>,
+    /// When it stops working, unix ms; `None`: never.
+    #[serde(default)]
+    pub expires_at: Option<Millis>,
 }
 
 /// A new operator token.
@@ -126,6 +129,9 @@ pub struct NewTokenRequest {
     pub name: String,
     /// Role.
     pub role: Role,
+    /// When it stops working, unix ms (in the future); absent: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Millis>,
 }
 
 /// A token just made: the only time its secret is shown (`Debug` shows it as `[redacted]`).
@@ -139,6 +145,9 @@ pub struct NewTokenResponse {
     pub role: Role,
     /// The bearer token. Store it now: the server keeps only its SHA-256.
     pub token: String,
+    /// When it stops working, unix ms; `None`: never.
+    #[serde(default)]
+    pub expires_at: Option<Millis>,
 }
 
 // By hand: the secret is shown once, on purpose, in the answer; never by a `{:?}` in a log.
@@ -149,12 +158,14 @@ impl core::fmt::Debug for NewTokenResponse {
             name,
             role,
             token: _,
+            expires_at,
         } = self;
         f.debug_struct("NewTokenResponse")
             .field("id", id)
             .field("name", name)
             .field("role", role)
             .field("token", &format_args!("[redacted]"))
+            .field("expires_at", expires_at)
             .finish()
     }
 }
@@ -170,6 +181,7 @@ mod tests {
             name: "ci".into(),
             role: Role::Operator,
             token: "fota_op_s3cr3t-value".into(),
+            expires_at: None,
         };
         let debug = format!("{answer:?}");
         assert!(debug.contains("token: [redacted]"), "{debug}");

@@ -346,13 +346,20 @@ impl Client {
 
     // ------------------------------------------------------------------ tokens
 
-    /// `POST /api/v2/tokens` (admin): a new operator token; its secret is in the answer only.
-    pub fn create_token(&self, name: &str, role: Role) -> Result<NewTokenResponse> {
+    /// `POST /api/v2/tokens` (admin): a new operator token, expiring at `expires_at` (unix
+    /// ms) when given; its secret is in the answer only.
+    pub fn create_token(
+        &self,
+        name: &str,
+        role: Role,
+        expires_at: Option<i64>,
+    ) -> Result<NewTokenResponse> {
         self.post(
             "/api/v2/tokens",
             &NewTokenRequest {
                 name: name.to_owned(),
                 role,
+                expires_at,
             },
         )
     }

@@ -66,6 +66,7 @@ pub async fn recover_admin(
         created_at: crate::clock::now_ms(),
         created_by: "server:admin-token".into(),
         revoked_at: None,
+        expires_at: None,
     };
     let entry = fota_api::AuditEntry {
         actor: "server:admin-token".into(),

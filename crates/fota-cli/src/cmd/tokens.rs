@@ -24,6 +24,9 @@ enum TokensCommand {
         /// device credentials: add, rotate, revoke, delete), admin (everything, tokens too).
         #[arg(long, value_name = "ROLE", value_parser = parse_role)]
         role: Role,
+        /// The token stops working this long from now (`90days`, `12h`); never by default.
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        expires: Option<core::time::Duration>,
         /// id, name, role and token as JSON on stdout.
         #[arg(long)]
         json: bool,
@@ -49,8 +52,24 @@ fn parse_role(s: &str) -> Result<Role, String> {
 pub(crate) fn run(args: TokensArgs) -> anyhow::Result<ExitCode> {
     let client = args.conn.client()?;
     match args.command {
-        TokensCommand::Create { name, role, json } => {
-            let t = client.create_token(&name, role).explained(&client)?;
+        TokensCommand::Create {
+            name,
+            role,
+            expires,
+            json,
+        } => {
+            let expires_at = expires
+                .map(|d| {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap_or_default();
+                    i64::try_from(now.saturating_add(d).as_millis())
+                        .map_err(|_| anyhow::anyhow!("--expires is too far in the future"))
+                })
+                .transpose()?;
+            let t = client
+                .create_token(&name, role, expires_at)
+                .explained(&client)?;
             if json {
                 common::print_json(&t)?;
             } else {
@@ -77,11 +96,15 @@ pub(crate) fn run(args: TokensArgs) -> anyhow::Result<ExitCode> {
                             common::when(t.created_at),
                             t.created_by.clone(),
                             t.revoked_at.map_or_else(|| "-".into(), common::when),
+                            t.expires_at.map_or_else(|| "never".into(), common::when),
                             t.name.clone(),
                         ]
                     })
                     .collect();
-                common::print_table(&["ID", "ROLE", "CREATED", "BY", "REVOKED", "NAME"], &rows)?;
+                common::print_table(
+                    &["ID", "ROLE", "CREATED", "BY", "REVOKED", "EXPIRES", "NAME"],
+                    &rows,
+                )?;
             }
         }
         TokensCommand::Revoke { id } => {

@@ -707,9 +707,21 @@ fn tokens_and_device_credentials() {
         "line",
         "--role",
         "provisioner",
+        "--expires",
+        "90days",
         "--json",
     ]);
     assert_eq!(provisioner["role"], "provisioner");
+    let in_90_days = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        + 90 * 86_400_000;
+    let expires = provisioner["expires_at"].as_i64().expect("expires_at");
+    assert!(
+        (expires - in_90_days).abs() < 60_000,
+        "{expires} vs {in_90_days}"
+    );
     let provisioner = provisioner["token"].as_str().unwrap();
     f.ok(&[
         "devices",

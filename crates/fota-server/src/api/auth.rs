@@ -87,6 +87,21 @@ impl FromRequestParts<AppState> for Operator {
             )
             .await);
         };
+        if found
+            .token
+            .expires_at
+            .is_some_and(|e| e <= crate::clock::now_ms())
+        {
+            return Err(denied(
+                state,
+                client_ip(parts, &state.config().trusted_proxies),
+                parts.uri.path(),
+                Some(&digest),
+                "expired",
+                "token expired",
+            )
+            .await);
+        }
         if found.token.revoked_at.is_some() {
             return Err(denied(
                 state,

@@ -45,19 +45,27 @@ pub(crate) async fn create_token(
             "name must be 1-128 characters",
         ));
     }
+    let now = now_ms();
+    if req.expires_at.is_some_and(|e| e <= now) {
+        return Err(AppError::bad_request(
+            "invalid_field",
+            "expires_at must be in the future (unix ms)",
+        ));
+    }
     let secret = tokens::generate(TokenKind::Operator);
     let token = ApiToken {
         id: uuid::Uuid::new_v4().simple().to_string(),
         name: req.name,
         role: req.role,
-        created_at: now_ms(),
+        created_at: now,
         created_by: op.actor(),
         revoked_at: None,
+        expires_at: req.expires_at,
     };
     let entry = op.audit(
         "token.create",
         format!("token:{}", token.id),
-        serde_json::json!({ "name": token.name, "role": token.role }),
+        serde_json::json!({ "name": token.name, "role": token.role, "expires_at": token.expires_at }),
     );
     state
         .store()
@@ -70,6 +78,7 @@ pub(crate) async fn create_token(
             name: token.name,
             role: token.role,
             token: secret.expose().to_owned(),
+            expires_at: token.expires_at,
         }),
     ))
 }

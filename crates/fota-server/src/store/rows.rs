@@ -26,6 +26,7 @@ pub(crate) struct TokenRow {
     pub(crate) created_at: Millis,
     pub(crate) created_by: String,
     pub(crate) revoked_at: Option<Millis>,
+    pub(crate) expires_at: Option<Millis>,
 }
 
 impl TokenRow {
@@ -38,6 +39,7 @@ impl TokenRow {
             created_at: self.created_at,
             created_by: self.created_by,
             revoked_at: self.revoked_at,
+            expires_at: self.expires_at,
         })
     }
 }

@@ -788,3 +788,52 @@ async fn failed_authentications_are_limited_per_address_and_audited() {
             || e["target"] == "route:/api/v2/device/checkin")
     );
 }
+
+/// A token made with an expiry works until then and answers 401 `token expired` after; it
+/// stays listed with its expiry. An expiry in the past is refused when the token is made.
+#[tokio::test]
+async fn an_expiring_token_stops_working_at_its_expiry() {
+    let f = fixture().await;
+    let now = fota_testkit::unix_now() as i64 * 1000;
+    let past = post_json(
+        &f.app,
+        "/api/v2/tokens",
+        Some(&f.admin),
+        &json!({"name": "late", "role": "viewer", "expires_at": now - 1}),
+    )
+    .await;
+    assert_eq!(past.error(StatusCode::BAD_REQUEST), "invalid_field");
+    let made = post_json(
+        &f.app,
+        "/api/v2/tokens",
+        Some(&f.admin),
+        &json!({"name": "brief", "role": "viewer", "expires_at": now + 1500}),
+    )
+    .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.text());
+    assert_eq!(made.json()["expires_at"], now + 1500);
+    let token = made.json()["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        get(&f.app, "/api/v2/devices", Some(&token)).await.status,
+        StatusCode::OK
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+    let after = get(&f.app, "/api/v2/devices", Some(&token)).await;
+    after.error(StatusCode::UNAUTHORIZED);
+    assert!(after.text().contains("token expired"), "{}", after.text());
+    let list = get(&f.app, "/api/v2/tokens", Some(&f.admin)).await.json();
+    let listed = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "brief")
+        .expect("an expired token stays listed")
+        .clone();
+    assert_eq!(listed["expires_at"], now + 1500);
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "bootstrap admin" && t["expires_at"].is_null())
+    );
+}

@@ -137,6 +137,11 @@ fn migrator() -> sqlx::migrate::Migrator {
             "state set at",
             include_str!("../../../migrations/sqlite/0003_state_set_at.sql"),
         ),
+        m(
+            4,
+            "token expiry",
+            include_str!("../../../migrations/sqlite/0004_token_expiry.sql"),
+        ),
     ])
 }
 

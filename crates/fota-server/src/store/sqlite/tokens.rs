@@ -18,8 +18,8 @@ impl TokenStore for SqliteStore {
     ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         sqlx::query(
-            "INSERT INTO api_tokens (id, name, role, token_hash, created_at, created_by) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO api_tokens (id, name, role, token_hash, created_at, created_by, \
+             expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(token.id.clone())
         .bind(token.name.clone())
@@ -27,6 +27,7 @@ impl TokenStore for SqliteStore {
         .bind(digest.to_vec())
         .bind(token.created_at)
         .bind(token.created_by.clone())
+        .bind(token.expires_at)
         .execute(&mut *tx)
         .await?;
         insert_audit(&mut tx, audit, token.created_at).await?;
@@ -89,7 +90,7 @@ impl TokenStore for SqliteStore {
 
     async fn api_token_by_digest(&self, digest: &[u8; 32]) -> StoreResult<Option<ApiTokenAuth>> {
         let row = sqlx::query_as::<_, TokenAuthRow>(
-            "SELECT id, name, role, token_hash, created_at, created_by, revoked_at \
+            "SELECT id, name, role, token_hash, created_at, created_by, revoked_at, expires_at \
              FROM api_tokens WHERE token_hash = $1",
         )
         .bind(digest.to_vec())
@@ -106,8 +107,8 @@ impl TokenStore for SqliteStore {
 
     async fn list_api_tokens(&self) -> StoreResult<Vec<ApiToken>> {
         sqlx::query_as::<_, TokenRow>(
-            "SELECT id, name, role, created_at, created_by, revoked_at FROM api_tokens \
-             ORDER BY created_at, id",
+            "SELECT id, name, role, created_at, created_by, revoked_at, expires_at \
+             FROM api_tokens ORDER BY created_at, id",
         )
         .fetch_all(&self.pool)
         .await?
