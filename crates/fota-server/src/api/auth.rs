@@ -64,54 +64,22 @@ impl FromRequestParts<AppState> for Operator {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> AppResult<Self> {
         let Some(token) = bearer(&parts.headers) else {
-            return Err(denied(
-                state,
-                client_ip(parts, &state.config().trusted_proxies),
-                parts.uri.path(),
-                None,
-                "missing",
-                "missing bearer token",
-            )
-            .await);
+            return Err(denied_in(state, parts, None, "missing", "missing bearer token").await);
         };
         let digest = TokenDigest::of(token);
         let found = state.store().api_token_by_digest(&digest.0).await?;
         let Some(found) = found.filter(|f| digest.matches(&f.digest)) else {
-            return Err(denied(
-                state,
-                client_ip(parts, &state.config().trusted_proxies),
-                parts.uri.path(),
-                Some(&digest),
-                "unknown",
-                "unknown token",
-            )
-            .await);
+            return Err(denied_in(state, parts, Some(&digest), "unknown", "unknown token").await);
         };
         if found
             .token
             .expires_at
             .is_some_and(|e| e <= crate::clock::now_ms())
         {
-            return Err(denied(
-                state,
-                client_ip(parts, &state.config().trusted_proxies),
-                parts.uri.path(),
-                Some(&digest),
-                "expired",
-                "token expired",
-            )
-            .await);
+            return Err(denied_in(state, parts, Some(&digest), "expired", "token expired").await);
         }
         if found.token.revoked_at.is_some() {
-            return Err(denied(
-                state,
-                client_ip(parts, &state.config().trusted_proxies),
-                parts.uri.path(),
-                Some(&digest),
-                "revoked",
-                "token revoked",
-            )
-            .await);
+            return Err(denied_in(state, parts, Some(&digest), "revoked", "token revoked").await);
         }
         Ok(Self {
             token_id: found.token.id,
@@ -166,6 +134,18 @@ pub(crate) async fn denied(
         }
         None => unauthorized(reason, message),
     }
+}
+
+/// [`denied`] for the request of `parts` (its client address and route).
+pub(crate) async fn denied_in(
+    state: &AppState,
+    parts: &Parts,
+    presented: Option<&TokenDigest>,
+    reason: &'static str,
+    message: &str,
+) -> AppError {
+    let ip = client_ip(parts, &state.config().trusted_proxies);
+    denied(state, ip, parts.uri.path(), presented, reason, message).await
 }
 
 /// The client's address: the peer's, or, when the peer is one of `trusted` (a load balancer),
@@ -224,23 +204,16 @@ impl FromRequestParts<AppState> for DeviceAuth {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> AppResult<Self> {
         let Some(token) = bearer(&parts.headers) else {
-            return Err(denied(
-                state,
-                client_ip(parts, &state.config().trusted_proxies),
-                parts.uri.path(),
-                None,
-                "missing",
-                "missing device credential",
-            )
-            .await);
+            return Err(
+                denied_in(state, parts, None, "missing", "missing device credential").await,
+            );
         };
         let digest = TokenDigest::of(token);
         let found = state.store().device_by_digest(&digest.0).await?;
         let Some((device_id, _, revoked)) = found.filter(|f| digest.matches(&f.1)) else {
-            return Err(denied(
+            return Err(denied_in(
                 state,
-                client_ip(parts, &state.config().trusted_proxies),
-                parts.uri.path(),
+                parts,
                 Some(&digest),
                 "unknown",
                 "unknown device credential",
@@ -248,10 +221,9 @@ impl FromRequestParts<AppState> for DeviceAuth {
             .await);
         };
         if revoked.is_some() {
-            return Err(denied(
+            return Err(denied_in(
                 state,
-                client_ip(parts, &state.config().trusted_proxies),
-                parts.uri.path(),
+                parts,
                 Some(&digest),
                 "revoked",
                 "device credential revoked",

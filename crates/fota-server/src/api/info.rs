@@ -41,10 +41,9 @@ pub(crate) async fn metrics(
     if let Some(want) = &state.config().metrics_token {
         let presented = crate::tokens::bearer(&parts.headers).map(crate::tokens::TokenDigest::of);
         if !presented.is_some_and(|p| p.matches(&want.digest().0)) {
-            return Err(auth::denied(
+            return Err(auth::denied_in(
                 &state,
-                auth::client_ip(&parts, &state.config().trusted_proxies),
-                parts.uri.path(),
+                &parts,
                 presented.as_ref(),
                 "metrics_token",
                 "this server's metrics need its metrics token",

@@ -587,6 +587,12 @@ fn from(ip: [u8; 4], mut r: axum::http::Request<Body>) -> axum::http::Request<Bo
     r
 }
 
+/// `GET /api/v2/devices` from `ip` with `token`.
+async fn list_from(f: &Fixture, ip: [u8; 4], token: &str) -> Answer {
+    let r = req(Method::GET, "/api/v2/devices", Some(token), Body::empty());
+    send(&f.app, from(ip, r)).await
+}
+
 /// Guessing credentials: past `auth.failures_per_minute` failures an address gets 429 with
 /// `Retry-After` for further failures, while its valid requests still pass and other addresses
 /// are untouched; one credential tried from many addresses is limited too; each address's
@@ -607,34 +613,11 @@ async fn failed_authentications_are_limited_per_address_and_audited() {
     let guess = |n: u32| format!("fota_op_guess{n:04}");
     let attacker = [192, 0, 2, 66];
     for n in 0..5 {
-        let a = send(
-            &f.app,
-            from(
-                attacker,
-                req(
-                    Method::GET,
-                    "/api/v2/devices",
-                    Some(&guess(n)),
-                    Body::empty(),
-                ),
-            ),
-        )
-        .await;
-        a.error(StatusCode::UNAUTHORIZED);
+        list_from(&f, attacker, &guess(n))
+            .await
+            .error(StatusCode::UNAUTHORIZED);
     }
-    let over = send(
-        &f.app,
-        from(
-            attacker,
-            req(
-                Method::GET,
-                "/api/v2/devices",
-                Some(&guess(5)),
-                Body::empty(),
-            ),
-        ),
-    )
-    .await;
+    let over = list_from(&f, attacker, &guess(5)).await;
     assert_eq!(
         over.error(StatusCode::TOO_MANY_REQUESTS),
         "too_many_requests"
@@ -646,82 +629,34 @@ async fn failed_authentications_are_limited_per_address_and_audited() {
         .unwrap();
     assert!((1..=60).contains(&wait), "{wait}");
     // Its valid requests are not throttled; another address is not affected.
-    let ok = send(
-        &f.app,
-        from(
-            attacker,
-            req(
-                Method::GET,
-                "/api/v2/devices",
-                Some(&f.admin),
-                Body::empty(),
-            ),
-        ),
-    )
-    .await;
-    assert_eq!(ok.status, StatusCode::OK);
-    let other = send(
-        &f.app,
-        from(
-            [192, 0, 2, 67],
-            req(
-                Method::GET,
-                "/api/v2/devices",
-                Some(&guess(9)),
-                Body::empty(),
-            ),
-        ),
-    )
-    .await;
-    other.error(StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        list_from(&f, attacker, &f.admin).await.status,
+        StatusCode::OK
+    );
+    list_from(&f, [192, 0, 2, 67], &guess(9))
+        .await
+        .error(StatusCode::UNAUTHORIZED);
 
     // One credential from many addresses.
     for i in 0..5u8 {
-        let a = send(
-            &f.app,
-            from(
-                [198, 51, 100, i],
-                req(
-                    Method::GET,
-                    "/api/v2/devices",
-                    Some("fota_op_one"),
-                    Body::empty(),
-                ),
-            ),
-        )
-        .await;
-        a.error(StatusCode::UNAUTHORIZED);
+        list_from(&f, [198, 51, 100, i], "fota_op_one")
+            .await
+            .error(StatusCode::UNAUTHORIZED);
     }
-    let a = send(
-        &f.app,
-        from(
-            [198, 51, 100, 77],
-            req(
-                Method::GET,
-                "/api/v2/devices",
-                Some("fota_op_one"),
-                Body::empty(),
-            ),
-        ),
-    )
-    .await;
-    a.error(StatusCode::TOO_MANY_REQUESTS);
+    list_from(&f, [198, 51, 100, 77], "fota_op_one")
+        .await
+        .error(StatusCode::TOO_MANY_REQUESTS);
 
     // Device credentials count the same way.
-    let a = send(
-        &f.app,
-        from(
-            attacker,
-            req(
-                Method::POST,
-                "/api/v2/device/checkin",
-                Some("fota_dev_x"),
-                Body::empty(),
-            ),
-        ),
-    )
-    .await;
-    a.error(StatusCode::TOO_MANY_REQUESTS);
+    let checkin = req(
+        Method::POST,
+        "/api/v2/device/checkin",
+        Some("fota_dev_x"),
+        Body::empty(),
+    );
+    send(&f.app, from(attacker, checkin))
+        .await
+        .error(StatusCode::TOO_MANY_REQUESTS);
 
     // Behind the trusted proxy the forwarded client is the one counted.
     for n in 0..6 {
@@ -783,9 +718,11 @@ async fn failed_authentications_are_limited_per_address_and_audited() {
         !text.contains("fota_op_guess") && !text.contains("fota_op_one"),
         "{text}"
     );
+    let routes = ["route:/api/v2/devices", "route:/api/v2/device/checkin"];
     assert!(
-        denied.iter().all(|e| e["target"] == "route:/api/v2/devices"
-            || e["target"] == "route:/api/v2/device/checkin")
+        denied
+            .iter()
+            .all(|e| routes.iter().any(|r| e["target"] == *r))
     );
 }
 
