@@ -728,6 +728,8 @@ async fn failed_authentications_are_limited_per_address_and_audited() {
 
 /// A token made with an expiry works until then and answers 401 `token expired` after; it
 /// stays listed with its expiry. An expiry in the past is refused when the token is made.
+/// The expired token is put in the store directly, already past its expiry, so the test never
+/// waits on the clock.
 #[tokio::test]
 async fn an_expiring_token_stops_working_at_its_expiry() {
     let f = fixture().await;
@@ -740,37 +742,57 @@ async fn an_expiring_token_stops_working_at_its_expiry() {
     )
     .await;
     assert_eq!(past.error(StatusCode::BAD_REQUEST), "invalid_field");
+    let in_an_hour = now + 3_600_000;
     let made = post_json(
         &f.app,
         "/api/v2/tokens",
         Some(&f.admin),
-        &json!({"name": "brief", "role": "viewer", "expires_at": now + 1500}),
+        &json!({"name": "brief", "role": "viewer", "expires_at": in_an_hour}),
     )
     .await;
     assert_eq!(made.status, StatusCode::CREATED, "{}", made.text());
-    assert_eq!(made.json()["expires_at"], now + 1500);
+    assert_eq!(made.json()["expires_at"], in_an_hour);
     let token = made.json()["token"].as_str().unwrap().to_owned();
     assert_eq!(
         get(&f.app, "/api/v2/devices", Some(&token)).await.status,
         StatusCode::OK
     );
-    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
-    let after = get(&f.app, "/api/v2/devices", Some(&token)).await;
+
+    let expired = "fota_op_expired_token_of_the_test_0123456789";
+    let record = fota_api::ApiToken {
+        id: "expired".into(),
+        name: "expired".into(),
+        role: fota_api::Role::Viewer,
+        created_at: now - 10_000,
+        created_by: "test".into(),
+        revoked_at: None,
+        expires_at: Some(now - 1),
+    };
+    let entry = fota_api::AuditEntry {
+        actor: "test".into(),
+        action: "token.create".into(),
+        target: "token:expired".into(),
+        detail: json!({}),
+    };
+    let digest = fota_server::tokens::Secret::new(expired).digest();
+    f.state
+        .store()
+        .create_api_token(&record, &digest.0, &entry)
+        .await
+        .unwrap();
+    let after = get(&f.app, "/api/v2/devices", Some(expired)).await;
     after.error(StatusCode::UNAUTHORIZED);
     assert!(after.text().contains("token expired"), "{}", after.text());
     let list = get(&f.app, "/api/v2/tokens", Some(&f.admin)).await.json();
-    let listed = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "brief")
-        .expect("an expired token stays listed")
-        .clone();
-    assert_eq!(listed["expires_at"], now + 1500);
-    assert!(
+    let listed = |name: &str| {
         list.as_array()
             .unwrap()
             .iter()
-            .any(|t| t["name"] == "bootstrap admin" && t["expires_at"].is_null())
-    );
+            .find(|t| t["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} is listed"))
+    };
+    assert_eq!(listed("brief")["expires_at"], in_an_hour);
+    assert_eq!(listed("expired")["expires_at"], now - 1);
+    assert!(listed("bootstrap admin")["expires_at"].is_null());
 }
