@@ -53,11 +53,14 @@ pub struct DeviceConfig<'a> {
     pub health_check_deadline_ms: u32,
     /// Attempts per request before a poll gives up (at least one is always made).
     pub max_retries: u8,
+    /// The chip's `esp_chip_id_t` (`fota_protocol::v2::chip_ids`): manifests for another
+    /// chip are refused before any flash write, and check-ins report it.
+    pub chip_id: u16,
 }
 
 impl<'a> DeviceConfig<'a> {
     /// A v2 configuration with the defaults: k = 1, no pacing, 60 s polls, 60 s health
-    /// check, 3 retries.
+    /// check, 3 retries, an ESP32.
     pub const fn new(
         device_uuid: [u8; 16],
         device_name: &'a str,
@@ -77,6 +80,7 @@ impl<'a> DeviceConfig<'a> {
             poll_interval_ms: 60_000,
             health_check_deadline_ms: 60_000,
             max_retries: 3,
+            chip_id: fota_protocol::v2::chip_ids::ESP32,
         }
     }
 }
@@ -87,7 +91,7 @@ impl<'a> DeviceConfig<'a> {
 /// |---|---|---|
 /// | `chunk` | ≥ the manifest's chunk size (1–64 KiB); also receives check-in answers (≥ 2.2 KiB, + 1.4 KiB per root record carried) | ≥ the legacy chunk size |
 /// | `page` | one hash-list page: 4096 bytes; also holds a rotated root record while it is verified | unused (may be empty) |
-/// | `io` | request bodies: ≥ 256 bytes | one JSON answer: ≥ ⌈chunk/3⌉·4 + 256 bytes (≈ 1.37 × chunk) |
+/// | `io` | request bodies: ≥ 512 bytes (a check-in with its attribute section is at most 462) | one JSON answer: ≥ ⌈chunk/3⌉·4 + 256 bytes (≈ 1.37 × chunk) |
 ///
 /// DESIGN §3 budget: v2 ≤ chunk + one page + 8 KiB; legacy ≤ one JSON body + chunk + 8 KiB.
 /// See [`crate::ram`] for what the agent itself takes.

@@ -75,4 +75,9 @@ pub trait Platform {
     fn fill_random(&mut self, buf: &mut [u8]);
     /// The application's own self-test during a trial boot, run after the server was reached.
     fn self_test(&mut self) -> bool;
+    /// What the device says about itself at each check-in: the agent has set the counter,
+    /// the chip and the uptime; the platform sets what only it knows (`reset_reason`,
+    /// `free_heap`) and the application's `attributes`, and leaves unknown fields as
+    /// [`Telemetry::new`] made them.
+    fn telemetry(&mut self, telemetry: &mut fota_protocol::v2::checkin::Telemetry);
 }

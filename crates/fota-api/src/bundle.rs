@@ -27,7 +27,7 @@
 
 use std::io::{self, Read, Write};
 
-use fota_protocol::v2::envelope::{self, Envelope};
+use fota_protocol::v2::envelope;
 use fota_protocol::v2::manifest::MAX_IMAGE_SIZE;
 
 use crate::release::ReleaseParts;
@@ -144,7 +144,7 @@ pub fn read_head(r: &mut dyn Read) -> Result<BundleHead, BundleError> {
         return Err(format_err("empty class"));
     }
     let manifest = read_part(r, "manifest", envelope::MAX_ENVELOPE_LEN as u32)?;
-    Envelope::parse(&envelope::MANIFEST, &manifest)
+    fota_protocol::v2::manifest::parse_envelope(&manifest)
         .map_err(|e| format_err(format!("manifest: {e}")))?;
     let hashlist = read_part(r, "hashlist", MAX_HASHLIST_LEN)?;
     let image_len = u64::from_le_bytes(read_array(r, "image length")?);

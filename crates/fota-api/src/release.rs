@@ -1,7 +1,7 @@
 //! Releases: what the server stores and shows, assignments, and the manifest fields of an
 //! image.
 
-use fota_protocol::v2::{self, Component, FixedStr, ManifestBody, PayloadFormat};
+use fota_protocol::v2::{self, Component, FixedStr, ManifestBody, ManifestFormat, PayloadFormat};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
@@ -157,6 +157,10 @@ pub struct ManifestFields<'a> {
     pub issued_at: u64,
     /// Expiry, unix seconds; 0 = never.
     pub expires_at: u64,
+    /// Manifest layout: format 3 unless the fleet's agents predate it.
+    pub format: ManifestFormat,
+    /// The chip the image is for (signing tools take the image header's chip id).
+    pub chip_id: u16,
 }
 
 /// A release before signing: its manifest body and the hash list the body commits to.
@@ -185,6 +189,8 @@ pub fn manifest_body(
         })
     };
     let body = ManifestBody {
+        format: fields.format,
+        chip_id: fields.chip_id,
         vendor_id: *fields.vendor_id.as_bytes(),
         class_id: *v2::ids::class_id(&fields.vendor_id, fields.class).as_bytes(),
         device_id: [0; 16],
@@ -231,6 +237,8 @@ mod tests {
             chunk_size: 1024,
             issued_at: 1_700_000_000,
             expires_at: 0,
+            format: ManifestFormat::V3,
+            chip_id: v2::chip_ids::ESP32,
         }
     }
 

@@ -59,6 +59,8 @@ mod tests {
                 chunk_size: 1024,
                 issued_at: 0,
                 expires_at: 0,
+                format: fota_protocol::v2::ManifestFormat::V3,
+                chip_id: fota_protocol::v2::chip_ids::ESP32,
             },
         )
         .unwrap();

@@ -23,7 +23,7 @@ use ed25519_dalek::SigningKey;
 use fota_api::release::{ManifestFields, ReleaseParts, UnsignedRelease, manifest_body};
 use fota_keys::{KeyError, files};
 use fota_protocol::esp::image::{self as esp_image, VerifyOptions};
-use fota_protocol::v2::{self, FixedStr, Manifest, ManifestBody, Role};
+use fota_protocol::v2::{self, FixedStr, Manifest, ManifestBody, ManifestFormat, Role};
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
@@ -159,6 +159,8 @@ pub struct ImageInfo {
     pub size: u64,
     /// SHA-256 of the whole image.
     pub sha256: [u8; 32],
+    /// The header's chip id (`esp_chip_id_t`), which the manifest names.
+    pub chip_id: u16,
 }
 
 /// Validates `image` as the server and the devices will (ESP-IDF's `esp_image_verify` rules,
@@ -182,6 +184,9 @@ pub fn inspect_image(image: &[u8]) -> Result<ImageInfo, ReleaseError> {
         secure_version: desc.secure_version,
         size: image.len() as u64,
         sha256: Sha256::digest(image).into(),
+        chip_id: report
+            .header
+            .map_or(v2::chip_ids::ESP32, |h| h.chip_id),
     })
 }
 
@@ -202,6 +207,9 @@ pub struct ReleaseSpec {
     pub issued_at: u64,
     /// Expiry, unix seconds; 0 = never.
     pub expires_at: u64,
+    /// Manifest layout: [`ManifestFormat::V3`] unless the fleet's agents predate it (format
+    /// 2 can only name an ESP32).
+    pub manifest_format: ManifestFormat,
 }
 
 /// A signed release, ready to upload or to put in a bundle.
@@ -261,6 +269,8 @@ pub fn sign(
             chunk_size: spec.chunk_size,
             issued_at: spec.issued_at,
             expires_at: spec.expires_at,
+            format: spec.manifest_format,
+            chip_id: info.chip_id,
         },
     )?;
     let manifest = body.sign(&[&keys.release])?;

@@ -19,7 +19,7 @@ use fota_protocol::esp::otadata::{BootIndex, OtaState};
 use fota_protocol::v2::FixedStr;
 
 use crate::bootloader::{self, Boot, BootloaderConfig, Efuse};
-use crate::platform::EmuPlatform;
+use crate::platform::{EmuPlatform, ResetCause};
 use crate::transport::{Observing, Offer, OfferLog};
 
 /// Largest v2 chunk (the manifest allows 1–64 KiB).
@@ -110,6 +110,8 @@ pub struct DeviceOptions {
     pub max_boots: u32,
     /// Check-ins after which a run gives up (a bound for tests and fleets).
     pub max_checkins: u32,
+    /// The application's key/values each check-in reports (`fota emulate --attr K=V`).
+    pub attributes: Vec<(String, String)>,
 }
 
 impl DeviceOptions {
@@ -129,6 +131,7 @@ impl DeviceOptions {
             seed: None,
             max_boots: 64,
             max_checkins: u32::MAX,
+            attributes: Vec::new(),
         }
     }
 }
@@ -320,7 +323,16 @@ where
             polls: Vec::new(),
             status: None,
         };
-        let platform = EmuPlatform::new(seed, boot.app_desc.boot_fails());
+        // The first boot of a power-on period follows power-on; later ones follow the
+        // agent's own reset.
+        let reset_reason = if result.boots.is_empty() {
+            ResetCause::PowerOn
+        } else {
+            ResetCause::Software
+        };
+        let platform = EmuPlatform::new(seed, boot.app_desc.boot_fails())
+            .with_reset(reset_reason)
+            .with_attributes(&opts.attributes);
         seed = seed.map(|s| s.wrapping_add(0x9E37_79B9_7F4A_7C15));
         let (uuid, vendor, class) = token_ids.as_ref().map_or(([0; 16], [0; 16], [0; 16]), |p| {
             (

@@ -6,6 +6,16 @@ use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
 use fota_agent::Platform;
+use fota_protocol::v2::checkin::{Attributes, Telemetry};
+
+/// Why the emulated chip last reset, as `esp_reset_reason_t` codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetCause {
+    /// Power was applied (`ESP_RST_POWERON`).
+    PowerOn = 1,
+    /// The software asked for it (`ESP_RST_SW`): the agent's reset after a switch.
+    Software = 3,
+}
 
 /// Clock since this boot, sleep, randomness, and the self-test of the running image.
 ///
@@ -17,6 +27,8 @@ pub struct EmuPlatform {
     booted_at: Instant,
     rng: StdRng,
     healthy: bool,
+    reset: ResetCause,
+    attributes: Attributes,
 }
 
 impl EmuPlatform {
@@ -31,7 +43,29 @@ impl EmuPlatform {
             booted_at: Instant::now(),
             rng,
             healthy: !image_boot_fails,
+            reset: ResetCause::PowerOn,
+            attributes: Attributes::EMPTY,
         }
+    }
+
+    /// The cause of the reset this boot follows.
+    #[must_use]
+    pub fn with_reset(mut self, cause: ResetCause) -> Self {
+        self.reset = cause;
+        self
+    }
+
+    /// The application attributes check-ins report. Entries the section cannot hold (bad
+    /// key, too long, over 256 bytes) were refused where the options were read; any left
+    /// are skipped here with a warning rather than sent malformed.
+    #[must_use]
+    pub fn with_attributes(mut self, attributes: &[(String, String)]) -> Self {
+        for (key, value) in attributes {
+            if let Err(e) = self.attributes.push(key, value) {
+                tracing::warn!(%key, error = %e, "attribute not reported");
+            }
+        }
+        self
     }
 }
 
@@ -50,5 +84,11 @@ impl Platform for EmuPlatform {
 
     fn self_test(&mut self) -> bool {
         self.healthy
+    }
+
+    // The emulator models no heap, so free_heap stays "not known".
+    fn telemetry(&mut self, telemetry: &mut Telemetry) {
+        telemetry.reset_reason = self.reset as u8;
+        telemetry.attributes = self.attributes.clone();
     }
 }

@@ -464,10 +464,10 @@ fn learn(shared: &SharedRef, body: &[u8]) {
     };
     let chunk = answer
         .manifest
-        .and_then(|m| {
-            fota_protocol::v2::Envelope::parse(&fota_protocol::v2::envelope::MANIFEST, m).ok()
+        .and_then(|m| fota_protocol::v2::manifest::parse_envelope(m).ok())
+        .and_then(|(format, e)| {
+            fota_protocol::v2::ManifestBody::decode_unverified(format, e.unverified_body()).ok()
         })
-        .and_then(|e| fota_protocol::v2::ManifestBody::decode_unverified(e.unverified_body()).ok())
         .map(|b| u64::from(b.chunk_size));
     let mut s = lock(shared);
     if let Some(c) = chunk {

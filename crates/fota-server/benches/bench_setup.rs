@@ -60,6 +60,7 @@ fn main() -> Res<()> {
             chunk_size,
             issued_at: fota_testkit::unix_now(),
             expires_at: 0,
+            manifest_format: Default::default(),
         },
         &keys,
     )?;
@@ -72,7 +73,7 @@ fn main() -> Res<()> {
         let id = format!("bench{i:05}");
         let prov = op.add_device(&id, class)?;
         let record =
-            fota_testkit::records::checkin(&keys.vendor_id(), &id, "9.0.0", sha, 1).encode()?;
+            fota_testkit::records::checkin(&keys.vendor_id(), &id, "9.0.0", sha, 1).to_vec()?;
         lines.push_str(&format!("{} {}\n", prov.token, hex::encode(record)));
         if i == 0 {
             first_token = prov.token;

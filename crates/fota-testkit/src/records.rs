@@ -5,7 +5,7 @@
 use fota_protocol::v2::{self, FixedStr, ids};
 use uuid::Uuid;
 
-/// The check-in of an idle device that runs `running_fw` (`running_sha`) from ota_0, VALID,
+/// The format-2 check-in of an idle ESP32 that runs `running_fw` (`running_sha`) from ota_0, VALID,
 /// at `sequence`, on root version 1; fields can be changed before encoding.
 pub fn checkin(
     vendor: &Uuid,
@@ -32,6 +32,7 @@ pub fn checkin(
         pending_manifest_digest: [0; 32],
         rollback_order_id: 0,
         boot_count: 0,
+        telemetry: Some(v2::checkin::Telemetry::new(v2::chip_ids::ESP32)),
     }
 }
 
@@ -48,7 +49,7 @@ pub fn checkin_record(
     let mut c = checkin(vendor, device, "1.0.0", running_sha, sequence);
     c.nonce = nonce;
     c.rollback_order_id = rollback_ack;
-    c.encode().expect("check-in encodes").to_vec()
+    c.to_vec().expect("check-in encodes")
 }
 
 /// An event record of device `device` (sequence 1, running 1.0.1, detail "test").

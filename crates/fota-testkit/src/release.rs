@@ -28,6 +28,8 @@ pub fn fields<'a>(
         chunk_size,
         issued_at: crate::unix_now().saturating_sub(60),
         expires_at: 0,
+        format: v2::ManifestFormat::V3,
+        chip_id: v2::chip_ids::ESP32,
     }
 }
 

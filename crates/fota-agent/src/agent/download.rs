@@ -65,6 +65,16 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
                 let mut next = self.journal.state().clone();
                 next.resumes = next.resumes.saturating_add(1);
                 self.commit(&next, Blob::Keep)?;
+                // Said so the server can tell a resumed download from one restarted from
+                // zero, and count how often a device's downloads are interrupted.
+                self.event(
+                    EventKind::Resumed,
+                    ReasonCode::None,
+                    p.id,
+                    p.fw_version,
+                    p.done_bytes(),
+                )
+                .await;
             } else {
                 self.restart_download()?;
                 k = 0;

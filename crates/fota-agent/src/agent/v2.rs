@@ -4,7 +4,7 @@
 use core::ops::Range;
 
 use embedded_storage::nor_flash::NorFlash;
-use fota_protocol::v2::checkin::{OTA_STATE_UNDEFINED, SLOT_FACTORY_OR_UNKNOWN};
+use fota_protocol::v2::checkin::{OTA_STATE_UNDEFINED, SLOT_FACTORY_OR_UNKNOWN, Telemetry};
 use fota_protocol::v2::hashlist::PAGE_LEN;
 use fota_protocol::v2::{
     Action, AgentState, CheckIn, CheckInAnswer, Error as V2Error, EventKind, FieldCheck, Manifest,
@@ -80,49 +80,54 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
                     .unwrap_or(OTA_STATE_UNDEFINED)
             });
         let js = self.journal.state().clone();
-        let record = CheckIn {
-            legacy_latched_off: js.legacy_disabled,
-            device_id: self.config.device_uuid,
-            nonce,
-            root_version: self.root_version,
-            installed_sequence: js.installed.sequence,
-            installed_security_counter: js.committed_security_counter,
-            running_fw_version: self.me.version,
-            running_image_sha256: self.me.sha256,
-            running_slot: match self.running {
-                Running::Ota(n) if n <= 15 => n,
-                _ => SLOT_FACTORY_OR_UNKNOWN,
-            },
-            running_ota_state: ota_state,
-            agent_state: self.agent_state(),
-            last_result: self.counters.last_reason.unwrap_or(ReasonCode::None),
-            pending_bytes_done: js.pending().map_or(0, Pending::done_bytes),
-            pending_bytes_total: js.pending().map_or(0, |p| p.image_size),
-            pending_manifest_digest: js
-                .pending()
-                .filter(|p| p.protocol == Protocol::V2)
-                .map_or([0; 32], |p| p.id),
-            rollback_order_id: js.report.map_or(js.last_order_id, |r| r.order_id),
-            boot_count: match js.state {
-                UpdateState::Trial { attempts, .. } => u32::from(attempts),
-                _ => 0,
-            },
+        let mut telemetry = Telemetry::new(self.config.chip_id);
+        telemetry.uptime_s = u32::try_from(self.platform.now_ms() / 1000).unwrap_or(u32::MAX);
+        self.platform.telemetry(&mut telemetry);
+        // Built and encoded in a block, so the record (with its attribute section) is not
+        // kept in the poll future across the request below.
+        let len = {
+            let record = CheckIn {
+                legacy_latched_off: js.legacy_disabled,
+                device_id: self.config.device_uuid,
+                nonce,
+                root_version: self.root_version,
+                installed_sequence: js.installed.sequence,
+                installed_security_counter: js.committed_security_counter,
+                running_fw_version: self.me.version,
+                running_image_sha256: self.me.sha256,
+                running_slot: match self.running {
+                    Running::Ota(n) if n <= 15 => n,
+                    _ => SLOT_FACTORY_OR_UNKNOWN,
+                },
+                running_ota_state: ota_state,
+                agent_state: self.agent_state(),
+                last_result: self.counters.last_reason.unwrap_or(ReasonCode::None),
+                pending_bytes_done: js.pending().map_or(0, Pending::done_bytes),
+                pending_bytes_total: js.pending().map_or(0, |p| p.image_size),
+                pending_manifest_digest: js
+                    .pending()
+                    .filter(|p| p.protocol == Protocol::V2)
+                    .map_or([0; 32], |p| p.id),
+                rollback_order_id: js.report.map_or(js.last_order_id, |r| r.order_id),
+                boot_count: match js.state {
+                    UpdateState::Trial { attempts, .. } => u32::from(attempts),
+                    _ => 0,
+                },
+                telemetry: Some(telemetry),
+            };
+            if record.encoded_len() > self.bufs.io.len() {
+                return Err(Stop::Agent(AgentError::BufferTooSmall("io (check-in)")));
+            }
+            record
+                .encode(self.bufs.io)
+                .map_err(|_| Stop::Agent(AgentError::Config("check-in record")))?
         };
-        let body = record
-            .encode()
-            .map_err(|_| Stop::Agent(AgentError::Config("check-in record")))?;
-        let out = self
-            .bufs
-            .io
-            .get_mut(..body.len())
-            .ok_or(Stop::Agent(AgentError::BufferTooSmall("io (check-in)")))?;
-        out.copy_from_slice(&body);
         let mut retries = Retries::new(self.config.max_retries);
         let n = loop {
             let sent = self
                 .transport
                 .checkin(
-                    self.bufs.io.get(..body.len()).unwrap_or(&[]),
+                    self.bufs.io.get(..len).unwrap_or(&[]),
                     self.bufs.chunk,
                 )
                 .await;
@@ -324,6 +329,10 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
             &self.config.device_uuid,
         ) {
             return refuse(ReasonCode::WrongDeviceOrClass);
+        }
+        if !m.is_for_chip(self.config.chip_id) {
+            self.refused_once(digest, ReasonCode::WrongChip).await;
+            return refuse(ReasonCode::WrongChip);
         }
         if m.sequence < js.highest_seq_seen || m.security_counter < js.committed_security_counter {
             return refuse(ReasonCode::Downgrade);

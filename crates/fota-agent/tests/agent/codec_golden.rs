@@ -22,6 +22,21 @@ use fota_testkit::agent::*;
 
 // ------------------------------------------------------------------ golden files
 
+/// The kit's release, in the manifest format the golden files were made with (format 2):
+/// the journal keeps the manifest envelope as received, so its bytes are the test's input,
+/// not the agent's format. Format-3 manifests are journaled the same way (the blob's length
+/// is in the header) and are covered by the power-cut sweeps and the v2 tests.
+fn release(version: &str, image: Vec<u8>, sequence: u64, chunk: u32) -> fota_testkit::agent::Release {
+    release_with(
+        version,
+        image,
+        sequence,
+        chunk,
+        |b| b.format = fota_protocol::v2::ManifestFormat::V2,
+        &[10],
+    )
+}
+
 /// Set to `write-missing` to create golden files that do not exist yet; existing files are
 /// never overwritten, whatever the variable says.
 const WRITE_MISSING: &str = "FOTA_AGENT_GOLDEN";

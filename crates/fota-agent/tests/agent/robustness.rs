@@ -111,8 +111,8 @@ proptest! {
             running_image_sha256: [0; 32], running_slot: 0, running_ota_state: 2,
             agent_state: fota_protocol::v2::AgentState::Idle, last_result: fota_protocol::v2::ReasonCode::None,
             pending_bytes_done: 0, pending_bytes_total: 0, pending_manifest_digest: [0; 32],
-            rollback_order_id: 0, boot_count: 0,
-        }.encode().unwrap(), &mut resp)).unwrap();
+            rollback_order_id: 0, boot_count: 0, telemetry: None,
+        }.to_vec().unwrap(), &mut resp)).unwrap();
         resp.truncate(len);
         for (at, x) in flips {
             let i = at % resp.len();

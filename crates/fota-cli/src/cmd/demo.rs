@@ -617,6 +617,7 @@ impl Demo {
             chunk_size: CHUNK_SIZE,
             issued_at: now,
             expires_at: 0,
+            manifest_format: Default::default(),
         };
         let signed: SignedRelease = sign(image, &spec, &self.keys)?;
         let stored = self

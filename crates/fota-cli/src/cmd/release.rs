@@ -9,6 +9,7 @@ use anyhow::{Context as _, bail};
 use fota_client::api::Release;
 use fota_client::release::{self, KeyFolder, ReleaseSpec};
 use fota_client::{Client, ReleaseParts, Upload, bundle};
+use fota_protocol::v2::ManifestFormat;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::common::{self, ConnArgs, Explain as _, OutFile};
@@ -84,6 +85,10 @@ struct CreateArgs {
     /// Validity of the signed manifest, e.g. 90days [default: never expires].
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     expires: Option<Duration>,
+    /// Manifest layout: 3, or 2 for fleets whose agents predate format 3 (they refuse a
+    /// format-3 manifest as unsupported_format; format 2 can only name an ESP32).
+    #[arg(long, value_name = "N", default_value = "3", value_parser = parse_manifest_format)]
+    manifest_format: ManifestFormat,
     /// Only sign: write the bundle (-o) and do not contact the server.
     #[arg(long, requires_all = ["sequence", "out"])]
     offline: bool,
@@ -103,6 +108,13 @@ fn parse_version(s: &str) -> Result<String, String> {
     release::check_version(s)
         .map(|()| s.to_owned())
         .map_err(|e| e.to_string())
+}
+
+fn parse_manifest_format(s: &str) -> Result<ManifestFormat, String> {
+    s.parse::<u16>()
+        .ok()
+        .and_then(ManifestFormat::from_version)
+        .ok_or_else(|| format!("{s:?} is not a manifest format: 2 or 3"))
 }
 
 fn parse_chunk_size(s: &str) -> Result<u32, String> {
@@ -262,6 +274,7 @@ fn create(conn: &ConnArgs, args: CreateArgs) -> anyhow::Result<ExitCode> {
         chunk_size: args.chunk_size,
         issued_at,
         expires_at,
+        manifest_format: args.manifest_format,
     };
     let signed = release::sign(&image, &spec, &keys)?;
     eprintln!(

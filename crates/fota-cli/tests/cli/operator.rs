@@ -890,6 +890,7 @@ fn client_library_signs_uploads_and_waits() {
             chunk_size: release::DEFAULT_CHUNK_SIZE,
             issued_at: 1_700_000_000,
             expires_at: 0,
+            manifest_format: Default::default(),
         };
         let signed = release::sign(&image, &spec, &keys).unwrap();
         let mut sent = 0;

@@ -1,15 +1,29 @@
 //! The check-in request: what a device runs and where its update stands.
 
-use crate::codec::{Reader, Writer};
+use crate::codec::{CodecError, Reader, Writer};
 use crate::v2::codes::{AgentState, ReasonCode};
 use crate::v2::{Error, FieldCheck, FixedStr};
 
 /// Magic of a check-in request.
 pub const MAGIC: [u8; 4] = *b"FCI1";
-/// Format version of a check-in request.
-pub const FMT_VERSION: u16 = 1;
-/// Length of a check-in request.
-pub const LEN: usize = 184;
+/// Format version of a check-in request this crate writes (it reads 1 and 2).
+pub const FMT_VERSION: u16 = 2;
+/// Format version of the first layout, sent by agents built before format 2.
+pub const FMT_VERSION_1: u16 = 1;
+/// Length of a format-1 check-in request, and of the part format 2 shares with it.
+pub const LEN_V1: usize = 184;
+/// Length of a format-2 check-in request without attributes.
+pub const FIXED_LEN_V2: usize = 206;
+/// Longest attribute section.
+pub const MAX_ATTRIBUTES_LEN: usize = 256;
+/// Longest check-in request of any format.
+pub const MAX_LEN: usize = FIXED_LEN_V2 + MAX_ATTRIBUTES_LEN;
+/// Longest attribute key.
+pub const MAX_ATTRIBUTE_KEY: usize = 32;
+/// Longest attribute value.
+pub const MAX_ATTRIBUTE_VALUE: usize = 64;
+/// `free_heap` value for "not known".
+pub const FREE_HEAP_UNKNOWN: u32 = u32::MAX;
 
 const FLAG_LEGACY_LATCHED_OFF: u16 = 1;
 
@@ -18,12 +32,16 @@ pub const SLOT_FACTORY_OR_UNKNOWN: u8 = 0xFF;
 /// otadata state value for "no state recorded" (`ESP_OTA_IMG_UNDEFINED`).
 pub const OTA_STATE_UNDEFINED: u8 = 0xFF;
 
-/// A check-in request (device → server), fixed 184 bytes, integers little-endian.
+/// A check-in request (device → server), integers little-endian.
+///
+/// Format 2 (what this crate writes) is format 1's 184 bytes followed by the device's
+/// [`Telemetry`]; format 1 (agents built before format 2) ends at byte 184 and is still read,
+/// with `telemetry` `None`.
 ///
 /// | offset | size | field | meaning |
 /// |---|---|---|---|
-/// | 0 | 4 | magic | `FCI1` |
-/// | 4 | 2 | fmt | 1 |
+/// | 0 | 4 | magic | `FCI1` (the record's name; the version is the next field) |
+/// | 4 | 2 | fmt | 2 (or 1) |
 /// | 6 | 2 | flags | bit 0: legacy mode latched off; other bits zero |
 /// | 8 | 16 | device_id | the device's UUID |
 /// | 24 | 16 | nonce | fresh random bytes; the status statement echoes them |
@@ -41,6 +59,16 @@ pub const OTA_STATE_UNDEFINED: u8 = 0xFF;
 /// | 140 | 32 | pending manifest digest | digest of the pending manifest, zero = none |
 /// | 172 | 8 | rollback_order_id | rollback order being acknowledged, 0 = none |
 /// | 180 | 4 | boot_count | boots since the last confirmation |
+/// | 184 | 8 | counter | format 2: u64, grows with every check-in of the device; 0 = not kept |
+/// | 192 | 2 | chip_id | format 2: `esp_chip_id_t` of the device ([`chip_ids`](crate::v2::chip_ids)) |
+/// | 194 | 1 | reset_reason | format 2: `esp_reset_reason_t` of the last reset (0 = unknown) |
+/// | 195 | 1 | reserved | zero |
+/// | 196 | 4 | uptime_s | format 2: seconds since this boot |
+/// | 200 | 4 | free_heap | format 2: free heap bytes; 0xFFFF_FFFF = not known |
+/// | 204 | 2 | attributes_len | format 2: ≤ 256 |
+/// | 206 | attributes_len | attributes | format 2: [`Attributes`] |
+///
+/// Nothing follows the attributes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckIn {
     /// Legacy mode is latched off (the device accepted a v2 manifest).
@@ -77,6 +105,176 @@ pub struct CheckIn {
     pub rollback_order_id: u64,
     /// Boots since the last confirmation.
     pub boot_count: u32,
+    /// What a format-2 agent reports about itself; `None` in a format-1 record.
+    pub telemetry: Option<Telemetry>,
+}
+
+/// The part of a format-2 check-in that describes the device rather than its update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Telemetry {
+    /// Grows with every check-in of the device; 0 when the agent does not keep one.
+    pub counter: u64,
+    /// The device's `esp_chip_id_t`.
+    pub chip_id: u16,
+    /// `esp_reset_reason_t` of the last reset; 0 (`ESP_RST_UNKNOWN`) when not known.
+    pub reset_reason: u8,
+    /// Seconds since this boot.
+    pub uptime_s: u32,
+    /// Free heap in bytes, or [`FREE_HEAP_UNKNOWN`].
+    pub free_heap: u32,
+    /// The application's own key/values.
+    pub attributes: Attributes,
+}
+
+impl Telemetry {
+    /// Telemetry with nothing known but the chip.
+    pub const fn new(chip_id: u16) -> Self {
+        Self {
+            counter: 0,
+            chip_id,
+            reset_reason: 0,
+            uptime_s: 0,
+            free_heap: FREE_HEAP_UNKNOWN,
+            attributes: Attributes::EMPTY,
+        }
+    }
+}
+
+/// Why an attribute could not be added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AttributeError {
+    /// The key is empty, longer than 32 bytes, or has a byte outside `[A-Za-z0-9_.-]`.
+    #[error("attribute keys are 1 to 32 characters of A-Z a-z 0-9 _ . -")]
+    BadKey,
+    /// The value is longer than 64 bytes or holds a control character.
+    #[error("attribute values are at most 64 bytes of text without control characters")]
+    BadValue,
+    /// The key is there already.
+    #[error("the attribute is there already")]
+    Duplicate,
+    /// The section would exceed 256 bytes.
+    #[error("the attributes exceed 256 bytes")]
+    Full,
+}
+
+/// The application's key/values of a check-in, at most 256 bytes encoded: each entry is
+/// `key_len` (u8, 1..=32), the key (`[A-Za-z0-9_.-]`), `value_len` (u8, 0..=64) and the value
+/// (UTF-8 without control characters); keys are unique. The bound keeps the check-in inside
+/// the agent's `io` buffer (DESIGN §3's RAM budget).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Attributes {
+    buf: [u8; MAX_ATTRIBUTES_LEN],
+    len: usize,
+}
+
+impl Attributes {
+    /// No attributes.
+    pub const EMPTY: Self = Self {
+        buf: [0; MAX_ATTRIBUTES_LEN],
+        len: 0,
+    };
+
+    /// Adds `key = value`.
+    pub fn push(&mut self, key: &str, value: &str) -> Result<(), AttributeError> {
+        if !key_ok(key.as_bytes()) {
+            return Err(AttributeError::BadKey);
+        }
+        if !value_ok(value) {
+            return Err(AttributeError::BadValue);
+        }
+        if self.get(key).is_some() {
+            return Err(AttributeError::Duplicate);
+        }
+        let need = 2usize
+            .saturating_add(key.len())
+            .saturating_add(value.len());
+        let end = self.len.saturating_add(need);
+        let out = self
+            .buf
+            .get_mut(self.len..end)
+            .ok_or(AttributeError::Full)?;
+        let mut w = Writer::new(out);
+        // Both lengths were bounded above (32 and 64), and the slice has exactly `need` bytes.
+        let put = |w: &mut Writer<'_>| -> Result<(), CodecError> {
+            w.u8(u8::try_from(key.len()).unwrap_or(u8::MAX))?;
+            w.bytes(key.as_bytes())?;
+            w.u8(u8::try_from(value.len()).unwrap_or(u8::MAX))?;
+            w.bytes(value.as_bytes())
+        };
+        put(&mut w).map_err(|_| AttributeError::Full)?;
+        self.len = end;
+        Ok(())
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    /// The entries, in the order they were added.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        let mut rest = self.as_bytes();
+        core::iter::from_fn(move || {
+            let (key, value, tail) = split_entry(rest)?;
+            rest = tail;
+            Some((key, value))
+        })
+    }
+
+    /// Whether there are none.
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The encoded section.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or(&[])
+    }
+
+    /// Reads a section, checking every entry; `offset` is where it starts in the record.
+    fn decode(bytes: &[u8], offset: usize) -> Result<Self, Error> {
+        let bad = |at: usize| Error::field("attributes", offset.saturating_add(at), FieldCheck::Text);
+        let mut out = Self::EMPTY;
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let at = bytes.len().saturating_sub(rest.len());
+            let (key, value, tail) = split_entry(rest).ok_or_else(|| bad(at))?;
+            out.push(key, value).map_err(|_| bad(at))?;
+            rest = tail;
+        }
+        Ok(out)
+    }
+}
+
+fn key_ok(key: &[u8]) -> bool {
+    (1..=MAX_ATTRIBUTE_KEY).contains(&key.len())
+        && key
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+fn value_ok(value: &str) -> bool {
+    value.len() <= MAX_ATTRIBUTE_VALUE && !value.chars().any(char::is_control)
+}
+
+/// One entry off the front of `bytes`: key, value, and what follows; `None` when it is not
+/// a well-formed entry.
+fn split_entry(bytes: &[u8]) -> Option<(&str, &str, &[u8])> {
+    let (&key_len, rest) = bytes.split_first()?;
+    let (key, rest) = rest.split_at_checked(usize::from(key_len))?;
+    let (&value_len, rest) = rest.split_first()?;
+    let (value, rest) = rest.split_at_checked(usize::from(value_len))?;
+    let key = core::str::from_utf8(key).ok().filter(|k| key_ok(k.as_bytes()))?;
+    let value = core::str::from_utf8(value).ok().filter(|v| value_ok(v))?;
+    Some((key, value, rest))
+}
+
+// By hand: as a map of texts, not 256 numbers.
+impl core::fmt::Debug for Attributes {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
 }
 
 impl CheckIn {
@@ -102,13 +300,24 @@ impl CheckIn {
         Ok(())
     }
 
-    /// The 184-byte record.
-    pub fn encode(&self) -> Result<[u8; LEN], Error> {
+    /// Bytes the encoded record takes.
+    pub fn encoded_len(&self) -> usize {
+        self.telemetry.as_ref().map_or(LEN_V1, |t| {
+            FIXED_LEN_V2.saturating_add(t.attributes.as_bytes().len())
+        })
+    }
+
+    /// Writes the record into `out`: format 2 with telemetry, format 1 without. Returns the
+    /// bytes written.
+    pub fn encode(&self, out: &mut [u8]) -> Result<usize, Error> {
         self.check()?;
-        let mut out = [0u8; LEN];
-        let mut w = Writer::new(&mut out);
+        let mut w = Writer::new(out);
         w.bytes(&MAGIC)?;
-        w.u16(FMT_VERSION)?;
+        w.u16(if self.telemetry.is_some() {
+            FMT_VERSION
+        } else {
+            FMT_VERSION_1
+        })?;
         w.u16(if self.legacy_latched_off {
             FLAG_LEGACY_LATCHED_OFF
         } else {
@@ -130,7 +339,26 @@ impl CheckIn {
         w.bytes(&self.pending_manifest_digest)?;
         w.u64(self.rollback_order_id)?;
         w.u32(self.boot_count)?;
-        Ok(out)
+        if let Some(t) = &self.telemetry {
+            w.u64(t.counter)?;
+            w.u16(t.chip_id)?;
+            w.u8(t.reset_reason)?;
+            w.u8(0)?;
+            w.u32(t.uptime_s)?;
+            w.u32(t.free_heap)?;
+            let attributes = t.attributes.as_bytes();
+            w.u16(Error::length(attributes.len(), "attributes_len", 204)?)?;
+            w.bytes(attributes)?;
+        }
+        Ok(w.written())
+    }
+
+    /// The encoded record in a new vector.
+    #[cfg(feature = "alloc")]
+    pub fn to_vec(&self) -> Result<alloc::vec::Vec<u8>, Error> {
+        let mut out = [0u8; MAX_LEN];
+        let n = self.encode(&mut out)?;
+        Ok(crate::codec::written(&out, n)?.to_vec())
     }
 
     /// Decodes a record; the whole input must be exactly one record.
@@ -144,7 +372,7 @@ impl CheckIn {
             });
         }
         let fmt = r.u16()?;
-        if fmt != FMT_VERSION {
+        if fmt != FMT_VERSION && fmt != FMT_VERSION_1 {
             return Err(Error::FormatVersion {
                 expected: FMT_VERSION,
                 found: fmt,
@@ -195,6 +423,35 @@ impl CheckIn {
             pending_manifest_digest: r.array()?,
             rollback_order_id: r.u64()?,
             boot_count: r.u32()?,
+            telemetry: None,
+        };
+        let record = if fmt == FMT_VERSION {
+            let counter = r.u64()?;
+            let chip_id = r.u16()?;
+            let reset_reason = r.u8()?;
+            if r.u8()? != 0 {
+                return Err(Error::field("reserved", 195, FieldCheck::ReservedNotZero));
+            }
+            let uptime_s = r.u32()?;
+            let free_heap = r.u32()?;
+            let attributes_len = usize::from(r.u16()?);
+            if attributes_len > MAX_ATTRIBUTES_LEN {
+                return Err(Error::field("attributes_len", 204, FieldCheck::OutOfRange));
+            }
+            let attributes = Attributes::decode(r.take(attributes_len)?, FIXED_LEN_V2)?;
+            Self {
+                telemetry: Some(Telemetry {
+                    counter,
+                    chip_id,
+                    reset_reason,
+                    uptime_s,
+                    free_heap,
+                    attributes,
+                }),
+                ..record
+            }
+        } else {
+            record
         };
         r.finish()?;
         record.check()?;

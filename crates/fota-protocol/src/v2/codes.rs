@@ -136,6 +136,9 @@ code_enum! {
         /// whose security counter is below the committed one (an image whose release the
         /// device does not know counts as 0).
         RollbackBelowCounter = 30 => "rollback_below_counter",
+        /// The manifest names another chip than the device's (format-3 manifests name one;
+        /// a format-2 manifest is for an ESP32).
+        WrongChip = 31 => "wrong_chip",
     }
 }
 
@@ -160,6 +163,9 @@ code_enum! {
         RollbackDone = 8 => "rollback_done",
         /// An operator-ordered rollback was refused (the reason says why).
         RollbackRefused = 9 => "rollback_refused",
+        /// A download interrupted by a reset continues from the journaled progress
+        /// (bytes_done is where it continues). Event format 2.
+        Resumed = 10 => "resumed",
     }
 }
 

@@ -3,14 +3,15 @@
 //! | offset | size | field | meaning |
 //! |---|---|---|---|
 //! | 0 | 4 | magic | `FOTM` manifest, `FOTR` root record, `FOTS` status statement |
-//! | 4 | 2 | fmt_version | u16 LE: 2 for manifests, 1 for root records and statements |
+//! | 4 | 2 | fmt_version | u16 LE: 3 (or 2, the first layout) for manifests, 1 for root records and statements |
 //! | 6 | 2 | body_len | u16 LE, ≤ 1024 |
 //! | 8 | body_len | body | the record, interpreted only after verification |
 //! | 8 + body_len | 1 | sig_count | 1..=8 |
 //! | 9 + body_len | 72 × sig_count | signatures | each `key_id[8] ‖ ed25519_signature[64]` |
 //!
 //! Nothing may follow the last signature. The signature input is `domain ‖ body`, with a
-//! domain per kind (`"FOTA-MANIFEST-v2\0"`, `"FOTA-ROOT-v1\0"`, `"FOTA-STATUS-v1\0"`), so a
+//! domain per kind and manifest format (`"FOTA-MANIFEST-v3\0"`, `"FOTA-MANIFEST-v2\0"`,
+//! `"FOTA-ROOT-v1\0"`, `"FOTA-STATUS-v1\0"`), so a
 //! signature made for one kind never verifies as another, even under a shared key.
 //!
 //! Threshold rule: a signature counts only if its key id names a key of the required role,
@@ -50,11 +51,20 @@ pub struct EnvelopeKind {
     pub role: Role,
 }
 
-/// Signed manifests: `FOTM`, version 2, signed by the release role.
+/// Signed manifests of the first layout: `FOTM`, version 2, signed by the release role.
 pub const MANIFEST: EnvelopeKind = EnvelopeKind {
     magic: *b"FOTM",
     fmt_version: 2,
     domain: b"FOTA-MANIFEST-v2\0",
+    role: Role::Release,
+};
+
+/// Signed manifests of the third layout: `FOTM`, version 3, signed by the release role
+/// ([`ManifestFormat`](crate::v2::manifest::ManifestFormat)).
+pub const MANIFEST_V3: EnvelopeKind = EnvelopeKind {
+    magic: *b"FOTM",
+    fmt_version: 3,
+    domain: b"FOTA-MANIFEST-v3\0",
     role: Role::Release,
 };
 

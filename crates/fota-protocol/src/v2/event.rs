@@ -6,8 +6,11 @@ use crate::v2::{Error, FieldCheck, FixedStr};
 
 /// Magic of an event.
 pub const MAGIC: [u8; 4] = *b"FEV1";
-/// Format version of an event.
-pub const FMT_VERSION: u16 = 1;
+/// Format version of an event this crate writes (it reads 1 and 2).
+pub const FMT_VERSION: u16 = 2;
+/// Format version of the first layout: the same bytes, without the kinds format 2 added
+/// ([`EventKind::Resumed`]).
+pub const FMT_VERSION_1: u16 = 1;
 /// Length of the fixed part (everything before the detail text).
 pub const FIXED_LEN: usize = 121;
 /// Longest detail text.
@@ -20,7 +23,7 @@ pub const MAX_LEN: usize = FIXED_LEN + MAX_DETAIL_LEN;
 /// | offset | size | field | meaning |
 /// |---|---|---|---|
 /// | 0 | 4 | magic | `FEV1` |
-/// | 4 | 2 | fmt | 1 |
+/// | 4 | 2 | fmt | 2 (or 1: agents built before format 2, which never send [`EventKind::Resumed`]) |
 /// | 6 | 1 | kind | [`EventKind`] code |
 /// | 7 | 1 | reason | [`ReasonCode`] code |
 /// | 8 | 16 | device_id | the device's UUID |
@@ -118,17 +121,15 @@ impl<'a> Event<'a> {
             });
         }
         let fmt = r.u16()?;
-        if fmt != FMT_VERSION {
+        if fmt != FMT_VERSION && fmt != FMT_VERSION_1 {
             return Err(Error::FormatVersion {
                 expected: FMT_VERSION,
                 found: fmt,
             });
         }
-        let kind = EventKind::from_code(r.u8()?).ok_or(Error::field(
-            "kind",
-            6,
-            FieldCheck::UnknownCode,
-        ))?;
+        let kind = EventKind::from_code(r.u8()?)
+            .filter(|&k| fmt == FMT_VERSION || k != EventKind::Resumed)
+            .ok_or(Error::field("kind", 6, FieldCheck::UnknownCode))?;
         let reason = ReasonCode::from_code(r.u8()?).ok_or(Error::field(
             "reason",
             7,

@@ -2,15 +2,170 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::codec::{Reader, Writer};
-use crate::v2::envelope::{self, Envelope, HEADER_LEN, MAX_SIGNATURES, SIGNATURE_ENTRY_LEN};
+use crate::codec::{CodecError, Reader, Writer};
+use crate::v2::envelope::{
+    self, Envelope, EnvelopeKind, HEADER_LEN, MAX_SIGNATURES, SIGNATURE_ENTRY_LEN,
+};
 use crate::v2::root::RootRecord;
 use crate::v2::{Error, FieldCheck, FixedStr};
 
 /// Length of a format-2 manifest body.
-pub const BODY_LEN: usize = 256;
+pub const BODY_LEN_V2: usize = 256;
+/// Length of a format-3 manifest body.
+pub const BODY_LEN_V3: usize = 384;
+/// Longest manifest body of any format.
+pub const MAX_BODY_LEN: usize = BODY_LEN_V3;
 /// Longest manifest envelope.
-pub const MAX_LEN: usize = HEADER_LEN + BODY_LEN + 1 + MAX_SIGNATURES * SIGNATURE_ENTRY_LEN;
+pub const MAX_LEN: usize = HEADER_LEN + MAX_BODY_LEN + 1 + MAX_SIGNATURES * SIGNATURE_ENTRY_LEN;
+
+/// ESP-IDF's `esp_chip_id_t` values (`esp_app_format.h`), as the image header and the format-3
+/// manifest carry them. A format-2 manifest implies [`CHIP_ESP32`].
+pub mod chip_ids {
+    /// ESP32.
+    pub const ESP32: u16 = 0x0000;
+    /// ESP32-S2.
+    pub const ESP32_S2: u16 = 0x0002;
+    /// ESP32-C3.
+    pub const ESP32_C3: u16 = 0x0005;
+    /// ESP32-S3.
+    pub const ESP32_S3: u16 = 0x0009;
+    /// ESP32-C2.
+    pub const ESP32_C2: u16 = 0x000C;
+    /// ESP32-C6.
+    pub const ESP32_C6: u16 = 0x000D;
+    /// ESP32-H2.
+    pub const ESP32_H2: u16 = 0x0010;
+    /// ESP32-P4.
+    pub const ESP32_P4: u16 = 0x0012;
+    /// `ESP_CHIP_ID_INVALID`: never valid in a manifest.
+    pub const INVALID: u16 = 0xFFFF;
+
+    /// Every chip id a manifest may name, with esptool's name for it.
+    pub const KNOWN: [(u16, &str); 8] = [
+        (ESP32, "esp32"),
+        (ESP32_S2, "esp32s2"),
+        (ESP32_C3, "esp32c3"),
+        (ESP32_S3, "esp32s3"),
+        (ESP32_C2, "esp32c2"),
+        (ESP32_C6, "esp32c6"),
+        (ESP32_H2, "esp32h2"),
+        (ESP32_P4, "esp32p4"),
+    ];
+
+    /// esptool's name of a chip id, or `None` for an id no chip has.
+    pub fn name(id: u16) -> Option<&'static str> {
+        KNOWN.iter().find(|(i, _)| *i == id).map(|(_, n)| *n)
+    }
+
+    /// The chip id of an esptool chip name (`esp32c3`), or `None`.
+    pub fn from_name(name: &str) -> Option<u16> {
+        KNOWN.iter().find(|(_, n)| *n == name).map(|(i, _)| *i)
+    }
+}
+
+/// The chip a format-2 manifest is for: it predates the chip field, and every device that
+/// read it was an ESP32.
+pub const CHIP_ESP32: u16 = chip_ids::ESP32;
+
+/// Which manifest layout: the envelope's `fmt_version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
+pub enum ManifestFormat {
+    /// The first layout: 256 bytes, ESP32 only, no encryption fields.
+    V2,
+    /// 384 bytes: the chip id, and the rows of payload encryption.
+    #[default]
+    V3,
+}
+
+impl ManifestFormat {
+    /// The envelope kind of this format.
+    pub const fn kind(self) -> &'static EnvelopeKind {
+        match self {
+            Self::V2 => &envelope::MANIFEST,
+            Self::V3 => &envelope::MANIFEST_V3,
+        }
+    }
+
+    /// Length of the body.
+    pub const fn body_len(self) -> usize {
+        match self {
+            Self::V2 => BODY_LEN_V2,
+            Self::V3 => BODY_LEN_V3,
+        }
+    }
+
+    /// The envelope's `fmt_version`.
+    pub const fn version(self) -> u16 {
+        self.kind().fmt_version
+    }
+
+    /// The format of an envelope `fmt_version`, or `None` for one this crate does not read.
+    pub const fn from_version(version: u16) -> Option<Self> {
+        match version {
+            2 => Some(Self::V2),
+            3 => Some(Self::V3),
+            _ => None,
+        }
+    }
+
+    /// The format of a manifest envelope, read from its header (magic and version) without
+    /// looking at anything else: which [`EnvelopeKind`] to parse it as.
+    pub fn of_envelope(bytes: &[u8]) -> Result<Self, Error> {
+        let mut r = Reader::new(bytes);
+        let magic: [u8; 4] = r.array()?;
+        if magic != envelope::MANIFEST.magic {
+            return Err(Error::BadMagic {
+                expected: envelope::MANIFEST.magic,
+                found: magic,
+            });
+        }
+        let version = r.u16()?;
+        Self::from_version(version).ok_or(Error::FormatVersion {
+            expected: envelope::MANIFEST_V3.fmt_version,
+            found: version,
+        })
+    }
+}
+
+/// Parses the framing of a manifest envelope of either format (signatures not checked): for
+/// tools that display or route manifests. A device uses [`Manifest::verify`].
+pub fn parse_envelope(bytes: &[u8]) -> Result<(ManifestFormat, Envelope<'_>), Error> {
+    let format = ManifestFormat::of_envelope(bytes)?;
+    Ok((format, Envelope::parse(format.kind(), bytes)?))
+}
+
+/// An encoded manifest body: [`ManifestFormat::body_len`] bytes of a buffer that fits every
+/// format.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BodyBytes {
+    buf: [u8; MAX_BODY_LEN],
+    len: usize,
+}
+
+impl core::ops::Deref for BodyBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or(&[])
+    }
+}
+
+impl core::ops::DerefMut for BodyBytes {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        self.buf.get_mut(..self.len).unwrap_or(&mut [])
+    }
+}
+
+impl core::fmt::Debug for BodyBytes {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "BodyBytes({} bytes)", self.len)
+    }
+}
 /// Largest image a manifest may describe. Whether it fits the device's slot is the device's
 /// check.
 pub const MAX_IMAGE_SIZE: u64 = 16 * 1024 * 1024;
@@ -107,8 +262,12 @@ pub(crate) fn check_sizes(image_size: u64, chunk_size: u32, base: usize) -> Resu
 
 /// The fields of a release manifest.
 ///
-/// Body layout (inside a `FOTM` version 2 envelope, domain `"FOTA-MANIFEST-v2\0"`, signed by
-/// the release role), exactly 256 bytes, integers little-endian:
+/// Two layouts exist ([`ManifestFormat`]); both are signed by the release role. Format 3
+/// (envelope `FOTM` version 3, domain `"FOTA-MANIFEST-v3\0"`, 384 bytes) is what the release
+/// tool writes; format 2 (`FOTM` version 2, domain `"FOTA-MANIFEST-v2\0"`, 256 bytes) is the
+/// first layout, which agents built before format 3 read, and which every agent still
+/// accepts. Format 3 is format 2 with the reserved bytes at 62 holding the chip id, and 128
+/// bytes appended. Integers little-endian:
 ///
 /// | offset | size | field | meaning |
 /// |---|---|---|---|
@@ -119,7 +278,7 @@ pub(crate) fn check_sizes(image_size: u64, chunk_size: u32, base: usize) -> Resu
 /// | 56 | 4 | security_counter | u32, anti-rollback counter |
 /// | 60 | 1 | payload_format | [`PayloadFormat`]; 0 = raw ESP32 app image |
 /// | 61 | 1 | component | [`Component`]; 0 = application slot |
-/// | 62 | 2 | reserved | zero |
+/// | 62 | 2 | chip_id | format 3: [`chip_ids`] value of the chip the image is for; format 2: reserved, zero (an ESP32) |
 /// | 64 | 32 | fw_version | NUL-padded UTF-8, 1..=31 bytes; = `esp_app_desc_t.version` |
 /// | 96 | 32 | project_name | NUL-padded UTF-8, 1..=31 bytes; = `esp_app_desc_t.project_name` |
 /// | 128 | 8 | issued_at | unix seconds |
@@ -130,8 +289,23 @@ pub(crate) fn check_sizes(image_size: u64, chunk_size: u32, base: usize) -> Resu
 /// | 160 | 32 | image_sha256 | SHA-256 of the whole image |
 /// | 192 | 32 | chunk_list_sha256 | SHA-256 of the hash list's header and page-digest table |
 /// | 224 | 32 | precursor_sha256 | delta base image; zero for raw images |
+/// | 256 | 32 | cipher_list_sha256 | format 3, encrypted payloads: SHA-256 of the ciphertext hash list |
+/// | 288 | 8 | nonce_prefix | encrypted payloads: chunk *i*'s AES-GCM nonce is `nonce_prefix ‖ u32 LE i` |
+/// | 296 | 8 | kek_id | encrypted payloads: key id of the class key the content key is wrapped for |
+/// | 304 | 32 | ephemeral_public | encrypted payloads: the release tool's X25519 ephemeral public key |
+/// | 336 | 40 | wrapped_key | encrypted payloads: the content key, AES-KW (RFC 3394) wrapped |
+/// | 376 | 8 | reserved | zero |
+///
+/// Rows 256–375 belong to the encrypted payload format (AES-256-GCM per chunk, the content key
+/// wrapped for a per-class X25519 key; DESIGN §9). This version of the crate reads no
+/// encrypted payload format yet, so they must be zero: a manifest that sets them is refused as
+/// [`FieldCheck::ReservedNotZero`] rather than read as a raw image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestBody {
+    /// The layout the body is encoded in.
+    pub format: ManifestFormat,
+    /// The chip the image is for ([`chip_ids`]); [`CHIP_ESP32`] in a format-2 manifest.
+    pub chip_id: u16,
     /// Vendor UUID.
     pub vendor_id: [u8; 16],
     /// Hardware class UUID.
@@ -174,6 +348,15 @@ impl ManifestBody {
         if self.sequence == 0 {
             return Err(Error::field("sequence", 48, FieldCheck::Zero));
         }
+        match self.format {
+            ManifestFormat::V2 if self.chip_id != CHIP_ESP32 => {
+                return Err(Error::field("chip_id", 62, FieldCheck::Unsupported));
+            }
+            ManifestFormat::V3 if chip_ids::name(self.chip_id).is_none() => {
+                return Err(Error::field("chip_id", 62, FieldCheck::UnknownCode));
+            }
+            _ => {}
+        }
         if self.fw_version.is_empty() {
             return Err(Error::field("fw_version", 64, FieldCheck::Text));
         }
@@ -201,12 +384,14 @@ impl ManifestBody {
         Ok(())
     }
 
-    /// The 256-byte body; fails when a field check fails, so an invalid manifest is never
-    /// signed.
-    pub fn encode(&self) -> Result<[u8; BODY_LEN], Error> {
+    /// The body in its format's layout; fails when a field check fails, so an invalid
+    /// manifest is never signed.
+    pub fn encode(&self) -> Result<BodyBytes, Error> {
         self.check()?;
-        let mut out = [0u8; BODY_LEN];
-        let mut w = Writer::new(&mut out);
+        let len = self.format.body_len();
+        let mut buf = [0u8; MAX_BODY_LEN];
+        let out = buf.get_mut(..len).ok_or(CodecError::BufferTooSmall { needed: len })?;
+        let mut w = Writer::new(out);
         w.bytes(&self.vendor_id)?;
         w.bytes(&self.class_id)?;
         w.bytes(&self.device_id)?;
@@ -214,7 +399,7 @@ impl ManifestBody {
         w.u32(self.security_counter)?;
         w.u8(self.payload_format.code())?;
         w.u8(self.component.code())?;
-        w.u16(0)?;
+        w.u16(self.chip_id)?;
         w.bytes(self.fw_version.as_bytes())?;
         w.bytes(self.project_name.as_bytes())?;
         w.u64(self.issued_at)?;
@@ -225,21 +410,22 @@ impl ManifestBody {
         w.bytes(&self.image_sha256)?;
         w.bytes(&self.chunk_list_sha256)?;
         w.bytes(&self.precursor_sha256)?;
-        Ok(out)
+        // Format 3's encryption rows and reserved tail stay zero (see the layout).
+        Ok(BodyBytes { buf, len })
     }
 
     /// Decodes a body as [`Envelope::unverified_body`](super::Envelope::unverified_body)
     /// returns it, without checking signatures or fields: for tools that look at traffic
     /// (the emulator's fault proxy learns the chunk length from it). Never act on it; a
     /// device uses [`Manifest::verify`].
-    pub fn decode_unverified(bytes: &[u8]) -> Result<Self, Error> {
-        Self::decode(bytes)
+    pub fn decode_unverified(format: ManifestFormat, bytes: &[u8]) -> Result<Self, Error> {
+        Self::decode(format, bytes)
     }
 
-    fn decode(bytes: &[u8]) -> Result<Self, Error> {
-        if bytes.len() != BODY_LEN {
+    fn decode(format: ManifestFormat, bytes: &[u8]) -> Result<Self, Error> {
+        if bytes.len() != format.body_len() {
             return Err(Error::BodyLength {
-                expected: BODY_LEN,
+                expected: format.body_len(),
                 found: bytes.len(),
             });
         }
@@ -259,7 +445,8 @@ impl ManifestBody {
             61,
             FieldCheck::Unsupported,
         ))?;
-        if r.u16()? != 0 {
+        let chip_id = r.u16()?;
+        if format == ManifestFormat::V2 && chip_id != 0 {
             return Err(Error::field("reserved", 62, FieldCheck::ReservedNotZero));
         }
         let fw_version = FixedStr::from_field(&r.array()?).ok_or(Error::field(
@@ -273,6 +460,8 @@ impl ManifestBody {
             FieldCheck::Text,
         ))?;
         let body = Self {
+            format,
+            chip_id,
             vendor_id,
             class_id,
             device_id,
@@ -291,9 +480,29 @@ impl ManifestBody {
             chunk_list_sha256: r.array()?,
             precursor_sha256: r.array()?,
         };
+        if format == ManifestFormat::V3 {
+            let tail = r.take(BODY_LEN_V3 - BODY_LEN_V2)?;
+            if let Some(at) = tail.iter().position(|&b| b != 0) {
+                let field = if at < 120 {
+                    "encryption"
+                } else {
+                    "reserved"
+                };
+                return Err(Error::field(
+                    field,
+                    BODY_LEN_V2.saturating_add(at),
+                    FieldCheck::ReservedNotZero,
+                ));
+            }
+        }
         r.finish()?;
         body.check()?;
         Ok(body)
+    }
+
+    /// Whether the image is for the chip with id `chip_id`.
+    pub const fn is_for_chip(&self, chip_id: u16) -> bool {
+        self.chip_id == chip_id
     }
 
     /// Whether the manifest has expired at `now` (unix seconds); never when expires_at is 0.
@@ -330,7 +539,7 @@ impl ManifestBody {
     /// Encodes and signs the manifest with `keys` (release keys) into an envelope.
     #[cfg(feature = "alloc")]
     pub fn sign(&self, keys: &[&ed25519_dalek::SigningKey]) -> Result<alloc::vec::Vec<u8>, Error> {
-        envelope::MANIFEST.sign(&self.encode()?, keys)
+        self.format.kind().sign(&self.encode()?, keys)
     }
 }
 
@@ -355,13 +564,15 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// Verifies a manifest envelope: framing, release-role threshold of `root` over the raw
-    /// bytes, then the fields.
+    /// Verifies a manifest envelope of either format: framing, release-role threshold of
+    /// `root` over the raw bytes, then the fields.
     pub fn verify(root: &RootRecord, bytes: &[u8]) -> Result<Self, Error> {
-        let envelope = Envelope::parse(&envelope::MANIFEST, bytes)?;
-        let body = envelope.verify(root.keys(envelope::MANIFEST.role))?;
+        let format = ManifestFormat::of_envelope(bytes)?;
+        let kind = format.kind();
+        let envelope = Envelope::parse(kind, bytes)?;
+        let body = envelope.verify(root.keys(kind.role))?;
         Ok(Self {
-            body: ManifestBody::decode(body)?,
+            body: ManifestBody::decode(format, body)?,
             digest: manifest_digest(bytes),
         })
     }

@@ -36,7 +36,9 @@ pub use error::{Error, FieldCheck};
 pub use event::Event;
 pub use hashlist::{HashListLayout, TableVerifier, VerifiedPage};
 pub use keys::{KeyId, KeySet, Role, key_id};
-pub use manifest::{Component, Manifest, ManifestBody, PayloadFormat, manifest_digest};
+pub use manifest::{
+    Component, Manifest, ManifestBody, ManifestFormat, PayloadFormat, chip_ids, manifest_digest,
+};
 pub use root::{RootBody, RootRecord};
 pub use status::{Action, StatusBody, StatusStatement};
 pub use text::FixedStr;

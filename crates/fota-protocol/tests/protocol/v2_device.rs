@@ -30,6 +30,22 @@ fn check_in() -> CheckIn {
         pending_manifest_digest: [0xcd; 32],
         rollback_order_id: 0,
         boot_count: 1,
+        telemetry: None,
+    }
+}
+
+/// What a format-2 agent adds to [`check_in`].
+fn telemetry() -> checkin::Telemetry {
+    let mut attributes = checkin::Attributes::EMPTY;
+    attributes.push("site", "A-7").unwrap();
+    attributes.push("power_w", "1234").unwrap();
+    checkin::Telemetry {
+        counter: (3 << 32) | 17,
+        chip_id: fota_protocol::v2::chip_ids::ESP32_C3,
+        reset_reason: 4,
+        uptime_s: 86_400,
+        free_heap: 123_456,
+        attributes,
     }
 }
 
@@ -57,10 +73,80 @@ fn assert_exact_length(bytes: &[u8], decode: impl Fn(&[u8]) -> Result<(), Error>
 }
 
 #[test]
+fn a_format_2_check_in_appends_the_telemetry_to_the_format_1_layout() {
+    let c = CheckIn {
+        telemetry: Some(telemetry()),
+        ..check_in()
+    };
+    let bytes = c.to_vec().unwrap();
+    let one = check_in().to_vec().unwrap();
+    assert_eq!(bytes[4..6], 2u16.to_le_bytes());
+    assert_eq!(bytes[..4], one[..4]);
+    assert_eq!(bytes[6..184], one[6..184], "the shared part is format 1's");
+    assert_eq!(bytes[184..192], ((3u64 << 32) | 17).to_le_bytes());
+    assert_eq!(bytes[192..194], 5u16.to_le_bytes(), "ESP32-C3");
+    assert_eq!(bytes[194], 4);
+    assert_eq!(bytes[196..200], 86_400u32.to_le_bytes());
+    assert_eq!(bytes[200..204], 123_456u32.to_le_bytes());
+    assert_eq!(bytes[206..], *b"\x04site\x03A-7\x07power_w\x041234");
+    assert_eq!(bytes[204..206], 21u16.to_le_bytes());
+    assert_eq!(bytes.len(), c.encoded_len());
+    let back = CheckIn::decode(&bytes).unwrap();
+    assert_eq!(back, c);
+    let t = back.telemetry.unwrap();
+    assert_eq!(t.attributes.get("power_w"), Some("1234"));
+    assert_eq!(
+        t.attributes.iter().collect::<Vec<_>>(),
+        [("site", "A-7"), ("power_w", "1234")]
+    );
+    assert_exact_length(&bytes, |b| CheckIn::decode(b).map(|_| ()));
+    // A section that lies about its entries is refused, not half read.
+    let mut bad = bytes.clone();
+    bad[206] = 40;
+    assert!(matches!(
+        CheckIn::decode(&bad),
+        Err(Error::Field {
+            field: "attributes",
+            ..
+        })
+    ));
+    let mut bad = bytes.clone();
+    bad[195] = 1;
+    assert!(CheckIn::decode(&bad).is_err(), "reserved byte");
+    let mut bad = bytes;
+    bad[204..206].copy_from_slice(&257u16.to_le_bytes());
+    assert!(CheckIn::decode(&bad).is_err(), "section longer than 256 bytes");
+}
+
+#[test]
+fn attributes_keep_to_their_bounds() {
+    use checkin::AttributeError;
+    let mut a = checkin::Attributes::EMPTY;
+    assert_eq!(a.push("", "x"), Err(AttributeError::BadKey));
+    assert_eq!(a.push("a b", "x"), Err(AttributeError::BadKey));
+    assert_eq!(a.push(&"k".repeat(33), "x"), Err(AttributeError::BadKey));
+    assert_eq!(a.push("k", &"v".repeat(65)), Err(AttributeError::BadValue));
+    assert_eq!(a.push("k", "line\nbreak"), Err(AttributeError::BadValue));
+    a.push("k", "").unwrap();
+    assert_eq!(a.push("k", "again"), Err(AttributeError::Duplicate));
+    let mut n = 0;
+    let full = loop {
+        match a.push(&format!("key{n}"), &"v".repeat(60)) {
+            Ok(()) => n += 1,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(full, AttributeError::Full);
+    assert!(a.as_bytes().len() <= checkin::MAX_ATTRIBUTES_LEN);
+    assert_eq!(a.iter().count(), n + 1, "nothing half written");
+}
+
+#[test]
 fn check_in_round_trip_and_layout() {
+    // Format 1, as agents built before format 2 send it: still read.
     let c = check_in();
-    let bytes = c.encode().unwrap();
-    assert_eq!(bytes.len(), checkin::LEN);
+    let bytes = c.to_vec().unwrap();
+    assert_eq!(bytes.len(), checkin::LEN_V1);
     assert_eq!(&bytes[..4], b"FCI1");
     assert_eq!(bytes[6], 1, "legacy latch flag");
     assert_eq!(&bytes[8..24], &DEVICE);
@@ -73,14 +159,18 @@ fn check_in_round_trip_and_layout() {
 
 #[test]
 fn check_in_field_checks() {
-    let bytes = check_in().encode().unwrap();
+    let bytes = check_in().to_vec().unwrap();
     let patched = |i: usize, v: u8| {
-        let mut b = bytes;
+        let mut b = bytes.clone();
         b[i] = v;
         CheckIn::decode(&b)
     };
     assert!(matches!(patched(0, b'X'), Err(Error::BadMagic { .. })));
-    assert!(matches!(patched(4, 2), Err(Error::FormatVersion { .. })));
+    assert!(matches!(patched(4, 3), Err(Error::FormatVersion { .. })));
+    assert!(
+        matches!(patched(4, 2), Err(Error::Codec(CodecError::Truncated { .. }))),
+        "format 2 is longer"
+    );
     assert_eq!(
         patched(6, 3).unwrap_err(),
         Error::Field {
@@ -114,7 +204,7 @@ fn check_in_field_checks() {
             pending_bytes_done: 10_001,
             ..check_in()
         }
-        .encode()
+        .to_vec()
         .is_err()
     );
     let unlatched = CheckIn {
@@ -123,7 +213,7 @@ fn check_in_field_checks() {
         ..check_in()
     };
     assert_eq!(
-        CheckIn::decode(&unlatched.encode().unwrap()).unwrap(),
+        CheckIn::decode(&unlatched.to_vec().unwrap()).unwrap(),
         unlatched
     );
 }
@@ -413,7 +503,7 @@ proptest! {
         }
         .to_vec()
         .unwrap();
-        for mut bytes in [check_in().encode().unwrap().to_vec(), event("detail").to_vec().unwrap(), answer] {
+        for mut bytes in [check_in().to_vec().unwrap(), CheckIn { telemetry: Some(telemetry()), ..check_in() }.to_vec().unwrap(), event("detail").to_vec().unwrap(), answer] {
             for (pos, v) in &edits {
                 let i = pos.index(bytes.len());
                 bytes[i] = *v;
@@ -438,8 +528,21 @@ proptest! {
         result in prop::sample::select(ReasonCode::ALL),
         done in any::<u32>(),
         version in "[ -~]{0,31}",
+        counter in any::<u64>(),
+        chip in prop::sample::select(&fota_protocol::v2::chip_ids::KNOWN[..]),
+        uptime in any::<u32>(),
+        attributes in prop::collection::vec(("[a-z0-9_.-]{1,32}", "[ -~]{0,64}"), 0..6),
+        format_2 in any::<bool>(),
     ) {
+        let mut t = checkin::Telemetry::new(chip.0);
+        t.counter = counter;
+        t.uptime_s = uptime;
+        for (k, v) in &attributes {
+            // Duplicates and overflow are refused; what was taken must come back.
+            let _ = t.attributes.push(k, v);
+        }
         let c = CheckIn {
+            telemetry: format_2.then_some(t),
             device_id,
             nonce,
             installed_sequence: seq,
@@ -451,7 +554,7 @@ proptest! {
             running_fw_version: FixedStr::new(&version).unwrap(),
             ..check_in()
         };
-        prop_assert_eq!(CheckIn::decode(&c.encode().unwrap()).unwrap(), c);
+        prop_assert_eq!(CheckIn::decode(&c.to_vec().unwrap()).unwrap(), c);
     }
 
     #[test]

@@ -4,7 +4,8 @@ use crate::common::*;
 use fota_protocol::CodecError;
 use fota_protocol::v2::envelope::{self, Envelope};
 use fota_protocol::v2::{
-    Action, Error, FieldCheck, Manifest, ManifestBody, Role, RootRecord, StatusBody,
+    Action, Error, FieldCheck, Manifest, ManifestBody, ManifestFormat, Role, RootRecord,
+    StatusBody, chip_ids,
     StatusStatement, manifest_digest, sign_envelope,
 };
 use proptest::prelude::*;
@@ -262,7 +263,11 @@ fn manifest_needs_the_release_threshold() {
 /// could.
 fn patched_manifest(patch: impl FnOnce(&mut [u8; 256])) -> Vec<u8> {
     let (body, _) = manifest_body(&image(10_000), 1024);
-    let mut raw = body.encode().unwrap();
+    let body = ManifestBody {
+        format: ManifestFormat::V2,
+        ..body
+    };
+    let mut raw: [u8; 256] = body.encode().unwrap()[..].try_into().unwrap();
     patch(&mut raw);
     sign_with(&RELEASE_SEEDS[..2], |k| {
         sign_envelope(*b"FOTM", 2, b"FOTA-MANIFEST-v2\0", &raw, k).unwrap()
@@ -399,9 +404,105 @@ fn manifest_encode_refuses_what_verify_refuses() {
     );
 }
 
+/// Signs a format-3 body patched after encoding.
+fn patched_v3(patch: impl FnOnce(&mut [u8])) -> Result<Manifest, Error> {
+    let (body, _) = manifest_body(&image(10_000), 1024);
+    let mut raw = body.encode().unwrap();
+    patch(&mut raw);
+    let env = sign_with(&RELEASE_SEEDS[..2], |k| {
+        sign_envelope(*b"FOTM", 3, b"FOTA-MANIFEST-v3\0", &raw, k).unwrap()
+    });
+    Manifest::verify(&root(), &env)
+}
+
+#[test]
+fn a_format_3_manifest_names_its_chip_and_keeps_the_encryption_rows_zero() {
+    let (body, _) = manifest_body(&image(10_000), 1024);
+    assert_eq!(body.format, ManifestFormat::V3, "what the release tool writes");
+    let c3 = ManifestBody {
+        chip_id: chip_ids::ESP32_C3,
+        ..body.clone()
+    };
+    let raw = c3.encode().unwrap();
+    assert_eq!(raw.len(), 384);
+    assert_eq!(raw[62..64], 5u16.to_le_bytes());
+    assert!(raw[256..].iter().all(|&b| b == 0));
+    let env = manifest_bytes(&c3);
+    assert_eq!(env[4..6], 3u16.to_le_bytes());
+    let m = Manifest::verify(&root(), &env).unwrap();
+    assert!(m.body().is_for_chip(chip_ids::ESP32_C3));
+    assert!(!m.body().is_for_chip(chip_ids::ESP32));
+    assert_eq!(m.body(), &c3);
+
+    // The same fields in format 2: 256 bytes, still verified, an ESP32 by definition.
+    let v2 = ManifestBody {
+        format: ManifestFormat::V2,
+        ..body.clone()
+    };
+    let old = Manifest::verify(&root(), &manifest_bytes(&v2)).unwrap();
+    assert_eq!(old.body().format, ManifestFormat::V2);
+    assert!(old.body().is_for_chip(chip_ids::ESP32));
+    assert_eq!(
+        ManifestBody {
+            format: ManifestFormat::V2,
+            ..c3.clone()
+        }
+        .encode()
+        .unwrap_err(),
+        Error::Field {
+            field: "chip_id",
+            offset: 62,
+            check: FieldCheck::Unsupported
+        },
+        "format 2 cannot name another chip"
+    );
+
+    // Any byte of the encryption rows or the reserved tail set: refused, not read as raw.
+    for at in [256, 300, 375] {
+        assert_eq!(
+            patched_v3(|b| b[at] = 1).unwrap_err(),
+            Error::Field {
+                field: "encryption",
+                offset: at,
+                check: FieldCheck::ReservedNotZero
+            }
+        );
+    }
+    assert!(matches!(
+        patched_v3(|b| b[383] = 1).unwrap_err(),
+        Error::Field {
+            field: "reserved",
+            ..
+        }
+    ));
+    assert!(matches!(
+        patched_v3(|b| b[62..64].copy_from_slice(&0x00FFu16.to_le_bytes())).unwrap_err(),
+        Error::Field {
+            field: "chip_id",
+            check: FieldCheck::UnknownCode,
+            ..
+        }
+    ));
+
+    // Each format has its own domain: a format-2 signature over the body does not verify as
+    // format 3, whatever the header says.
+    let raw = body.encode().unwrap();
+    let cross = sign_with(&RELEASE_SEEDS[..2], |k| {
+        sign_envelope(*b"FOTM", 3, b"FOTA-MANIFEST-v2\0", &raw, k).unwrap()
+    });
+    assert!(matches!(
+        Manifest::verify(&root(), &cross),
+        Err(Error::ThresholdNotMet { .. })
+    ));
+}
+
 #[test]
 fn manifest_body_must_be_256_bytes() {
     let (body, _) = manifest_body(&image(4096), 1024);
+    let body = ManifestBody {
+        format: ManifestFormat::V2,
+        ..body
+    };
     let mut raw = body.encode().unwrap().to_vec();
     raw.push(0);
     let env = sign_with(&[11, 12], |k| {
@@ -420,7 +521,7 @@ fn manifest_body_must_be_256_bytes() {
     assert_eq!(
         Manifest::verify(&root(), &v1).unwrap_err(),
         Error::FormatVersion {
-            expected: 2,
+            expected: 3,
             found: 1
         }
     );
