@@ -4,7 +4,9 @@
 use std::sync::OnceLock;
 
 use ed25519_dalek::SigningKey;
-use fota_protocol::v2::{KeySet, Manifest, Role, RootBody, RootRecord, StatusStatement};
+use fota_protocol::v2::{
+    KeySet, Manifest, ManifestBody, ManifestFormat, Role, RootBody, RootRecord, StatusStatement,
+};
 use libfuzzer_sys::fuzz_target;
 
 fn key(seed: u8) -> SigningKey {
@@ -32,6 +34,12 @@ fn root() -> &'static RootRecord {
 fuzz_target!(|data: &[u8]| {
     let root = root();
     let _ = Manifest::verify(root, data);
+    // The body decoders of both manifest formats, without signatures: canonical.
+    for format in [ManifestFormat::V2, ManifestFormat::V3] {
+        if let Ok(body) = ManifestBody::decode_unverified(format, data) {
+            assert_eq!(&body.encode().unwrap()[..], data);
+        }
+    }
     let _ = StatusStatement::verify(root, data);
     let _ = StatusStatement::verify_for_device(root, data, &[0; 16], &[0; 16]);
     let _ = RootRecord::verify_initial(data);

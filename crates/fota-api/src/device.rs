@@ -197,6 +197,30 @@ pub struct Device {
     pub suppressed_release_id: Option<String>,
     /// The open rollback order, if any.
     pub rollback_order: Option<RollbackOrder>,
+    /// What a v2 device says about itself at check-in; `None` before its first check-in and
+    /// for legacy devices.
+    pub telemetry: Option<DeviceTelemetry>,
+}
+
+/// What a v2 device reports about itself (check-in format 2; an agent of format 1 reports
+/// only its format).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DeviceTelemetry {
+    /// The check-in format its agent speaks: 1 or 2.
+    pub agent_format: i64,
+    /// `esp_chip_id_t`.
+    pub chip_id: Option<i64>,
+    /// esptool's name of the chip (`esp32`, `esp32c3`), when the id is one.
+    pub chip: Option<String>,
+    /// `esp_reset_reason_t` of its last reset (0 = unknown, 1 power-on, 3 software, 4 panic,
+    /// 5-7 watchdogs, 8 deep sleep, 9 brown-out).
+    pub reset_reason: Option<i64>,
+    /// Seconds since it booted, as of `last_seen_at` (flushed in batches).
+    pub uptime_s: Option<i64>,
+    /// Free heap bytes, when the device knows.
+    pub free_heap: Option<i64>,
+    /// The application's own key/values.
+    pub attributes: std::collections::BTreeMap<String, String>,
 }
 
 /// An order to roll a device back to its previous image.

@@ -45,8 +45,8 @@ mod token;
 
 pub use audit::{AuditEntry, AuditRecord};
 pub use device::{
-    Device, DeviceEvent, DeviceState, NewDeviceRequest, Protocol, RollbackOrder, RollbackRequest,
-    UnknownProtocol,
+    Device, DeviceEvent, DeviceState, DeviceTelemetry, NewDeviceRequest, Protocol, RollbackOrder,
+    RollbackRequest, UnknownProtocol,
 };
 pub use info::{ErrorBody, ErrorDetail, ServerInfo};
 pub use provisioning::{Provisioning, ProvisioningError};

@@ -77,8 +77,8 @@ pub use fota_api::release::ReleaseParts;
 pub mod api {
     pub use fota_api::{
         ApiToken, AssignRequest, AssignResponse, AuditEntry, AuditRecord, Device, DeviceEvent,
-        DeviceState, Millis, NewDeviceRequest, NewTokenRequest, NewTokenResponse, Protocol,
-        Provisioning, Release, Role, RollbackOrder, RollbackRequest, ServerInfo,
+        DeviceState, DeviceTelemetry, Millis, NewDeviceRequest, NewTokenRequest, NewTokenResponse,
+        Protocol, Provisioning, Release, Role, RollbackOrder, RollbackRequest, ServerInfo,
     };
     pub use fota_protocol::legacy::json::UploadAnswer as LegacyUploadAnswer;
 }

@@ -184,9 +184,7 @@ pub fn inspect_image(image: &[u8]) -> Result<ImageInfo, ReleaseError> {
         secure_version: desc.secure_version,
         size: image.len() as u64,
         sha256: Sha256::digest(image).into(),
-        chip_id: report
-            .header
-            .map_or(v2::chip_ids::ESP32, |h| h.chip_id),
+        chip_id: report.header.map_or(v2::chip_ids::ESP32, |h| h.chip_id),
     })
 }
 

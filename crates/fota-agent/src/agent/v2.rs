@@ -126,10 +126,7 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
         let n = loop {
             let sent = self
                 .transport
-                .checkin(
-                    self.bufs.io.get(..len).unwrap_or(&[]),
-                    self.bufs.chunk,
-                )
+                .checkin(self.bufs.io.get(..len).unwrap_or(&[]), self.bufs.chunk)
                 .await;
             match sent {
                 Ok(n) => break n,

@@ -26,7 +26,12 @@ use fota_testkit::agent::*;
 /// the journal keeps the manifest envelope as received, so its bytes are the test's input,
 /// not the agent's format. Format-3 manifests are journaled the same way (the blob's length
 /// is in the header) and are covered by the power-cut sweeps and the v2 tests.
-fn release(version: &str, image: Vec<u8>, sequence: u64, chunk: u32) -> fota_testkit::agent::Release {
+fn release(
+    version: &str,
+    image: Vec<u8>,
+    sequence: u64,
+    chunk: u32,
+) -> fota_testkit::agent::Release {
     release_with(
         version,
         image,

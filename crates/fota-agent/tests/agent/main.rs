@@ -8,6 +8,7 @@
 //! it counts; alone in its binary, nothing else runs there.
 
 mod codec_golden;
+mod format3;
 mod legacy;
 mod powercut;
 mod ram;

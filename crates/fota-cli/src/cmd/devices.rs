@@ -224,6 +224,42 @@ pub(crate) fn device_row(d: &Device, releases: &HashMap<String, Release>) -> Vec
     ]
 }
 
+/// `check-in format 2, esp32c3, up 1h 2m, reset: power-on, 80 KiB free`.
+fn telemetry_line(t: &fota_client::api::DeviceTelemetry) -> String {
+    let mut parts = vec![format!("check-in format {}", t.agent_format)];
+    if let Some(chip) = t
+        .chip
+        .clone()
+        .or_else(|| t.chip_id.map(|c| format!("chip {c}")))
+    {
+        parts.push(chip);
+    }
+    if let Some(up) = t.uptime_s.and_then(|s| u64::try_from(s).ok()) {
+        parts.push(format!(
+            "up {}",
+            humantime::format_duration(core::time::Duration::from_secs(up))
+        ));
+    }
+    if let Some(r) = t.reset_reason {
+        // esp_reset_reason_t, as esp_system.h names them.
+        let name = match r {
+            1 => "power-on".to_owned(),
+            3 => "software".to_owned(),
+            4 => "panic".to_owned(),
+            5..=7 => "watchdog".to_owned(),
+            8 => "deep sleep".to_owned(),
+            9 => "brown-out".to_owned(),
+            0 => "unknown".to_owned(),
+            n => format!("code {n}"),
+        };
+        parts.push(format!("reset: {name}"));
+    }
+    if let Some(h) = t.free_heap {
+        parts.push(format!("{} KiB free", h / 1024));
+    }
+    parts.join(", ")
+}
+
 fn show(client: &Client, id: &str, events: i64, json: bool) -> anyhow::Result<()> {
     let device = client.device(id).explained(client)?;
     let history = client
@@ -297,6 +333,17 @@ fn show(client: &Client, id: &str, events: i64, json: bool) -> anyhow::Result<()
         device.last_result.clone().unwrap_or_else(dash),
     )?;
     field("last seen", common::ago(device.last_seen_at))?;
+    if let Some(t) = &device.telemetry {
+        field("agent", telemetry_line(t))?;
+        if !t.attributes.is_empty() {
+            let pairs: Vec<String> = t
+                .attributes
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            field("attributes", pairs.join(" "))?;
+        }
+    }
     field("progress", progress(&device))?;
     let assigned = match (&device.effective_release_id, &device.assigned_release_id) {
         (None, _) => dash(),

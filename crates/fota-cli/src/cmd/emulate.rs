@@ -84,12 +84,28 @@ pub(crate) struct EmulateArgs {
     /// Partition layout of a new flash file.
     #[arg(long, default_value = "ecowatt", value_parser = ["ecowatt", "two_ota"])]
     layout: String,
+    /// An application attribute each check-in reports, KEY=VALUE (repeatable; keys of
+    /// A-Z a-z 0-9 _ . - up to 32 characters, values up to 64 bytes, 256 bytes in all).
+    #[arg(long = "attr", value_name = "KEY=VALUE", value_parser = parse_attr)]
+    attributes: Vec<(String, String)>,
     /// Fleet: run N devices named ID-0001… in this process.
     #[arg(long, value_name = "N", requires = "dir")]
     count: Option<u32>,
     /// Fleet folder: DIR/NAME.bin flash files and, in v2, DIR/NAME.json provisioning files.
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
+}
+
+/// One `--attr`, checked as the check-in's attribute section will check it.
+fn parse_attr(s: &str) -> Result<(String, String), String> {
+    let (key, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected KEY=VALUE"))?;
+    fota_protocol::v2::checkin::Attributes::EMPTY
+        .clone()
+        .push(key, value)
+        .map_err(|e| format!("{s:?}: {e}"))?;
+    Ok((key.to_owned(), value.to_owned()))
 }
 
 fn parse_until(s: &str) -> Result<Until, String> {
@@ -133,6 +149,12 @@ pub(crate) fn run(args: EmulateArgs) -> anyhow::Result<ExitCode> {
     options.chunk_interval = args.chunk_interval;
     options.poll_interval = args.poll_interval;
     options.until = args.until;
+    let mut all = fota_protocol::v2::checkin::Attributes::EMPTY;
+    for (key, value) in &args.attributes {
+        all.push(key, value)
+            .map_err(|e| anyhow::anyhow!("--attr {key}={value}: {e}"))?;
+    }
+    options.attributes = args.attributes.clone();
     let spec = SessionSpec {
         server,
         flash: args.flash.clone().unwrap_or_default(),

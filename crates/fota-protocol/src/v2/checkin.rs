@@ -186,9 +186,7 @@ impl Attributes {
         if self.get(key).is_some() {
             return Err(AttributeError::Duplicate);
         }
-        let need = 2usize
-            .saturating_add(key.len())
-            .saturating_add(value.len());
+        let need = 2usize.saturating_add(key.len()).saturating_add(value.len());
         let end = self.len.saturating_add(need);
         let out = self
             .buf
@@ -234,7 +232,8 @@ impl Attributes {
 
     /// Reads a section, checking every entry; `offset` is where it starts in the record.
     fn decode(bytes: &[u8], offset: usize) -> Result<Self, Error> {
-        let bad = |at: usize| Error::field("attributes", offset.saturating_add(at), FieldCheck::Text);
+        let bad =
+            |at: usize| Error::field("attributes", offset.saturating_add(at), FieldCheck::Text);
         let mut out = Self::EMPTY;
         let mut rest = bytes;
         while !rest.is_empty() {
@@ -265,7 +264,9 @@ fn split_entry(bytes: &[u8]) -> Option<(&str, &str, &[u8])> {
     let (key, rest) = rest.split_at_checked(usize::from(key_len))?;
     let (&value_len, rest) = rest.split_first()?;
     let (value, rest) = rest.split_at_checked(usize::from(value_len))?;
-    let key = core::str::from_utf8(key).ok().filter(|k| key_ok(k.as_bytes()))?;
+    let key = core::str::from_utf8(key)
+        .ok()
+        .filter(|k| key_ok(k.as_bytes()))?;
     let value = core::str::from_utf8(value).ok().filter(|v| value_ok(v))?;
     Some((key, value, rest))
 }

@@ -390,7 +390,9 @@ impl ManifestBody {
         self.check()?;
         let len = self.format.body_len();
         let mut buf = [0u8; MAX_BODY_LEN];
-        let out = buf.get_mut(..len).ok_or(CodecError::BufferTooSmall { needed: len })?;
+        let out = buf
+            .get_mut(..len)
+            .ok_or(CodecError::BufferTooSmall { needed: len })?;
         let mut w = Writer::new(out);
         w.bytes(&self.vendor_id)?;
         w.bytes(&self.class_id)?;
@@ -483,11 +485,7 @@ impl ManifestBody {
         if format == ManifestFormat::V3 {
             let tail = r.take(BODY_LEN_V3 - BODY_LEN_V2)?;
             if let Some(at) = tail.iter().position(|&b| b != 0) {
-                let field = if at < 120 {
-                    "encryption"
-                } else {
-                    "reserved"
-                };
+                let field = if at < 120 { "encryption" } else { "reserved" };
                 return Err(Error::field(
                     field,
                     BODY_LEN_V2.saturating_add(at),

@@ -115,7 +115,10 @@ fn a_format_2_check_in_appends_the_telemetry_to_the_format_1_layout() {
     assert!(CheckIn::decode(&bad).is_err(), "reserved byte");
     let mut bad = bytes;
     bad[204..206].copy_from_slice(&257u16.to_le_bytes());
-    assert!(CheckIn::decode(&bad).is_err(), "section longer than 256 bytes");
+    assert!(
+        CheckIn::decode(&bad).is_err(),
+        "section longer than 256 bytes"
+    );
 }
 
 #[test]
@@ -168,7 +171,10 @@ fn check_in_field_checks() {
     assert!(matches!(patched(0, b'X'), Err(Error::BadMagic { .. })));
     assert!(matches!(patched(4, 3), Err(Error::FormatVersion { .. })));
     assert!(
-        matches!(patched(4, 2), Err(Error::Codec(CodecError::Truncated { .. }))),
+        matches!(
+            patched(4, 2),
+            Err(Error::Codec(CodecError::Truncated { .. }))
+        ),
         "format 2 is longer"
     );
     assert_eq!(

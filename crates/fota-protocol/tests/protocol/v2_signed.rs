@@ -5,8 +5,7 @@ use fota_protocol::CodecError;
 use fota_protocol::v2::envelope::{self, Envelope};
 use fota_protocol::v2::{
     Action, Error, FieldCheck, Manifest, ManifestBody, ManifestFormat, Role, RootRecord,
-    StatusBody, chip_ids,
-    StatusStatement, manifest_digest, sign_envelope,
+    StatusBody, StatusStatement, chip_ids, manifest_digest, sign_envelope,
 };
 use proptest::prelude::*;
 
@@ -418,7 +417,11 @@ fn patched_v3(patch: impl FnOnce(&mut [u8])) -> Result<Manifest, Error> {
 #[test]
 fn a_format_3_manifest_names_its_chip_and_keeps_the_encryption_rows_zero() {
     let (body, _) = manifest_body(&image(10_000), 1024);
-    assert_eq!(body.format, ManifestFormat::V3, "what the release tool writes");
+    assert_eq!(
+        body.format,
+        ManifestFormat::V3,
+        "what the release tool writes"
+    );
     let c3 = ManifestBody {
         chip_id: chip_ids::ESP32_C3,
         ..body.clone()

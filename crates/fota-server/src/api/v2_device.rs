@@ -297,6 +297,7 @@ pub(crate) async fn blob(
         protocol: fota_api::Protocol::V2,
         progress: None,
         create: false,
+        telemetry: None,
     });
     let etag = format!("\"{sha256}\"");
     let etag_value = HeaderValue::from_str(&etag).map_err(AppError::internal)?;

@@ -89,6 +89,7 @@ pub(crate) fn note_seen(
         protocol: Protocol::Legacy,
         progress: progress.map(|(done, total)| Progress { done, total, at }),
         create: admission == Admission::New,
+        telemetry: None,
     });
 }
 

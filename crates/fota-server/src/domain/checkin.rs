@@ -10,7 +10,7 @@ use fota_protocol::v2::{self, Action, AgentState, CheckIn, CheckInAnswer, RootLi
 use crate::clock::{now_ms, unix_s};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
-use crate::store::{CheckinView, NewEvent, Progress, Report, Seen};
+use crate::store::{CheckinView, NewEvent, Progress, Report, Seen, SeenTelemetry};
 use crate::trust::Trust;
 
 const OTA_STATES: [&str; 5] = ["new", "pending_verify", "valid", "invalid", "aborted"];
@@ -42,6 +42,13 @@ pub(crate) async fn answer(
         ));
     }
     let now = now_ms();
+    let counter = ci
+        .telemetry
+        .as_ref()
+        .map_or(0, |t| i64::try_from(t.counter).unwrap_or(i64::MAX));
+    // A check-in older than one already applied (delayed, or replayed by whoever holds the
+    // device's token) is answered, but what it reports is not applied.
+    let stale = counter != 0 && counter < view.checkin_counter;
     let report = Report {
         fw_version: Some(ci.running_fw_version.as_str().to_owned()),
         fw_sequence: i64::try_from(ci.installed_sequence).ok(),
@@ -49,11 +56,21 @@ pub(crate) async fn answer(
         slot: Some(i64::from(ci.running_slot)),
         ota_state: Some(ota_state_name(ci.running_ota_state)),
         last_result: Some(ci.last_result.as_str().to_owned()),
+        agent_format: Some(i64::from(if ci.telemetry.is_some() {
+            v2::checkin::FMT_VERSION
+        } else {
+            v2::checkin::FMT_VERSION_1
+        })),
+        chip_id: ci.telemetry.as_ref().map(|t| i64::from(t.chip_id)),
+        reset_reason: ci.telemetry.as_ref().map(|t| i64::from(t.reset_reason)),
     };
-    if report != view.report {
+    // A format-1 agent after a format-2 one must still be recorded (counter 0 forgets the
+    // highest applied), and so must the first counter after one that kept none.
+    let counter_restarts = counter == 0 && view.checkin_counter != 0;
+    if !stale && (report != view.report || counter_restarts) {
         state
             .store()
-            .record_report(&view.device_id, Protocol::V2, &report, now)
+            .record_report(&view.device_id, Protocol::V2, &report, counter, now)
             .await?;
     }
     let downloading = ci.agent_state == AgentState::Downloading && ci.pending_bytes_total > 0;
@@ -61,12 +78,30 @@ pub(crate) async fn answer(
         device_id: view.device_id.clone(),
         at: now,
         protocol: Protocol::V2,
-        progress: downloading.then(|| Progress {
+        progress: (downloading && !stale).then(|| Progress {
             done: i64::try_from(ci.pending_bytes_done).unwrap_or(i64::MAX),
             total: i64::try_from(ci.pending_bytes_total).unwrap_or(i64::MAX),
             at: now,
         }),
         create: false,
+        telemetry: ci
+            .telemetry
+            .as_ref()
+            .filter(|_| !stale)
+            .map(|t| SeenTelemetry {
+                counter,
+                uptime_s: i64::from(t.uptime_s),
+                free_heap: (t.free_heap != v2::checkin::FREE_HEAP_UNKNOWN)
+                    .then_some(i64::from(t.free_heap)),
+                attributes: serde_json::Value::Object(
+                    t.attributes
+                        .iter()
+                        .map(|(k, v)| (k.to_owned(), serde_json::Value::from(v)))
+                        .collect(),
+                )
+                .to_string(),
+                at: now,
+            }),
     });
 
     let open_order = view
@@ -75,6 +110,7 @@ pub(crate) async fn answer(
         .and_then(|o| o.id.parse::<u64>().ok().map(|n| (o, n)));
     // The device acknowledging the open order in its check-in closes it, like its event does.
     if let Some((order, n)) = open_order
+        && !stale
         && ci.rollback_order_id == n
         && order.delivered_at.is_some()
     {

@@ -32,7 +32,7 @@ pub(crate) async fn record(
         ReasonCode::Network | ReasonCode::Timeout | ReasonCode::Cancelled | ReasonCode::Superseded
     );
     let (new_state, suppress, close) = match ev.kind {
-        EventKind::Progress => (Some(DeviceState::Downloading), None, None),
+        EventKind::Progress | EventKind::Resumed => (Some(DeviceState::Downloading), None, None),
         EventKind::Verified => (Some(DeviceState::Verified), None, None),
         EventKind::Installing => (Some(DeviceState::Installing), None, None),
         EventKind::BootedOnTrial => (Some(DeviceState::Trial), None, None),
@@ -49,8 +49,10 @@ pub(crate) async fn record(
         // Kinds newer than this server: kept in the history, the state left alone.
         _ => (None, None, None),
     };
-    let progress =
-        matches!(ev.kind, EventKind::Progress | EventKind::Verified) || ev.bytes_total > 0;
+    let progress = matches!(
+        ev.kind,
+        EventKind::Progress | EventKind::Resumed | EventKind::Verified
+    ) || ev.bytes_total > 0;
     let mut detail = serde_json::json!({
         "seq": ev.seq,
         "fw_version": ev.fw_version.as_str(),

@@ -28,6 +28,19 @@ impl SeenBatcher {
                     old.progress = Some(p);
                 }
                 old.create |= seen.create;
+                // Counters order samples of agents that keep one; otherwise (or when the
+                // agent changed in between) the arrival time does.
+                if let Some(t) = seen.telemetry
+                    && old.telemetry.as_ref().is_none_or(|o| {
+                        if o.counter != 0 && t.counter != 0 {
+                            o.counter <= t.counter
+                        } else {
+                            o.at <= t.at
+                        }
+                    })
+                {
+                    old.telemetry = Some(t);
+                }
             }
             None => {
                 pending.insert((seen.protocol, seen.device_id.clone()), seen);

@@ -59,6 +59,8 @@ pub struct CheckinView {
     pub offer: Option<Offer>,
     /// Open rollback order.
     pub rollback: Option<RollbackOrder>,
+    /// The highest check-in counter applied (0: the agent keeps none).
+    pub checkin_counter: i64,
 }
 
 /// Devices and their credentials.

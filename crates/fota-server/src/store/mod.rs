@@ -48,7 +48,7 @@ pub use fota_api::Millis;
 pub use legacy::{LegacyRelease, LegacyStatus, LegacyStatusOutcome, LegacyStore};
 pub use port::{PruneBefore, Pruned, Store};
 pub use releases::ReleaseStore;
-pub use reports::{NewEvent, Progress, Report, ReportStore, Seen, SeenApplied};
+pub use reports::{NewEvent, Progress, Report, ReportStore, Seen, SeenApplied, SeenTelemetry};
 pub use rollbacks::RollbackStore;
 pub use sqlite::SqliteStore;
 pub use tokens::{ApiTokenAuth, TokenStore};

@@ -20,6 +20,12 @@ pub struct Report {
     pub ota_state: Option<String>,
     /// Last update outcome.
     pub last_result: Option<String>,
+    /// v2 check-in format of the agent (1 or 2); `None` for legacy devices.
+    pub agent_format: Option<i64>,
+    /// `esp_chip_id_t` the device reports (check-in format 2).
+    pub chip_id: Option<i64>,
+    /// `esp_reset_reason_t` of its last reset (check-in format 2).
+    pub reset_reason: Option<i64>,
 }
 
 /// A new event and the device state it implies.
@@ -64,6 +70,25 @@ pub struct Seen {
     /// Create the device as a legacy device when it does not exist (a legacy contact the
     /// server admitted under its limits; see [`ReportStore::apply_seen`]). v2 contacts never create.
     pub create: bool,
+    /// What a format-2 check-in says that changes at every contact.
+    pub telemetry: Option<SeenTelemetry>,
+}
+
+/// The parts of a format-2 check-in that change at every contact, so they are batched with
+/// the last-seen time instead of written at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenTelemetry {
+    /// The check-in's counter (0: not kept by the agent).
+    pub counter: i64,
+    /// Seconds since the device booted.
+    pub uptime_s: i64,
+    /// Free heap bytes, when known.
+    pub free_heap: Option<i64>,
+    /// The application's attributes, a JSON object of strings.
+    pub attributes: String,
+    /// When the check-in came (orders two samples of a batch when the agent keeps no
+    /// counter).
+    pub at: Millis,
 }
 
 /// A download progress sample.
@@ -92,11 +117,17 @@ pub struct SeenApplied {
 #[async_trait::async_trait]
 pub trait ReportStore: Send + Sync {
     /// Records a changed report and its check-in history row.
+    ///
+    /// `counter` is the check-in's (0 when the agent keeps none, and for legacy reports). A
+    /// report whose counter is below the highest applied is not applied; 0 applies and
+    /// forgets the highest (an agent that keeps no counter ran, so the next that does starts
+    /// afresh).
     async fn record_report(
         &self,
         device_id: &str,
         protocol: Protocol,
         report: &Report,
+        counter: i64,
         at: Millis,
     ) -> StoreResult<()>;
 

@@ -8,8 +8,8 @@
 //! API or store type here, so a column renamed or a field added is changed in one place.
 
 use fota_api::{
-    ApiToken, AuditEntry, AuditRecord, Device, DeviceEvent, DeviceState, Millis, Protocol, Release,
-    Role, RollbackOrder,
+    ApiToken, AuditEntry, AuditRecord, Device, DeviceEvent, DeviceState, DeviceTelemetry, Millis,
+    Protocol, Release, Role, RollbackOrder,
 };
 
 use super::devices::{CheckinView, Offer};
@@ -57,6 +57,7 @@ pub(crate) const DEVICE_COLUMNS: &str = "d.id, d.uuid, d.class, d.protocol, d.cr
     d.revoked_at, d.last_seen_at, d.fw_version, d.fw_sequence, d.fw_sha256, d.slot, d.ota_state, \
     d.last_result, d.state, d.progress_release_id, d.progress_bytes, d.progress_total, \
     d.state_changed_at, d.assigned_release_id, d.suppressed_release_id, \
+    d.agent_format, d.chip_id, d.reset_reason, d.uptime_s, d.free_heap, d.attributes, \
     COALESCE(d.assigned_release_id, ca.release_id) AS effective_release_id, \
     o.id AS o_id, o.reason AS o_reason, o.created_at AS o_created_at, \
     o.created_by AS o_created_by, o.delivered_at AS o_delivered_at";
@@ -90,6 +91,12 @@ pub(crate) struct DeviceRow {
     pub(crate) assigned_release_id: Option<String>,
     pub(crate) effective_release_id: Option<String>,
     pub(crate) suppressed_release_id: Option<String>,
+    pub(crate) agent_format: Option<i64>,
+    pub(crate) chip_id: Option<i64>,
+    pub(crate) reset_reason: Option<i64>,
+    pub(crate) uptime_s: Option<i64>,
+    pub(crate) free_heap: Option<i64>,
+    pub(crate) attributes: Option<String>,
     #[sqlx(flatten)]
     pub(crate) open_order: OpenOrderRow,
 }
@@ -99,6 +106,25 @@ impl DeviceRow {
         let protocol = Protocol::parse(&self.protocol)
             .map_err(|e| StoreError::Corrupt(format!("device {:?}: {e}", self.id)))?;
         let rollback_order = self.open_order.into_api(&self.id)?;
+        let attributes = match &self.attributes {
+            None => Default::default(),
+            Some(json) => serde_json::from_str(json).map_err(|e| {
+                StoreError::Corrupt(format!("device {:?}: attributes: {e}", self.id))
+            })?,
+        };
+        let telemetry = self.agent_format.map(|agent_format| DeviceTelemetry {
+            agent_format,
+            chip_id: self.chip_id,
+            chip: self
+                .chip_id
+                .and_then(|c| u16::try_from(c).ok())
+                .and_then(fota_protocol::v2::chip_ids::name)
+                .map(str::to_owned),
+            reset_reason: self.reset_reason,
+            uptime_s: self.uptime_s,
+            free_heap: self.free_heap,
+            attributes,
+        });
         Ok(Device {
             id: self.id,
             uuid: self.uuid,
@@ -122,6 +148,7 @@ impl DeviceRow {
             effective_release_id: self.effective_release_id,
             suppressed_release_id: self.suppressed_release_id,
             rollback_order,
+            telemetry,
         })
     }
 }
@@ -170,6 +197,9 @@ pub(crate) struct ReportRow {
     pub(crate) slot: Option<i64>,
     pub(crate) ota_state: Option<String>,
     pub(crate) last_result: Option<String>,
+    pub(crate) agent_format: Option<i64>,
+    pub(crate) chip_id: Option<i64>,
+    pub(crate) reset_reason: Option<i64>,
 }
 
 impl ReportRow {
@@ -181,6 +211,9 @@ impl ReportRow {
             slot: self.slot,
             ota_state: self.ota_state,
             last_result: self.last_result,
+            agent_format: self.agent_format,
+            chip_id: self.chip_id,
+            reset_reason: self.reset_reason,
         }
     }
 }
@@ -235,6 +268,7 @@ pub(crate) struct CheckinRow {
     pub(crate) revoked_at: Option<Millis>,
     pub(crate) class: Option<String>,
     pub(crate) suppressed_release_id: Option<String>,
+    pub(crate) checkin_counter: i64,
     #[sqlx(flatten)]
     pub(crate) report: ReportRow,
     #[sqlx(flatten)]
@@ -254,6 +288,7 @@ impl CheckinRow {
             revoked_at: self.revoked_at,
             class: self.class,
             suppressed_release_id: self.suppressed_release_id,
+            checkin_counter: self.checkin_counter,
         })
     }
 }

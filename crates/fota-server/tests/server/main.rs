@@ -13,5 +13,6 @@ mod metrics;
 mod openapi;
 mod operator;
 mod store;
+mod telemetry;
 mod tls;
 mod v2;

@@ -295,6 +295,7 @@ async fn releases_assignments_and_checkin_view() {
             fw_sequence: Some(6),
             ..Report::default()
         },
+        0,
         now_ms(),
     )
     .await
@@ -389,6 +390,7 @@ async fn seen_batches_update_last_seen_and_create_legacy_devices() {
         protocol: Protocol::V2,
         progress: None,
         create: false,
+        telemetry: None,
     });
     b.note(Seen {
         device_id: "v1".into(),
@@ -396,6 +398,7 @@ async fn seen_batches_update_last_seen_and_create_legacy_devices() {
         protocol: Protocol::V2,
         progress: None,
         create: false,
+        telemetry: None,
     });
     b.note(Seen {
         device_id: "L1".into(),
@@ -407,6 +410,7 @@ async fn seen_batches_update_last_seen_and_create_legacy_devices() {
             at: 5,
         }),
         create: true,
+        telemetry: None,
     });
     b.note(Seen {
         device_id: "ghost".into(),
@@ -414,6 +418,7 @@ async fn seen_batches_update_last_seen_and_create_legacy_devices() {
         protocol: Protocol::V2,
         progress: None,
         create: false,
+        telemetry: None,
     });
     b.flush(&s, 10_000).await.unwrap();
     assert_eq!(
@@ -437,6 +442,7 @@ async fn seen_batches_update_last_seen_and_create_legacy_devices() {
         protocol: Protocol::V2,
         progress: None,
         create: false,
+        telemetry: None,
     });
     b.flush(&s, 10_000).await.unwrap();
     assert_eq!(
@@ -472,6 +478,7 @@ fn progress_seen(device: &str, at: Millis, done: i64) -> Seen {
             at,
         }),
         create: false,
+        telemetry: None,
     }
 }
 
@@ -499,6 +506,7 @@ async fn a_batched_progress_taken_before_a_terminal_event_keeps_the_terminal_sta
         protocol: Protocol::V2,
         progress: None,
         create: false,
+        telemetry: None,
     });
     b.flush(&s, 10_000).await.unwrap();
     let d = s.device("v1").await.unwrap().unwrap();
@@ -578,6 +586,7 @@ async fn legacy_contacts_never_touch_v2_devices() {
             at: 5000,
         }),
         create: true,
+        telemetry: None,
     };
     s.apply_seen(&[seen], 10_000).await.unwrap();
     let d = s.device("v1").await.unwrap().unwrap();
@@ -630,6 +639,7 @@ async fn legacy_devices_are_created_under_the_cap_only() {
         protocol: Protocol::Legacy,
         progress: None,
         create: true,
+        telemetry: None,
     };
     let applied = s
         .apply_seen(&[new("L1"), new("L2"), new("L3")], 2)
@@ -640,6 +650,7 @@ async fn legacy_devices_are_created_under_the_cap_only() {
     // known devices keep being seen at the cap
     let seen_again = Seen {
         create: false,
+        telemetry: None,
         at: 20,
         ..new("L1")
     };
@@ -757,6 +768,7 @@ async fn retention_prunes_only_old_records() {
                 slot: Some(at),
                 ..Report::default()
             },
+            0,
             at,
         )
         .await

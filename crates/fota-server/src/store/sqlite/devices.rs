@@ -179,6 +179,7 @@ impl DeviceStore for SqliteStore {
         let row = sqlx::query_as::<_, CheckinRow>(
             "SELECT d.id, d.token_hash, d.revoked_at, d.class, d.fw_version, d.fw_sequence, \
              d.fw_sha256, d.slot, d.ota_state, d.last_result, d.suppressed_release_id, \
+             d.agent_format, d.chip_id, d.reset_reason, d.checkin_counter, \
              r.id AS r_id, r.sequence AS r_sequence, r.manifest AS r_manifest, \
              r.image_sha256 AS r_image, r.image_size AS r_size, r.hashlist_sha256 AS r_hashlist, \
              CASE WHEN d.assigned_release_id IS NOT NULL THEN d.assigned_generation \

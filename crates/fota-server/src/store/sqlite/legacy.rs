@@ -55,7 +55,7 @@ impl LegacyStore for SqliteStore {
             LegacyRow::V2 => return Ok(LegacyStatusOutcome::V2Device),
             LegacyRow::Missing => return Ok(LegacyStatusOutcome::NotRecorded),
         }
-        insert_report(&mut tx, device_id, Protocol::Legacy, &status.report, at).await?;
+        insert_report(&mut tx, device_id, Protocol::Legacy, &status.report, 0, at).await?;
         sqlx::query(
             "INSERT INTO events (device_id, at, kind, reason, detail) \
              VALUES ($1, $2, 'legacy_status', $3, $4)",

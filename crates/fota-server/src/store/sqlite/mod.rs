@@ -142,6 +142,11 @@ fn migrator() -> sqlx::migrate::Migrator {
             "token expiry",
             include_str!("../../../migrations/sqlite/0004_token_expiry.sql"),
         ),
+        m(
+            5,
+            "device telemetry",
+            include_str!("../../../migrations/sqlite/0005_device_telemetry.sql"),
+        ),
     ])
 }
 
@@ -168,14 +173,18 @@ async fn insert_report(
     device_id: &str,
     protocol: Protocol,
     report: &Report,
+    counter: i64,
     at: Millis,
 ) -> StoreResult<()> {
-    sqlx::query(
+    let updated = sqlx::query(
         "UPDATE devices SET fw_version = $2, fw_sequence = $3, fw_sha256 = $4, slot = $5, \
          ota_state = $6, last_result = $7, \
          last_seen_at = CASE WHEN last_seen_at IS NULL OR last_seen_at < $8 THEN $8 \
-                        ELSE last_seen_at END \
-         WHERE id = $1",
+                        ELSE last_seen_at END, \
+         agent_format = $9, chip_id = $10, reset_reason = $11, \
+         checkin_counter = CASE WHEN $12 = 0 THEN 0 WHEN checkin_counter < $12 THEN $12 \
+                           ELSE checkin_counter END \
+         WHERE id = $1 AND ($12 = 0 OR checkin_counter <= $12)",
     )
     .bind(device_id.to_owned())
     .bind(report.fw_version.clone())
@@ -185,8 +194,16 @@ async fn insert_report(
     .bind(report.ota_state.clone())
     .bind(report.last_result.clone())
     .bind(at)
+    .bind(report.agent_format)
+    .bind(report.chip_id)
+    .bind(report.reset_reason)
+    .bind(counter)
     .execute(&mut *conn)
     .await?;
+    if updated.rows_affected() == 0 {
+        // An older check-in than the one applied (or no such device): nothing to record.
+        return Ok(());
+    }
     sqlx::query(
         "INSERT INTO checkins (device_id, at, protocol, fw_version, fw_sequence, fw_sha256, \
          slot, ota_state, last_result) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",

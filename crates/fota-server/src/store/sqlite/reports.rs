@@ -14,10 +14,11 @@ impl ReportStore for SqliteStore {
         device_id: &str,
         protocol: Protocol,
         report: &Report,
+        counter: i64,
         at: Millis,
     ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        insert_report(&mut tx, device_id, protocol, report, at).await?;
+        insert_report(&mut tx, device_id, protocol, report, counter, at).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -135,6 +136,24 @@ impl ReportStore for SqliteStore {
             .bind(seen.protocol.as_str())
             .execute(&mut *tx)
             .await?;
+            if let Some(t) = &seen.telemetry {
+                sqlx::query(
+                    // A sample whose counter is below the one applied is older than what the
+                    // row holds (a delayed or replayed check-in): dropped.
+                    "UPDATE devices SET uptime_s = $2, free_heap = $3, attributes = $4, \
+                     checkin_counter = CASE WHEN checkin_counter < $5 THEN $5 \
+                     ELSE checkin_counter END \
+                     WHERE id = $1 AND protocol = $6 AND ($5 = 0 OR checkin_counter <= $5)",
+                )
+                .bind(seen.device_id.clone())
+                .bind(t.uptime_s)
+                .bind(t.free_heap)
+                .bind(t.attributes.clone())
+                .bind(t.counter)
+                .bind(seen.protocol.as_str())
+                .execute(&mut *tx)
+                .await?;
+            }
             if let Some(p) = seen.progress {
                 sqlx::query(
                     // A finished download keeps the state the device reported since; an
