@@ -33,6 +33,7 @@
 //!     chunk_size: release::DEFAULT_CHUNK_SIZE,
 //!     issued_at: 1_700_000_000,
 //!     expires_at: 0,
+//!     manifest_format: Default::default(),
 //! };
 //! let signed = release::sign(&image, &spec, &keys)?;
 //! let stored = client.upload_signed(&signed, &image, &mut |_sent| {})?.release;
