@@ -191,4 +191,55 @@ fn a_device_and_server_kept_by_an_earlier_demo_boot_and_update() {
         serde_json::from_str(&run(&["devices", "show", "EcoWatt001", "--json"])).unwrap();
     assert_eq!(device["fw_version"], "1.0.8", "{device}");
     assert_eq!(device["state"], "confirmed", "{device}");
+
+    // What the device says about itself: its chip, and the application's attributes given
+    // to the emulator. They ride along the batched last-seen write (1 s here), so the view
+    // is read until they are in.
+    run(&[
+        "emulate",
+        "--id",
+        "EcoWatt001",
+        "--credential",
+        "EcoWatt001.json",
+        "--flash",
+        "EcoWatt001.flash.bin",
+        "--until",
+        "idle",
+        "--attr",
+        "site=A-7",
+        "--attr",
+        "power_w=1234",
+    ]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let telemetry = loop {
+        let device: Value =
+            serde_json::from_str(&run(&["devices", "show", "EcoWatt001", "--json"])).unwrap();
+        let t = device["telemetry"].clone();
+        if t["attributes"]["site"] == "A-7" || std::time::Instant::now() > deadline {
+            break t;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(telemetry["attributes"]["power_w"], "1234", "{telemetry}");
+    assert_eq!(telemetry["agent_format"], 2, "{telemetry}");
+    assert_eq!(telemetry["chip"], "esp32", "{telemetry}");
+    assert_eq!(telemetry["reset_reason"], 1, "power-on: {telemetry}");
+    let shown = run(&["devices", "show", "EcoWatt001"]);
+    assert!(
+        shown.contains("check-in format 2, esp32") && shown.contains("power_w=1234 site=A-7"),
+        "{shown}"
+    );
+    // An attribute the check-in could not carry is a usage error, before anything runs.
+    let bad = fota_command(&[
+        "emulate", "--id", "x", "--flash", "x.bin", "--attr", "a b=1",
+    ])
+    .current_dir(work)
+    .output()
+    .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("attribute keys are 1 to 32 characters"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
 }
