@@ -60,7 +60,6 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
                     root_version: loaded.root_version,
                     started: false,
                     event_seq: 0,
-                    stale_statements: 0,
                     persisted_floor,
                     seen_time: 0,
                     last_refused: None,

@@ -161,8 +161,6 @@ pub struct Agent<'a, F, T, P> {
     started: bool,
     /// Sequence number of the next v2 event.
     event_seq: u32,
-    /// Status statements refused in a row (stale or invalid).
-    stale_statements: u8,
     /// The status floor as the journal holds it (the base and its entries).
     persisted_floor: u64,
     /// Highest server time a status statement vouched for this boot (persisted with the next

@@ -16,7 +16,7 @@ use super::ranged::HashPages;
 use super::retry::Retries;
 use super::{Agent, PollOutcome, Stop};
 use crate::error::AgentError;
-use crate::journal::{Blob, Pending, Protocol, StateKind, TransitionError, UpdateState};
+use crate::journal::{Blob, Entry, Pending, Protocol, StateKind, TransitionError, UpdateState};
 use crate::layout::Running;
 use crate::transport::{Platform, Transport};
 
@@ -207,24 +207,19 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
             nonce,
         ) {
             Ok(s) => s,
-            Err(_) => {
-                self.stale_statements = self.stale_statements.saturating_add(1);
-                return Err(Stop::Refused(if self.stale_statements >= 3 {
-                    ReasonCode::FreshnessUnavailable
-                } else {
-                    ReasonCode::StatusInvalid
-                }));
-            }
+            Err(_) => return Err(self.bad_statement(ReasonCode::StatusInvalid)),
         };
         let body = statement.body().clone();
         let js = self.journal.state();
         let status_floor = js.status_floor.max(self.seen_time);
         let offline_floor = js.offline_floor.max(root.body().issued_at);
         if body.expires_at <= status_floor.max(offline_floor) {
-            self.stale_statements = self.stale_statements.saturating_add(1);
-            return Err(Stop::Refused(ReasonCode::Expired));
+            return Err(self.bad_statement(ReasonCode::Expired));
         }
-        self.stale_statements = 0;
+        if self.journal.state().bad_statements != 0 {
+            self.journal
+                .append(&mut self.storage, Entry::BadStatements(0))?;
+        }
         let manifest = match (statement.action(), answer.manifest) {
             (Action::Install { .. }, Some(bytes)) => {
                 let m = Manifest::verify(&root, bytes)
@@ -256,6 +251,27 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
             now: self.seen_time.max(status_floor).max(offline_floor),
             statement: body,
             manifest,
+        })
+    }
+
+    /// Counts a check-in whose statement failed, in the journal so a reset does not hide a
+    /// run of them; from the third in a row the refusal is `freshness_unavailable` (someone
+    /// may be withholding fresh statements). The count stops at the threshold, so a device
+    /// kept from its server writes at most three entries, and one more when it gets through.
+    fn bad_statement(&mut self, reason: ReasonCode) -> Stop {
+        const THRESHOLD: u32 = 3;
+        let n = self.journal.state().bad_statements.saturating_add(1);
+        if n <= THRESHOLD
+            && let Err(e) = self
+                .journal
+                .append(&mut self.storage, Entry::BadStatements(n))
+        {
+            return Stop::Agent(e);
+        }
+        Stop::Refused(if n >= THRESHOLD {
+            ReasonCode::FreshnessUnavailable
+        } else {
+            reason
         })
     }
 

@@ -583,6 +583,8 @@ impl JournalState {
             rejected,
             resumes: r.u32(f::RESUMES)?,
             rechunks: r.u32(f::RECHUNKS)?,
+            // In an entry, not the body (see the journal's Time floors).
+            bad_statements: 0,
         })
     }
 }

@@ -24,6 +24,10 @@ pub enum Entry {
     ReportDelivered,
     /// The offline floor of the base (written with it, see [Time floors](super#time-floors)).
     OfflineFloor(u64),
+    /// Check-ins in a row whose status statement failed (a freeze attack shows as a run of
+    /// them); 0 after a good one. Written with the base when not zero, like the offline
+    /// floor.
+    BadStatements(u32),
 }
 
 /// The value bits of the entry word (the kind is in the top four).
@@ -47,6 +51,7 @@ impl Entry {
             Entry::StatusFloor(t) => (2, 0, t.to_le_bytes()),
             Entry::ReportDelivered => (3, 0, [0; 8]),
             Entry::OfflineFloor(t) => (4, 0, t.to_le_bytes()),
+            Entry::BadStatements(n) => (5, 0, u64::from(n).to_le_bytes()),
         };
         let word = ((kind << 28) | value).to_le_bytes();
         let mut head = [0u8; 12];
@@ -81,6 +86,9 @@ impl Entry {
             2 if value == 0 => Some(Entry::StatusFloor(u64::from_le_bytes(payload))),
             3 if value == 0 && payload == [0; 8] => Some(Entry::ReportDelivered),
             4 if value == 0 => Some(Entry::OfflineFloor(u64::from_le_bytes(payload))),
+            5 if value == 0 => u32::try_from(u64::from_le_bytes(payload))
+                .ok()
+                .map(Entry::BadStatements),
             _ => None,
         }
     }

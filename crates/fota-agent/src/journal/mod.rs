@@ -47,6 +47,7 @@
 //! | 2 status floor | 0 | u64 LE unix seconds | the highest server time a status statement vouched for |
 //! | 3 report delivered | 0 | 0 | the outcome in the base reached the server |
 //! | 4 offline floor | 0 | u64 LE unix seconds | the newest time an offline key signed (see below) |
+//! | 5 bad statements | 0 | u64 LE count | check-ins in a row whose status statement failed; 0 after a good one |
 //!
 //! Binding the entry CRC to the base's seq means an entry can only ever be read together with
 //! the base it was appended to.
@@ -65,7 +66,8 @@
 //! Reading it as offline would keep such a device frozen after the rotation too.
 //!
 //! The offline floor is not in the body: a base whose offline floor is not zero has an
-//! offline-floor entry first, and a commit programs that entry **before** the base record, so
+//! offline-floor entry first (and one whose bad-statement count is not zero, a
+//! bad-statements entry after it), and a commit programs that entry **before** the base record, so
 //! the base never becomes valid without it. The body, and so every base, stays byte for byte
 //! what an agent of the first layout writes and reads: after the bootloader falls back from
 //! a trial of this agent to an older one, the older agent reads the same state (its floor is
@@ -117,7 +119,8 @@ static CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
 // The largest base (both blobs at their limits) still leaves room for its offline-floor entry.
 const _: () = assert!(
-    HEADER_LEN + BODY_LEN + MAX_MANIFEST_LEN + MAX_ROOT_LEN + 4 + 15 + ENTRY_LEN <= SECTOR as usize
+    HEADER_LEN + BODY_LEN + MAX_MANIFEST_LEN + MAX_ROOT_LEN + 4 + 15 + 2 * ENTRY_LEN
+        <= SECTOR as usize
 );
 
 /// `n` rounded up to a multiple of 16 (where the entries start after a record).

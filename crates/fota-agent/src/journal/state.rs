@@ -306,6 +306,10 @@ pub struct JournalState {
     pub resumes: u32,
     /// Chunks fetched more than once (tampered, or written but not journaled).
     pub rechunks: u32,
+    /// Check-ins in a row whose status statement failed its checks or had expired, kept
+    /// across resets so a freeze attack cannot hide behind a reboot (the agent reports
+    /// `freshness_unavailable` from the third on). Kept in an entry, not in the body.
+    pub bad_statements: u32,
 }
 
 impl JournalState {
@@ -372,6 +376,10 @@ impl JournalState {
             }
             Entry::OfflineFloor(t) => {
                 self.offline_floor = self.offline_floor.max(t);
+                true
+            }
+            Entry::BadStatements(n) => {
+                self.bad_statements = n;
                 true
             }
             Entry::ReportDelivered => {

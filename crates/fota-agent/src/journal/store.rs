@@ -355,7 +355,7 @@ impl Journal {
             .and_then(|end| end.checked_add(CRC_LEN))
             .and_then(align16)
             .filter(|&e| {
-                e.checked_add(ENTRY_LEN_U32)
+                e.checked_add(2 * ENTRY_LEN_U32)
                     .is_some_and(|end| end <= SECTOR)
             })
             .ok_or_else(oversized)?;
@@ -367,6 +367,13 @@ impl Journal {
                 .encode(seq)
                 .ok_or(AgentError::Config("journal entry value"))?;
             storage.program(&w, offset(base, entries)?, &bytes)?;
+            next_entry = advance(next_entry, ENTRY_LEN)?;
+        }
+        if next.bad_statements != 0 {
+            let bytes = Entry::BadStatements(next.bad_statements)
+                .encode(seq)
+                .ok_or(AgentError::Config("journal entry value"))?;
+            storage.program(&w, offset(base, next_entry)?, &bytes)?;
             next_entry = advance(next_entry, ENTRY_LEN)?;
         }
         let mut rec = RecordWriter::new(base);

@@ -163,6 +163,7 @@ fn each_body_field_is_written_where_the_table_says() {
         rejected: heapless::Vec::new(),
         resumes: 0x7172_7374,
         rechunks: 0x8182_8384,
+        bad_statements: 0,
     };
     for i in 0..3u8 {
         state.reject(Rejected {
@@ -352,6 +353,34 @@ fn bases_stay_in_the_first_layout_and_the_offline_floor_entry_comes_first() {
     );
     let (_, j) = reopen(s);
     assert_eq!(j.state(), &next);
+}
+
+#[test]
+fn a_run_of_bad_statements_survives_a_reset_and_a_commit() {
+    let mut s = storage();
+    let mut j = Journal::open(&mut s, REGION).unwrap();
+    j.commit(&mut s, &first_layout_state(), Blob::Keep, Blob::Keep)
+        .unwrap();
+    j.append(&mut s, Entry::BadStatements(2)).unwrap();
+    let (mut s, mut j) = reopen(s);
+    assert_eq!(j.state().bad_statements, 2, "kept across the reset");
+    // A commit folds the log into a new base: the count goes with it, in an entry written
+    // before the base (after the offline floor's), as the offline floor is.
+    let next = JournalState {
+        offline_floor: 1_790_000_000,
+        ..j.state().clone()
+    };
+    j.commit(&mut s, &next, Blob::Keep, Blob::Keep).unwrap();
+    let (mut s, mut j) = reopen(s);
+    assert_eq!(j.state().bad_statements, 2);
+    assert_eq!(j.state().offline_floor, 1_790_000_000);
+    j.append(&mut s, Entry::BadStatements(0)).unwrap();
+    let (_, j) = reopen(s);
+    assert_eq!(j.state().bad_statements, 0, "a good statement ends the run");
+    assert_eq!(
+        Entry::decode(7, &Entry::BadStatements(3).encode(7).unwrap()),
+        Some(Entry::BadStatements(3))
+    );
 }
 
 #[test]
