@@ -126,3 +126,41 @@ async fn a_check_in_older_than_the_last_applied_is_answered_but_not_applied() {
     assert_eq!(d["fw_version"], "1.0.3");
     assert_eq!(d["telemetry"]["uptime_s"], 65);
 }
+
+#[tokio::test]
+async fn a_resumed_event_keeps_the_device_downloading_and_format_1_cannot_carry_one() {
+    let f = v2_fixture().await;
+    let p = provision(&f, "e1", "ecowatt").await;
+    let token = p["token"].as_str().unwrap();
+    let resumed = event_record(
+        &f.keys,
+        "e1",
+        v2::EventKind::Resumed,
+        v2::ReasonCode::None,
+        [9; 32],
+        16_384,
+        65_536,
+        0,
+    );
+    let a = post_raw(
+        &f.app,
+        "/api/v2/device/events",
+        Some(token),
+        resumed.clone(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT);
+    let d = device(&f, "e1").await;
+    assert_eq!(d["state"], "downloading");
+    assert_eq!(d["progress_bytes"], 16_384);
+    let events = get(&f.app, "/api/v2/devices/e1/events", Some(&f.admin))
+        .await
+        .json();
+    assert_eq!(events[0]["kind"], "resumed", "{events}");
+
+    // The same bytes labelled format 1: that format has no resumed kind.
+    let mut old = resumed;
+    old[4..6].copy_from_slice(&1u16.to_le_bytes());
+    let a = post_raw(&f.app, "/api/v2/device/events", Some(token), old).await;
+    assert_eq!(a.error(StatusCode::BAD_REQUEST), "invalid_event");
+}
