@@ -355,22 +355,21 @@ impl Journal {
             .and_then(|end| end.checked_add(CRC_LEN))
             .and_then(align16)
             .filter(|&e| {
+                // Room for the carried entries.
                 e.checked_add(2 * ENTRY_LEN_U32)
                     .is_some_and(|end| end <= SECTOR)
             })
             .ok_or_else(oversized)?;
         storage.erase(&w, base, offset(base, SECTOR)?)?;
         let mut next_entry = entries;
-        if next.offline_floor != 0 {
-            // Before the record: once its CRC makes the base valid, the entry is there.
-            let bytes = Entry::OfflineFloor(next.offline_floor)
-                .encode(seq)
-                .ok_or(AgentError::Config("journal entry value"))?;
-            storage.program(&w, offset(base, entries)?, &bytes)?;
-            next_entry = advance(next_entry, ENTRY_LEN)?;
-        }
-        if next.bad_statements != 0 {
-            let bytes = Entry::BadStatements(next.bad_statements)
+        // What the body cannot hold, before the record: once its CRC makes the base valid,
+        // the entries are there.
+        let carried = [
+            (next.offline_floor != 0).then_some(Entry::OfflineFloor(next.offline_floor)),
+            (next.bad_statements != 0).then_some(Entry::BadStatements(next.bad_statements)),
+        ];
+        for entry in carried.into_iter().flatten() {
+            let bytes = entry
                 .encode(seq)
                 .ok_or(AgentError::Config("journal entry value"))?;
             storage.program(&w, offset(base, next_entry)?, &bytes)?;

@@ -134,8 +134,8 @@ fn a_device_and_server_kept_by_an_earlier_demo_boot_and_update() {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     std::fs::write(work.join("no-config.toml"), "").unwrap();
-    let emulate = |until: &str| -> Value {
-        let report = run(&[
+    let emulate_with = |until: &str, extra: &[&str]| -> Value {
+        let mut args = vec![
             "emulate",
             "--id",
             "EcoWatt001",
@@ -147,9 +147,11 @@ fn a_device_and_server_kept_by_an_earlier_demo_boot_and_update() {
             until,
             "--report",
             "json",
-        ]);
-        serde_json::from_str(&report).unwrap()
+        ];
+        args.extend_from_slice(extra);
+        serde_json::from_str(&run(&args)).unwrap()
     };
+    let emulate = |until: &str| emulate_with(until, &[]);
 
     // The server's kept view: the device runs 1.0.6, and 1.0.7 (which it rolled back) is
     // not offered to it again.
@@ -195,21 +197,7 @@ fn a_device_and_server_kept_by_an_earlier_demo_boot_and_update() {
     // What the device says about itself: its chip, and the application's attributes given
     // to the emulator. They ride along the batched last-seen write (1 s here), so the view
     // is read until they are in.
-    run(&[
-        "emulate",
-        "--id",
-        "EcoWatt001",
-        "--credential",
-        "EcoWatt001.json",
-        "--flash",
-        "EcoWatt001.flash.bin",
-        "--until",
-        "idle",
-        "--attr",
-        "site=A-7",
-        "--attr",
-        "power_w=1234",
-    ]);
+    emulate_with("idle", &["--attr", "site=A-7", "--attr", "power_w=1234"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let telemetry = loop {
         let device: Value =
