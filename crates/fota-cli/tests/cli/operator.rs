@@ -408,6 +408,45 @@ fn offline_bundle_uploads_later() {
     std::fs::write(f.path("bad.fota"), &bundle[..bundle.len() - 1]).unwrap();
     let err = f.fails(1, &["release", "upload", "bad.fota"]);
     assert!(err.contains("not a release bundle"), "{err}");
+
+    // The manifest is format 3 unless asked for the first layout, for agents that predate
+    // it; the server takes either.
+    let has = |bundle: &[u8], header: &[u8]| bundle.windows(header.len()).any(|w| w == header);
+    assert!(has(&bundle, b"FOTM\x03\x00"), "format 3 by default");
+    let app = f.image("2.0.1");
+    let sign = |format: &str, out: &str| {
+        f.cmd(&[
+            "release",
+            "create",
+            &app,
+            "--version",
+            "2.0.1",
+            "--class",
+            "c1",
+            "--sequence",
+            "8",
+            "--offline",
+            "-o",
+            out,
+            "--manifest-format",
+            format,
+        ])
+        .output()
+        .unwrap()
+    };
+    let out = sign("2", "old.fota");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let old = std::fs::read(f.path("old.fota")).unwrap();
+    assert!(has(&old, b"FOTM\x02\x00"), "the first layout");
+    let stored = f.json(&["release", "upload", "old.fota", "--json"]);
+    assert_eq!(stored["sequence"], 8);
+    let out = sign("4", "never.fota");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("not a manifest format"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
