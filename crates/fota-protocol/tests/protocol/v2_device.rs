@@ -89,7 +89,7 @@ fn a_format_2_check_in_appends_the_telemetry_to_the_format_1_layout() {
     assert_eq!(bytes[196..200], 86_400u32.to_le_bytes());
     assert_eq!(bytes[200..204], 123_456u32.to_le_bytes());
     assert_eq!(bytes[206..], *b"\x04site\x03A-7\x07power_w\x041234");
-    assert_eq!(bytes[204..206], 21u16.to_le_bytes());
+    assert_eq!(bytes[204..206], 22u16.to_le_bytes());
     assert_eq!(bytes.len(), c.encoded_len());
     let back = CheckIn::decode(&bytes).unwrap();
     assert_eq!(back, c);
@@ -268,8 +268,30 @@ fn event_field_checks() {
         Event::decode(&b).map(|e| e.kind)
     };
     assert!(patched(6, 0).is_err(), "kind 0 is not a kind");
-    assert!(patched(6, 10).is_err());
+    assert!(patched(6, 11).is_err());
     assert_eq!(patched(6, 9), Ok(EventKind::RollbackRefused));
+    assert_eq!(patched(6, 10), Ok(EventKind::Resumed));
+    assert_eq!(
+        bytes[4..6],
+        2u16.to_le_bytes(),
+        "events are written in format 2"
+    );
+    // Format 1 is read too, without the kind format 2 added.
+    let mut one = bytes.clone();
+    one[4..6].copy_from_slice(&1u16.to_le_bytes());
+    assert_eq!(
+        Event::decode(&one).map(|e| e.kind),
+        Ok(EventKind::RolledBack)
+    );
+    one[6] = 10;
+    assert!(matches!(
+        Event::decode(&one),
+        Err(Error::Field {
+            field: "kind",
+            check: FieldCheck::UnknownCode,
+            ..
+        })
+    ));
     assert!(patched(7, 200).is_err());
     assert_eq!(
         patched(29, 1).unwrap_err(),

@@ -99,18 +99,26 @@ fn weak_and_invalid_keys_are_refused_when_a_root_is_parsed() {
 fn all_zero_key_with_all_zero_signature_never_verifies_a_manifest() {
     // Non-strict Ed25519 verification accepts this pair for any message.
     let (body, _) = manifest_body(&image(4096), 1024);
-    let mut env = Vec::new();
-    env.extend_from_slice(b"FOTM");
-    env.extend_from_slice(&2u16.to_le_bytes());
-    env.extend_from_slice(&256u16.to_le_bytes());
-    env.extend_from_slice(&body.encode().unwrap());
-    env.push(1);
-    env.extend_from_slice(&fota_protocol::v2::key_id(&[0; 32]));
-    env.extend_from_slice(&[0; 64]);
-    assert!(matches!(
-        Manifest::verify(&root(), &env),
-        Err(Error::ThresholdNotMet { verified: 0, .. })
-    ));
+    for format in [ManifestFormat::V2, ManifestFormat::V3] {
+        let raw = ManifestBody {
+            format,
+            ..body.clone()
+        }
+        .encode()
+        .unwrap();
+        let mut env = Vec::new();
+        env.extend_from_slice(b"FOTM");
+        env.extend_from_slice(&format.version().to_le_bytes());
+        env.extend_from_slice(&u16::try_from(raw.len()).unwrap().to_le_bytes());
+        env.extend_from_slice(&raw);
+        env.push(1);
+        env.extend_from_slice(&fota_protocol::v2::key_id(&[0; 32]));
+        env.extend_from_slice(&[0; 64]);
+        assert!(matches!(
+            Manifest::verify(&root(), &env),
+            Err(Error::ThresholdNotMet { verified: 0, .. })
+        ));
+    }
 }
 
 fn rotated(version: u32, new_root: &[u8], new_release: &[u8], signers: &[u8]) -> Vec<u8> {
@@ -212,7 +220,7 @@ fn root_expiry() {
 fn manifest_round_trip() {
     let (body, _) = manifest_body(&image(10_000), 4096);
     let bytes = manifest_bytes(&body);
-    assert_eq!(bytes.len(), 8 + 256 + 1 + 2 * 72);
+    assert_eq!(bytes.len(), 8 + 384 + 1 + 2 * 72, "format 3");
     let m = Manifest::verify(&root(), &bytes).unwrap();
     assert_eq!(m.body(), &body);
     assert_eq!(m.digest(), &manifest_digest(&bytes));
@@ -745,7 +753,7 @@ fn every_single_byte_corruption_of_a_statement_is_rejected() {
 fn envelope_framing_errors_name_the_check() {
     let bytes = manifest_bytes(&manifest_body(&image(4096), 1024).0);
     assert_eq!(
-        Envelope::parse(&envelope::MANIFEST, &bytes[..3]).unwrap_err(),
+        Envelope::parse(&envelope::MANIFEST_V3, &bytes[..3]).unwrap_err(),
         Error::Codec(CodecError::Truncated {
             offset: 0,
             needed: 4
@@ -754,21 +762,21 @@ fn envelope_framing_errors_name_the_check() {
     let mut trailing = bytes.clone();
     trailing.extend_from_slice(&[0; 5]);
     assert_eq!(
-        Envelope::parse(&envelope::MANIFEST, &trailing).unwrap_err(),
+        Envelope::parse(&envelope::MANIFEST_V3, &trailing).unwrap_err(),
         Error::Codec(CodecError::TrailingBytes {
             offset: bytes.len()
         })
     );
     let mut nine = bytes.clone();
-    nine[8 + 256] = 9;
+    nine[8 + 384] = 9;
     assert_eq!(
-        Envelope::parse(&envelope::MANIFEST, &nine).unwrap_err(),
+        Envelope::parse(&envelope::MANIFEST_V3, &nine).unwrap_err(),
         Error::SignatureCount {
-            offset: 264,
+            offset: 392,
             count: 9
         }
     );
-    let parsed = Envelope::parse(&envelope::MANIFEST, &bytes).unwrap();
+    let parsed = Envelope::parse(&envelope::MANIFEST_V3, &bytes).unwrap();
     assert_eq!(parsed.signatures().count(), 2);
     assert_eq!(
         parsed.signatures().next().unwrap().key_id,
