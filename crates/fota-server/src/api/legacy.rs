@@ -9,6 +9,9 @@
 //! | POST | `/api/cloud/fota/rollback` | operator bearer | `{device_id, reason}` | `{success, order_id}` |
 //! | GET | `/api/inverter/fota/rollback-status` | – | `device_id` (required) | `{rollback_required, reason, nonce, mac}` |
 //!
+//! With `legacy.per_device_keys` every device endpoint needs `device_id` and MACs with that
+//! device's key (`domain::legacy`).
+//!
 //! Legacy mode is insecure by construction (one fleet-wide key, no signature on the image):
 //! docs/SERVER.md says what it cannot protect against.
 
@@ -150,7 +153,8 @@ pub(crate) struct LegacyChunk {
     /// The chunk's bytes, padded standard base64.
     #[schema(content_encoding = "base64")]
     data: String,
-    /// Lowercase hex HMAC-SHA256(PSK, chunk bytes).
+    /// Lowercase hex HMAC-SHA256(PSK, chunk bytes); with `legacy.per_device_keys` the key
+    /// is the named device's, HKDF-SHA256(PSK, "fota-legacy" ‖ device_id).
     #[schema(pattern = r"^[0-9a-f]{64}$")]
     mac: String,
 }

@@ -18,7 +18,7 @@ mod seen;
 mod windows;
 
 pub(crate) use auth_limits::AuthFailures;
-pub(crate) use caches::{ChunkCache, HotCache, MAX_CACHED_BLOB};
+pub(crate) use caches::{CachedChunk, ChunkCache, HotCache, MAX_CACHED_BLOB};
 pub use seen::SeenBatcher;
 pub(crate) use windows::LegacyWindows;
 

@@ -9,6 +9,7 @@
 mod common;
 mod e2e;
 mod legacy;
+mod legacy_keys;
 mod metrics;
 mod openapi;
 mod operator;
