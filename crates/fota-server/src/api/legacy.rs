@@ -38,8 +38,9 @@ use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::trust::LegacyKey;
 
-pub(crate) fn routes() -> Router<AppState> {
-    device_routes().route(paths::ROLLBACK, post(rollback))
+/// The seed's operator routes other than the upload (operator token).
+pub(crate) fn operator_routes() -> Router<AppState> {
+    Router::new().route(paths::ROLLBACK, post(rollback))
 }
 
 /// What seed devices call (`/api/inverter/fota/…`): no operator token on any of them, so these
@@ -261,7 +262,7 @@ pub(crate) struct LegacyRollbackStatus {
         (status = 429, response = doc::TooManyFailures),
         (status = 403, response = doc::Forbidden),
         (status = 413, response = doc::PayloadTooLarge),
-        (status = 503, response = doc::LegacyUnavailable)))]
+        (status = 503, response = doc::LegacyUploadUnavailable)))]
 pub(crate) async fn upload(
     State(state): State<AppState>,
     op: Operator,
@@ -284,6 +285,7 @@ pub(crate) async fn upload(
         (status = 400, response = doc::BadRequest),
         (status = 404, description = "Nothing uploaded yet (`not_found`), or the device_id is \
             a v2 device's (`unknown_device`)", body = crate::error::ErrorBody),
+        (status = 429, response = doc::LegacyThrottled),
         (status = 503, response = doc::LegacyUnavailable)))]
 pub(crate) async fn manifest(
     State(state): State<AppState>,
@@ -333,6 +335,7 @@ fn chunk_number(params: &HashMap<String, String>) -> AppResult<u64> {
         (status = 404, description = "Nothing uploaded yet, or past the last chunk \
             (`not_found`); or the device_id is a v2 device's (`unknown_device`)",
             body = crate::error::ErrorBody),
+        (status = 429, response = doc::LegacyThrottled),
         (status = 503, response = doc::LegacyUnavailable)))]
 pub(crate) async fn chunk(
     State(state): State<AppState>,
@@ -358,6 +361,7 @@ pub(crate) async fn chunk(
         (status = 404, description = "The device_id is a v2 device's (`unknown_device`)",
             body = crate::error::ErrorBody),
         (status = 413, response = doc::PayloadTooLarge),
+        (status = 429, response = doc::LegacyThrottled),
         (status = 503, response = doc::LegacyUnavailable)))]
 pub(crate) async fn status(
     State(state): State<AppState>,
@@ -428,6 +432,7 @@ pub(crate) async fn rollback(
         (status = 400, response = doc::BadRequest),
         (status = 404, description = "The device_id is a v2 device's (`unknown_device`)",
             body = crate::error::ErrorBody),
+        (status = 429, response = doc::LegacyThrottled),
         (status = 503, response = doc::LegacyUnavailable)))]
 pub(crate) async fn rollback_status(
     State(state): State<AppState>,
