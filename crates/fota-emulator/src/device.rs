@@ -61,10 +61,16 @@ impl Until {
 pub enum Protocol {
     /// v2 with the device's provisioning file.
     V2(Provisioning),
-    /// The seed's protocol with the fleet-wide key.
+    /// The seed's protocol with the fleet-wide key, or with this device's own key.
     Legacy {
-        /// The PSK bytes.
+        /// The PSK bytes: the key the device MACs with, or with `per_device_key` the fleet's
+        /// master it is derived from.
         psk: Vec<u8>,
+        /// Act as legacy firmware built for a server with `legacy.per_device_keys`: the device
+        /// verifies answers with `fota_protocol::legacy::DeviceKey::derive(psk, name)` and
+        /// never with `psk` itself (it names its `device_id` on every request, as the agent
+        /// always does).
+        per_device_key: bool,
     },
 }
 
@@ -74,9 +80,13 @@ impl core::fmt::Debug for Protocol {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::V2(provisioning) => f.debug_tuple("V2").field(provisioning).finish(),
-            Self::Legacy { psk: _ } => f
+            Self::Legacy {
+                psk: _,
+                per_device_key,
+            } => f
                 .debug_struct("Legacy")
                 .field("psk", &format_args!("[redacted]"))
+                .field("per_device_key", per_device_key)
                 .finish(),
         }
     }
@@ -273,9 +283,27 @@ where
         last_boot: None,
         offer: Offer::Unknown,
     };
+    let device_key;
     let (mode, root, token_ids) = match &opts.protocol {
         Protocol::V2(p) => (Mode::V2, p.root.clone(), Some(p.clone())),
-        Protocol::Legacy { psk } => (Mode::Legacy { psk }, Vec::new(), None),
+        Protocol::Legacy {
+            psk,
+            per_device_key: false,
+        } => (Mode::Legacy { psk }, Vec::new(), None),
+        Protocol::Legacy {
+            psk,
+            per_device_key: true,
+        } => {
+            // The firmware holds only this; the master is dropped from its view here.
+            device_key = fota_protocol::legacy::DeviceKey::derive(psk, &opts.name);
+            (
+                Mode::Legacy {
+                    psk: device_key.as_bytes(),
+                },
+                Vec::new(),
+                None,
+            )
+        }
     };
     let mut chunk = vec![0u8; CHUNK_BUF];
     // Legacy answers carry base64 chunks: ≈ 4/3 of a chunk plus the JSON around it.
@@ -501,10 +529,19 @@ mod tests {
     #[test]
     fn debug_of_legacy_options_hides_the_psk() {
         let psk = b"fleet-psk-do-not-print";
-        let options = DeviceOptions::new("EcoWatt001", Protocol::Legacy { psk: psk.to_vec() });
+        let options = DeviceOptions::new(
+            "EcoWatt001",
+            Protocol::Legacy {
+                psk: psk.to_vec(),
+                per_device_key: true,
+            },
+        );
         let debug = format!("{options:?}");
         assert_hidden(&debug, psk);
-        assert!(debug.contains("Legacy { psk: [redacted] }"), "{debug}");
+        assert!(
+            debug.contains("Legacy { psk: [redacted], per_device_key: true }"),
+            "{debug}"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 mod bootloader;
 mod http;
+mod legacy_keys;
 mod net_faults;
 mod power_cut;
 mod refusals;

@@ -37,6 +37,26 @@ pub enum AppError {
         /// Seconds until the window ends.
         retry_after: u64,
     },
+    /// `429`: too many refused requests from this client address lately (the legacy device
+    /// API's limit); retry after `retry_after` seconds.
+    #[error("{message}; retry in {retry_after} s")]
+    Throttled {
+        /// Seconds until the window ends.
+        retry_after: u64,
+        /// What was exceeded.
+        message: String,
+    },
+    /// `503` with code `uploads_busy`: `limits.concurrent_uploads` uploads are being received;
+    /// retry after `retry_after` seconds.
+    #[error(
+        "{limit} uploads are being received, the most this server takes at once; retry in {retry_after} s"
+    )]
+    UploadsBusy {
+        /// The limit.
+        limit: u32,
+        /// Seconds to wait.
+        retry_after: u64,
+    },
     /// `403`: a valid credential that may not do this (role, or another device's data).
     #[error("{0}")]
     Forbidden(String),
@@ -147,7 +167,8 @@ impl AppError {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::TooManyFailures { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyFailures { .. } | Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::UploadsBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) | Self::UnknownDevice(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -171,7 +192,8 @@ impl AppError {
             | Self::Unprocessable { code, .. }
             | Self::Unavailable { code, .. } => code,
             Self::Unauthorized(_) => "unauthorized",
-            Self::TooManyFailures { .. } => "too_many_requests",
+            Self::TooManyFailures { .. } | Self::Throttled { .. } => "too_many_requests",
+            Self::UploadsBusy { .. } => "uploads_busy",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::UnknownDevice(_) => "unknown_device",
@@ -188,6 +210,10 @@ impl AppError {
 }
 
 pub use fota_api::{ErrorBody, ErrorDetail};
+
+/// The code of an error answer, kept in the response's extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ErrorCode(pub(crate) &'static str);
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
@@ -206,6 +232,9 @@ impl IntoResponse for AppError {
             },
         };
         let mut response = (status, Json(body)).into_response();
+        // For layers that act on why a request was refused (the legacy limit counts some
+        // refusals and not others); never sent.
+        response.extensions_mut().insert(ErrorCode(self.code()));
         match self {
             Self::RangeNotSatisfiable { size } => {
                 if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
@@ -217,7 +246,9 @@ impl IntoResponse for AppError {
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            Self::TooManyFailures { retry_after } => {
+            Self::TooManyFailures { retry_after }
+            | Self::Throttled { retry_after, .. }
+            | Self::UploadsBusy { retry_after, .. } => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));

@@ -61,6 +61,14 @@ fn describe() {
     );
     describe_counter!("fota_releases_created_total", "Signed releases accepted");
     describe_counter!(
+        "fota_uploads_busy_total",
+        "Uploads answered 503 uploads_busy (limits.concurrent_uploads were running)"
+    );
+    describe_counter!(
+        "fota_legacy_throttled_total",
+        "Legacy device requests answered 429 (legacy.failures_per_minute exceeded)"
+    );
+    describe_counter!(
         "fota_legacy_chunks_total",
         "Legacy (seed) firmware chunks served"
     );

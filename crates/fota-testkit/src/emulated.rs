@@ -177,7 +177,20 @@ pub fn v2_options(p: &Provisioning) -> DeviceOptions {
 
 /// Emulator options for a legacy device named `name` (the seed's PSK).
 pub fn legacy_options(name: &str) -> DeviceOptions {
-    let mut o = DeviceOptions::new(name, Protocol::Legacy { psk: PSK.to_vec() });
+    legacy_options_with(name, PSK, false)
+}
+
+/// Emulator options for a legacy device named `name` holding `psk`, or with `per_device_key`
+/// the key derived from `psk` (the master) for `name`: firmware built for a server with
+/// `legacy.per_device_keys`.
+pub fn legacy_options_with(name: &str, psk: &[u8], per_device_key: bool) -> DeviceOptions {
+    let mut o = DeviceOptions::new(
+        name,
+        Protocol::Legacy {
+            psk: psk.to_vec(),
+            per_device_key,
+        },
+    );
     o.poll_interval = Duration::from_millis(20);
     o.seed = Some(7);
     o.max_checkins = 60;

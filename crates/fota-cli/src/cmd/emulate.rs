@@ -55,6 +55,12 @@ pub(crate) struct EmulateArgs {
     /// command line is visible to every user of the machine.
     #[arg(long, value_name = "FILE")]
     legacy_psk_file: Option<PathBuf>,
+    /// Legacy firmware built for a server run with --legacy-per-device-keys: the key given is
+    /// the fleet's master, and the device (each device of a fleet) verifies answers with its
+    /// own key derived from it and its id, never with the master. A device given its own key
+    /// (`fota legacy device-key ID`) needs no flag.
+    #[arg(long, conflicts_with = "credential")]
+    legacy_per_device_key: bool,
     /// Image for ota_0 when the flash file is created (never cut, not counted).
     #[arg(long, value_name = "app.bin")]
     initial_image: Option<PathBuf>,
@@ -250,7 +256,10 @@ fn protocol(args: &EmulateArgs, env_psk: Option<String>) -> anyhow::Result<Proto
              (legacy)"
         ),
     };
-    Ok(Protocol::Legacy { psk })
+    Ok(Protocol::Legacy {
+        psk,
+        per_device_key: args.legacy_per_device_key,
+    })
 }
 
 /// Fleet devices read their own provisioning files; this stands in until they do.
@@ -287,7 +296,7 @@ mod tests {
 
     fn psk_of(protocol: Protocol) -> Vec<u8> {
         match protocol {
-            Protocol::Legacy { psk } => psk,
+            Protocol::Legacy { psk, .. } => psk,
             Protocol::V2(_) => panic!("v2, not legacy"),
         }
     }

@@ -5,6 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use fota_protocol::esp::image::{self, VerifyOptions};
+use fota_protocol::legacy::DeviceKey;
+use fota_protocol::legacy::mac::Hex64;
+use fota_server::config::LEGACY_PSK_ENV;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::common::{self, ConnArgs, Explain as _};
@@ -47,17 +50,45 @@ enum LegacyCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print the legacy key of device ID for a server run with `--legacy-per-device-keys`
+    /// (config `legacy.per_device_keys`): HKDF-SHA256 of the fleet's master PSK (no salt, info
+    /// "fota-legacy" followed by the id's bytes), 32 bytes.
+    ///
+    /// Printed as `hex:` and 64 hex digits, the form FOTA_LEGACY_PSK takes a binary key in, so
+    /// `FOTA_LEGACY_PSK=$(fota legacy device-key ID) fota emulate --id ID ...` runs that
+    /// device. Build it into that device's firmware only: whoever reads it can forge answers
+    /// for that one device, while the master forges them for every device. No server is
+    /// contacted.
+    DeviceKey {
+        /// The device id, exactly as the device sends it as `device_id`.
+        id: String,
+        /// File holding the master PSK: its raw bytes, one trailing newline dropped [else
+        /// FOTA_LEGACY_PSK, the key itself (its UTF-8 bytes, or `hex:…`)]. Never a flag: a
+        /// command line is visible to every user of the machine.
+        #[arg(long, value_name = "FILE")]
+        legacy_psk_file: Option<PathBuf>,
+    },
 }
 
 pub(crate) fn run(args: LegacyArgs) -> anyhow::Result<ExitCode> {
-    let client = args.conn.client()?;
     match args.command {
+        LegacyCommand::DeviceKey {
+            id,
+            legacy_psk_file,
+        } => {
+            let master = master_psk(
+                legacy_psk_file.as_deref(),
+                common::env_setting(LEGACY_PSK_ENV),
+            )?;
+            println!("{}", device_key_text(&master, &id)?);
+        }
         LegacyCommand::Upload {
             image: path,
             version,
             chunk_size,
             json,
         } => {
+            let client = args.conn.client()?;
             anyhow::ensure!(chunk_size >= 1, "--chunk-size must be at least 1");
             let firmware =
                 std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
@@ -89,6 +120,35 @@ pub(crate) fn run(args: LegacyArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The master PSK: the file's raw bytes (one trailing newline dropped), else `env`, the value
+/// of `FOTA_LEGACY_PSK`, read as the server reads it.
+fn master_psk(file: Option<&std::path::Path>, env: Option<String>) -> anyhow::Result<Vec<u8>> {
+    match (file, env) {
+        (Some(path), _) => {
+            let raw = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            fota_protocol::legacy::psk_from_file(&raw)
+                .with_context(|| format!("--legacy-psk-file {}", path.display()))
+        }
+        (None, Some(value)) => {
+            fota_protocol::legacy::psk_from_value(&value).context(LEGACY_PSK_ENV)
+        }
+        (None, None) => {
+            anyhow::bail!("give the master PSK: --legacy-psk-file FILE or {LEGACY_PSK_ENV}")
+        }
+    }
+}
+
+/// `hex:` and the 64 digits of device `id`'s key under `master`.
+fn device_key_text(master: &[u8], id: &str) -> anyhow::Result<String> {
+    anyhow::ensure!(
+        fota_api::name::is_valid(id),
+        "device id {id:?}: must be {} (the server refuses other ids)",
+        fota_api::name::RULE
+    );
+    let key = DeviceKey::derive(master, id);
+    Ok(format!("hex:{}", Hex64::new(key.as_bytes())))
 }
 
 /// Why devices would refuse this upload: they check the image format and version themselves;
@@ -124,6 +184,42 @@ mod tests {
     fn image_of(version: &str) -> Vec<u8> {
         let spec = fota_protocol::esp::build::AppImageSpec::new(version);
         fota_protocol::esp::build::build_app_image(&spec).unwrap()
+    }
+
+    #[test]
+    fn a_device_key_is_printed_as_the_environment_takes_it_and_works_as_a_psk() {
+        let master = b"your-32-byte-secret-key-here!!";
+        let text = device_key_text(master, "EcoWatt001").unwrap();
+        // RFC 5869 computed independently (fota-protocol's known answer).
+        assert_eq!(
+            text,
+            "hex:32f639ae827f7754080b5d10104b94af885121da5a67fb7f2fef29ae70624a33"
+        );
+        let as_psk = fota_protocol::legacy::psk_from_value(&text).unwrap();
+        assert_eq!(
+            as_psk,
+            DeviceKey::derive(master, "EcoWatt001").as_bytes().to_vec()
+        );
+        assert!(device_key_text(master, "no spaces").is_err());
+    }
+
+    #[test]
+    fn the_master_psk_comes_from_the_file_before_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("psk");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let env = Some("from-env".to_owned());
+        assert_eq!(master_psk(Some(&file), env.clone()).unwrap(), b"from-file");
+        assert_eq!(master_psk(None, env).unwrap(), b"from-env");
+        assert_eq!(
+            master_psk(None, Some("hex:0aff".into())).unwrap(),
+            [0x0a, 0xff]
+        );
+        let err = master_psk(None, None).unwrap_err().to_string();
+        assert!(
+            err.contains("--legacy-psk-file") && err.contains(LEGACY_PSK_ENV),
+            "{err}"
+        );
     }
 
     #[test]

@@ -59,6 +59,13 @@ pub(crate) struct ServerArgs {
     /// seed devices that cannot speak TLS (the seed's upload and rollback stay on --listen).
     #[arg(long, value_name = "ADDR")]
     legacy_http_listen: Option<String>,
+    /// MAC each legacy answer with the key of the device it names, HKDF-SHA256 of the PSK and
+    /// the device id (`fota legacy device-key ID` prints one), not with the PSK itself: for
+    /// legacy firmware built with its own key, which names its device_id on every request
+    /// (requests without one are refused). One key read out of a device then forges answers
+    /// for that device alone [else config `legacy.per_device_keys`; default: the fleet key].
+    #[arg(long)]
+    legacy_per_device_keys: bool,
 }
 
 /// Shortest `FOTA_ADMIN_TOKEN` accepted.
@@ -211,6 +218,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
         tls_key: args.tls_key,
         insecure_http: args.insecure_http,
         legacy_http_listen: args.legacy_http_listen,
+        legacy_per_device_keys: args.legacy_per_device_keys,
     })?;
     let addr = config.listen_addr()?;
     let legacy_addr = config.legacy_http_addr()?;

@@ -11,7 +11,11 @@
 //! body (serde derives with feature `serde`, for `serde-json-core`), base64 decodes into a
 //! caller's buffer, and MACs are computed incrementally. PSK parsing and upload validation are
 //! server-side and need `alloc`.
+//!
+//! Per-device keys ([`DeviceKey`], HKDF of the master PSK and the device id) keep the wire
+//! format and limit what one extracted key forges to its own device.
 
+pub mod device_key;
 pub mod json;
 pub mod mac;
 #[cfg(feature = "alloc")]
@@ -19,6 +23,7 @@ pub mod psk;
 #[cfg(feature = "alloc")]
 pub mod upload;
 
+pub use device_key::{DEVICE_KEY_INFO, DEVICE_KEY_LEN, DeviceKey};
 pub use json::{
     ChunkAnswer, ManifestAnswer, RollbackOrder, RollbackStatusAnswer, StatusReport, UploadAnswer,
     UploadRequest, paths,

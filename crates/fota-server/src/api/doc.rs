@@ -53,6 +53,21 @@ error_answers! {
     /// `503` of the legacy API.
     LegacyUnavailable => "The legacy (seed) API is off: no PSK configured \
         (`legacy_disabled`)";
+    /// `503` of the release upload.
+    V2UploadUnavailable => "The server was started without a root record and status key \
+        (`v2_not_configured`), or `limits.concurrent_uploads` uploads (releases and legacy \
+        uploads together) are being received (`uploads_busy`; `Retry-After` says when to \
+        try again; nothing of the body was read)";
+    /// `503` of the legacy upload.
+    LegacyUploadUnavailable => "The legacy (seed) API is off: no PSK configured \
+        (`legacy_disabled`), or `limits.concurrent_uploads` uploads (releases and legacy \
+        uploads together) are being received (`uploads_busy`; `Retry-After` says when to \
+        try again; nothing of the body was read)";
+    /// `429` of the legacy device API.
+    LegacyThrottled => "More than `legacy.failures_per_minute` refused legacy requests \
+        (malformed, or naming a v2 device) came from this client address in the last minute: \
+        every legacy request from it is refused until the minute ends (`too_many_requests`; \
+        `Retry-After` says when)";
 }
 
 /// The OpenAPI schema of a raw binary body (`type: string, format: binary`): fota-protocol

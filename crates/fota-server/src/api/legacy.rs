@@ -9,6 +9,9 @@
 //! | POST | `/api/cloud/fota/rollback` | operator bearer | `{device_id, reason}` | `{success, order_id}` |
 //! | GET | `/api/inverter/fota/rollback-status` | – | `device_id` (required) | `{rollback_required, reason, nonce, mac}` |
 //!
+//! With `legacy.per_device_keys` every device endpoint needs `device_id` and MACs with that
+//! device's key (`domain::legacy`).
+//!
 //! Legacy mode is insecure by construction (one fleet-wide key, no signature on the image):
 //! docs/SERVER.md says what it cannot protect against.
 
@@ -35,8 +38,9 @@ use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::trust::LegacyKey;
 
-pub(crate) fn routes() -> Router<AppState> {
-    device_routes().route(paths::ROLLBACK, post(rollback))
+/// The seed's operator routes other than the upload (operator token).
+pub(crate) fn operator_routes() -> Router<AppState> {
+    Router::new().route(paths::ROLLBACK, post(rollback))
 }
 
 /// What seed devices call (`/api/inverter/fota/…`): no operator token on any of them, so these
@@ -150,7 +154,8 @@ pub(crate) struct LegacyChunk {
     /// The chunk's bytes, padded standard base64.
     #[schema(content_encoding = "base64")]
     data: String,
-    /// Lowercase hex HMAC-SHA256(PSK, chunk bytes).
+    /// Lowercase hex HMAC-SHA256(PSK, chunk bytes); with `legacy.per_device_keys` the key
+    /// is the named device's, HKDF-SHA256(PSK, "fota-legacy" ‖ device_id).
     #[schema(pattern = r"^[0-9a-f]{64}$")]
     mac: String,
 }
@@ -257,7 +262,7 @@ pub(crate) struct LegacyRollbackStatus {
         (status = 429, response = doc::TooManyFailures),
         (status = 403, response = doc::Forbidden),
         (status = 413, response = doc::PayloadTooLarge),
-        (status = 503, response = doc::LegacyUnavailable)))]
+        (status = 503, response = doc::LegacyUploadUnavailable)))]
 pub(crate) async fn upload(
     State(state): State<AppState>,
     op: Operator,
@@ -280,6 +285,7 @@ pub(crate) async fn upload(
         (status = 400, response = doc::BadRequest),
         (status = 404, description = "Nothing uploaded yet (`not_found`), or the device_id is \
             a v2 device's (`unknown_device`)", body = crate::error::ErrorBody),
+        (status = 429, response = doc::LegacyThrottled),
         (status = 503, response = doc::LegacyUnavailable)))]
 pub(crate) async fn manifest(
     State(state): State<AppState>,
@@ -329,6 +335,7 @@ fn chunk_number(params: &HashMap<String, String>) -> AppResult<u64> {
         (status = 404, description = "Nothing uploaded yet, or past the last chunk \
             (`not_found`); or the device_id is a v2 device's (`unknown_device`)",
             body = crate::error::ErrorBody),
+        (status = 429, response = doc::LegacyThrottled),
         (status = 503, response = doc::LegacyUnavailable)))]
 pub(crate) async fn chunk(
     State(state): State<AppState>,
@@ -354,6 +361,7 @@ pub(crate) async fn chunk(
         (status = 404, description = "The device_id is a v2 device's (`unknown_device`)",
             body = crate::error::ErrorBody),
         (status = 413, response = doc::PayloadTooLarge),
+        (status = 429, response = doc::LegacyThrottled),
         (status = 503, response = doc::LegacyUnavailable)))]
 pub(crate) async fn status(
     State(state): State<AppState>,
@@ -424,6 +432,7 @@ pub(crate) async fn rollback(
         (status = 400, response = doc::BadRequest),
         (status = 404, description = "The device_id is a v2 device's (`unknown_device`)",
             body = crate::error::ErrorBody),
+        (status = 429, response = doc::LegacyThrottled),
         (status = 503, response = doc::LegacyUnavailable)))]
 pub(crate) async fn rollback_status(
     State(state): State<AppState>,

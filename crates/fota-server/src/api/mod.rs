@@ -17,14 +17,14 @@
 //! | `openapi` | anyone | `/api/v2/openapi.json` |
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
 use crate::state::AppState;
 
 mod audit;
@@ -82,11 +82,18 @@ fn build(state: AppState, area: Area) -> Router {
             .merge(releases::routes())
             .merge(audit::routes())
             .merge(v2_device::routes())
-            .merge(legacy::routes())
+            .merge(legacy::operator_routes())
             .merge(info::routes())
             .merge(openapi::routes()),
-        Area::LegacyOnly => legacy::device_routes(),
-    };
+        Area::LegacyOnly => Router::new(),
+    }
+    .merge(
+        // Both areas serve the seed's device routes, each with the limit on them.
+        legacy::device_routes().layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limit_legacy,
+        )),
+    );
     let timed = routes
         .layer(DefaultBodyLimit::max(json_limit))
         .layer(RequestBodyLimitLayer::new(json_limit))
@@ -102,7 +109,12 @@ fn build(state: AppState, area: Area) -> Router {
                 legacy::upload_routes()
                     .layer(DefaultBodyLimit::max(legacy_upload_limit))
                     .layer(RequestBodyLimitLayer::new(legacy_upload_limit)),
-            ),
+            )
+            // Outermost of the upload layers: a refused upload reads no byte of its body.
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                limit_uploads,
+            )),
         Area::LegacyOnly => Router::new(),
     };
     Router::new()
@@ -114,6 +126,73 @@ fn build(state: AppState, area: Area) -> Router {
         .layer(axum::middleware::from_fn(count_requests))
         .layer(axum::middleware::map_response(json_errors))
         .with_state(state)
+}
+
+/// How long a client told `uploads_busy` should wait: an upload of firmware size over a
+/// slow link takes seconds, so sooner would mostly meet the same answer.
+const UPLOADS_BUSY_RETRY_S: u64 = 5;
+
+/// At most `limits.concurrent_uploads` uploads are received at once: each holds a body stream
+/// and a temporary file, so this bounds what uploads take together. One more is answered 503
+/// `uploads_busy` with `Retry-After`, before its body is read. The permit is held until the
+/// handler has answered, that is until the body was read, checked and stored.
+async fn limit_uploads(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let Ok(permit) = state.upload_permits().clone().try_acquire_owned() else {
+        ::metrics::counter!("fota_uploads_busy_total").increment(1);
+        return AppError::UploadsBusy {
+            limit: state.config().limits.concurrent_uploads,
+            retry_after: UPLOADS_BUSY_RETRY_S,
+        }
+        .into_response();
+    };
+    let response = next.run(req).await;
+    drop(permit);
+    response
+}
+
+/// Whether a legacy device request's refusal counts against its client address: malformed
+/// requests (400) and ids the legacy API must not touch (404 `unknown_device`, a v2 device's:
+/// how someone would enumerate them). A 404 `not_found` does not: a fleet polls before the
+/// first upload, and a device whose upload changed asks past the new last chunk.
+fn counts_as_refusal(response: &Response) -> bool {
+    let code = response.extensions().get::<ErrorCode>().map(|c| c.0);
+    response.status() == StatusCode::BAD_REQUEST || code == Some("unknown_device")
+}
+
+/// The legacy device API's limit per client address: legacy devices present no credential
+/// (one fleet key, no token), so the address is what can be limited. More than
+/// `legacy.failures_per_minute` refused requests (see [`counts_as_refusal`]) in a minute, and
+/// every legacy device request from that address is answered 429 with `Retry-After` until the
+/// minute ends: a throttled address learns nothing, not even which of its ids exist.
+/// Addresses whose requests are answered are never slowed.
+async fn limit_legacy(
+    State(state): State<AppState>,
+    ip: auth::ClientIp,
+    req: Request,
+    next: Next,
+) -> Response {
+    let limit = state.config().legacy.failures_per_minute;
+    let throttled = |wait: std::time::Duration| {
+        ::metrics::counter!("fota_legacy_throttled_total").increment(1);
+        AppError::Throttled {
+            retry_after: wait.as_secs().max(1),
+            message: format!(
+                "more than {limit} refused legacy requests from this address in a minute \
+                 (legacy.failures_per_minute)"
+            ),
+        }
+        .into_response()
+    };
+    if let Some(wait) = state.legacy_failures().blocked(ip.0, limit) {
+        return throttled(wait);
+    }
+    let response = next.run(req).await;
+    if counts_as_refusal(&response)
+        && let Some(wait) = state.legacy_failures().fail(ip.0, limit)
+    {
+        return throttled(wait);
+    }
+    response
 }
 
 async fn not_found() -> AppError {

@@ -64,7 +64,8 @@ impl utoipa::Modify for SecurityAddon {
         doc::BadRequest, doc::Unauthorized, doc::TooManyFailures,
         doc::Forbidden, doc::NotFound,
         doc::PayloadTooLarge, doc::V2Unavailable,
-        doc::LegacyUnavailable,
+        doc::LegacyUnavailable, doc::V2UploadUnavailable, doc::LegacyUploadUnavailable,
+        doc::LegacyThrottled,
     )),
     paths(
         tokens::create_token, tokens::list_tokens, tokens::revoke_token,

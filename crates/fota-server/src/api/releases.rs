@@ -98,7 +98,7 @@ async fn read_small_field(
         (status = 422, description = "A signature, hash, size, image format, app descriptor \
             or class that does not check out (`invalid_manifest`, `image_hash_mismatch`, \
             `unknown_class`, ...)", body = crate::error::ErrorBody),
-        (status = 503, response = doc::V2Unavailable)))]
+        (status = 503, response = doc::V2UploadUnavailable)))]
 pub(crate) async fn create_release(
     State(state): State<AppState>,
     op: Operator,

@@ -2,6 +2,10 @@
 //! chunks, status reports, and whether a device must roll back. The records and their MACs are
 //! `fota_protocol::legacy`'s; which device ids a request may touch is [`admission`]'s.
 //!
+//! Answers are MACed with the fleet's PSK, or with `legacy.per_device_keys` with the key of
+//! the device the request names ([`DeviceKey`]): then one key read out of a device forges
+//! answers for that device alone.
+//!
 //! [`admission`]: super::admission
 
 use std::net::IpAddr;
@@ -11,13 +15,14 @@ use fota_api::{AuditEntry, Protocol, RollbackOrder};
 use fota_protocol::legacy::json::{
     ChunkAnswer, ManifestAnswer, RollbackStatusAnswer, UploadRequest,
 };
-use fota_protocol::legacy::{LegacyError, paths};
+use fota_protocol::legacy::mac::{Hex64, chunk_mac};
+use fota_protocol::legacy::{DeviceKey, LegacyError, paths};
 
 use super::admission::{self, Admission, NotRecorded, admit, note_seen};
 use super::rollbacks;
 use crate::clock::now_ms;
 use crate::error::{AppError, AppResult, parse_json};
-use crate::state::AppState;
+use crate::state::{AppState, CachedChunk};
 use crate::store::{LegacyRelease, LegacyStatus, LegacyStatusOutcome, Report};
 use crate::trust::LegacyKey;
 
@@ -73,6 +78,45 @@ pub(crate) async fn upload(
     Ok(release)
 }
 
+/// The key that MACs an answer to a request naming `device_id`.
+enum AnswerKey<'a> {
+    /// The fleet's PSK.
+    Fleet(&'a [u8]),
+    /// The named device's own key (`legacy.per_device_keys`).
+    Device(DeviceKey),
+}
+
+impl AnswerKey<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Self::Fleet(psk) => psk,
+            Self::Device(key) => key.as_bytes(),
+        }
+    }
+}
+
+/// The fleet's PSK, or with `legacy.per_device_keys` the key of `device_id`, derived per
+/// request (the server holds the master only). Without a `device_id` there is no key to
+/// answer with in that mode: a 400 that says so.
+fn answer_key<'a>(
+    state: &AppState,
+    key: &'a LegacyKey,
+    device_id: Option<&str>,
+) -> AppResult<AnswerKey<'a>> {
+    if !state.config().legacy.per_device_keys {
+        return Ok(AnswerKey::Fleet(&key.psk));
+    }
+    let id = device_id.ok_or_else(|| {
+        AppError::bad_request(
+            "device_id_required",
+            "this server MACs legacy answers with per-device keys (legacy.per_device_keys): \
+             every request must name its device_id, chunk requests included",
+        )
+    })?;
+    admission::check_device_id(id)?;
+    Ok(AnswerKey::Device(DeviceKey::derive(&key.psk, id)))
+}
+
 /// The newest upload's manifest, sealed for `device_id` (the empty string when the request
 /// names none) with a fresh nonce.
 pub(crate) async fn manifest(
@@ -81,6 +125,7 @@ pub(crate) async fn manifest(
     ip: Option<IpAddr>,
     device_id: Option<&str>,
 ) -> AppResult<Vec<u8>> {
+    let key = answer_key(state, key, device_id)?;
     if let Some(id) = device_id {
         let admission = admit(state, id, ip, paths::MANIFEST).await?;
         note_seen(state, id, admission, None);
@@ -91,7 +136,7 @@ pub(crate) async fn manifest(
         .await?
         .ok_or_else(|| AppError::NotFound("no firmware available".into()))?;
     let nonce = state.store().next_counter("legacy_nonce").await?;
-    manifest_answer(key, &release, nonce, device_id.unwrap_or(""))
+    manifest_answer(&key, &release, nonce, device_id.unwrap_or(""))
 }
 
 /// Chunk `n` of the newest upload, as its JSON answer; a device naming itself has its
@@ -103,6 +148,7 @@ pub(crate) async fn chunk(
     n: u64,
     device_id: Option<&str>,
 ) -> AppResult<Bytes> {
+    let key = answer_key(state, key, device_id)?;
     let device = match device_id {
         Some(id) => Some((id, admit(state, id, ip, paths::CHUNK).await?)),
         None => None,
@@ -133,7 +179,11 @@ pub(crate) async fn chunk(
         note_seen(state, id, admission, Some((done, release.size)));
     }
     ::metrics::counter!("fota_legacy_chunks_total").increment(1);
-    if let Some(body) = state.chunk_cache().get((release.id, n)) {
+    if let Some(body) = state
+        .chunk_cache()
+        .get((release.id, n))
+        .and_then(|cached| answer_from(&cached, &key))
+    {
         return Ok(body);
     }
     let data = state
@@ -141,9 +191,51 @@ pub(crate) async fn chunk(
         .read_at(&release.sha256, offset, usize::try_from(len).unwrap_or(0))
         .await
         .map_err(AppError::internal)?;
-    let body = Bytes::from(chunk_answer(key, n, &data)?);
-    state.chunk_cache().insert((release.id, n), body.clone());
+    let cached = match key {
+        AnswerKey::Fleet(psk) => CachedChunk::Sealed(Bytes::from(chunk_answer(psk, n, &data)?)),
+        AnswerKey::Device(_) => CachedChunk::Open {
+            head: chunk_head(n, &data),
+            raw: Bytes::from(data),
+        },
+    };
+    let body = answer_from(&cached, &key)
+        .ok_or_else(|| AppError::internal("a chunk answer built for another key mode"))?;
+    state.chunk_cache().insert((release.id, n), cached);
     Ok(body)
+}
+
+/// The answer a cached chunk gives under `key`: a fleet answer as cached; a per-device one
+/// with its MAC made now, over the cached bytes. `None` when the entry was built for the other
+/// mode (then it is built again).
+fn answer_from(cached: &CachedChunk, key: &AnswerKey<'_>) -> Option<Bytes> {
+    match (cached, key) {
+        (CachedChunk::Sealed(body), AnswerKey::Fleet(_)) => Some(body.clone()),
+        (CachedChunk::Open { head, raw }, AnswerKey::Device(k)) => {
+            Some(open_answer(head, raw, k.as_bytes()))
+        }
+        _ => None,
+    }
+}
+
+/// `{"chunk_number":N,"data":"BASE64","mac":"`: what serde_json writes for a
+/// [`ChunkAnswer`] up to the MAC's digits (base64 and hex need no JSON escapes).
+fn chunk_head(n: u64, data: &[u8]) -> Bytes {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(data);
+    Bytes::from(format!(
+        "{{\"chunk_number\":{n},\"data\":\"{b64}\",\"mac\":\""
+    ))
+}
+
+/// `head` completed with HMAC-SHA256(`key`, `raw`): one HMAC over the chunk and a copy, no
+/// base64 encoding, per request.
+fn open_answer(head: &[u8], raw: &[u8], key: &[u8]) -> Bytes {
+    let mac = Hex64::new(&chunk_mac(key, raw));
+    let mut out = Vec::with_capacity(head.len() + 66);
+    out.extend_from_slice(head);
+    out.extend_from_slice(mac.as_str().as_bytes());
+    out.extend_from_slice(b"\"}");
+    Bytes::from(out)
 }
 
 /// Records a status report: any JSON object naming the device (in the body, else by the
@@ -265,6 +357,7 @@ pub(crate) async fn rollback_status(
     ip: Option<IpAddr>,
     device_id: &str,
 ) -> AppResult<Vec<u8>> {
+    let key = answer_key(state, key, Some(device_id))?;
     let admission = admit(state, device_id, ip, paths::ROLLBACK_STATUS).await?;
     note_seen(state, device_id, admission, None);
     // Read whatever the look-up said: an operator's order may have created the device since.
@@ -274,7 +367,7 @@ pub(crate) async fn rollback_status(
         .await?;
     let nonce = state.store().next_counter("legacy_nonce").await?;
     let reason = order.as_ref().map(|o| o.reason.as_str());
-    rollback_status_answer(key, reason, nonce, device_id)
+    rollback_status_answer(&key, reason, nonce, device_id)
 }
 
 /// A checked seed upload.
@@ -325,7 +418,7 @@ fn to_json<T: serde::Serialize>(v: &T) -> AppResult<Vec<u8>> {
 }
 
 fn manifest_answer(
-    key: &LegacyKey,
+    key: &AnswerKey<'_>,
     release: &LegacyRelease,
     nonce: u64,
     device_id: &str,
@@ -340,17 +433,17 @@ fn manifest_answer(
         mac: None,
     };
     answer
-        .seal(&key.psk, paths::MANIFEST, device_id, nonce)
+        .seal(key.bytes(), paths::MANIFEST, device_id, nonce)
         .map_err(internal)?;
     to_json(&answer)
 }
 
-fn chunk_answer(key: &LegacyKey, n: u64, data: &[u8]) -> AppResult<Vec<u8>> {
-    to_json(&ChunkAnswer::new_signed(&key.psk, n, data))
+fn chunk_answer(psk: &[u8], n: u64, data: &[u8]) -> AppResult<Vec<u8>> {
+    to_json(&ChunkAnswer::new_signed(psk, n, data))
 }
 
 fn rollback_status_answer(
-    key: &LegacyKey,
+    key: &AnswerKey<'_>,
     reason: Option<&str>,
     nonce: u64,
     device_id: &str,
@@ -362,7 +455,24 @@ fn rollback_status_answer(
         mac: None,
     };
     answer
-        .seal(&key.psk, paths::ROLLBACK_STATUS, device_id, nonce)
+        .seal(key.bytes(), paths::ROLLBACK_STATUS, device_id, nonce)
         .map_err(internal)?;
     to_json(&answer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_per_device_chunk_answer_is_byte_for_byte_what_serde_json_writes() {
+        let key = DeviceKey::derive(b"master", "EcoWatt001");
+        for data in [&b""[..], b"a", b"ab", b"abc", &[0xFFu8; 1000][..]] {
+            for n in [0, 7, u64::MAX] {
+                let built = open_answer(&chunk_head(n, data), data, key.as_bytes());
+                let reference = chunk_answer(key.as_bytes(), n, data).unwrap();
+                assert_eq!(&built[..], &reference[..], "chunk {n}");
+            }
+        }
+    }
 }

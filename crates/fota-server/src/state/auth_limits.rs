@@ -65,6 +65,29 @@ fn count<K: std::hash::Hash + Eq>(
     (w.failures > limit).then(|| MINUTE.saturating_sub(now.duration_since(w.start)))
 }
 
+/// Refused requests per client address in one-minute windows, for the legacy device API's
+/// limit: legacy devices present no credential, so the address is all there is to count by.
+#[derive(Debug, Default)]
+pub(crate) struct RequestFailures {
+    per_ip: Mutex<HashMap<Option<IpAddr>, Window>>,
+}
+
+impl RequestFailures {
+    /// Counts one refused request from `ip`; how long until its window ends when the count
+    /// is now over `limit`.
+    pub(crate) fn fail(&self, ip: Option<IpAddr>, limit: u32) -> Option<Duration> {
+        count(&self.per_ip, ip, limit, Instant::now())
+    }
+
+    /// How long `ip` stays over `limit`, if it is now (nothing is counted).
+    pub(crate) fn blocked(&self, ip: Option<IpAddr>, limit: u32) -> Option<Duration> {
+        let map = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let w = map.get(&ip)?;
+        let age = w.start.elapsed();
+        (age < MINUTE && w.failures > limit).then(|| MINUTE.saturating_sub(age))
+    }
+}
+
 /// What one failed authentication leads to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Verdict {
@@ -144,6 +167,20 @@ mod tests {
                 .retry_after,
             None
         );
+    }
+
+    #[test]
+    fn an_address_over_the_request_limit_stays_blocked_and_others_do_not() {
+        let f = RequestFailures::default();
+        let ip = Some(IpAddr::from([192, 0, 2, 7]));
+        for _ in 0..3 {
+            assert_eq!(f.fail(ip, 3), None);
+            assert_eq!(f.blocked(ip, 3), None, "at the limit, not over it");
+        }
+        assert!(f.fail(ip, 3).is_some());
+        let wait = f.blocked(ip, 3).expect("blocked");
+        assert!(wait <= MINUTE && wait > Duration::from_secs(50), "{wait:?}");
+        assert_eq!(f.blocked(Some(IpAddr::from([192, 0, 2, 8])), 3), None);
     }
 
     #[test]

@@ -9,6 +9,31 @@ use bytes::Bytes;
 
 use crate::store::{LegacyRelease, Millis};
 
+/// A cached legacy chunk answer.
+#[derive(Clone)]
+pub(crate) enum CachedChunk {
+    /// Fleet key: the whole answer, its MAC included, the same for every device.
+    Sealed(Bytes),
+    /// Per-device keys: the answer up to its MAC (`{"chunk_number":N,"data":"…","mac":"`),
+    /// shared by every device, and the chunk's bytes, which each request MACs with the key
+    /// of the device it names.
+    Open {
+        /// The answer's bytes before the MAC's digits.
+        head: Bytes,
+        /// The chunk.
+        raw: Bytes,
+    },
+}
+
+impl CachedChunk {
+    fn len(&self) -> usize {
+        match self {
+            Self::Sealed(body) => body.len(),
+            Self::Open { head, raw } => head.len() + raw.len(),
+        }
+    }
+}
+
 /// Built legacy chunk answers, keyed by (legacy release id, chunk number).
 ///
 /// Legacy releases never change once stored, so a cached body is valid for as long as the
@@ -19,7 +44,7 @@ pub(crate) struct ChunkCache {
     inner: Mutex<(ChunkMap, usize)>,
 }
 
-type ChunkMap = HashMap<(i64, u64), Bytes>;
+type ChunkMap = HashMap<(i64, u64), CachedChunk>;
 
 impl ChunkCache {
     pub(crate) fn new(max_bytes: usize) -> Self {
@@ -29,12 +54,12 @@ impl ChunkCache {
         }
     }
 
-    pub(crate) fn get(&self, key: (i64, u64)) -> Option<Bytes> {
+    pub(crate) fn get(&self, key: (i64, u64)) -> Option<CachedChunk> {
         let guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         guard.0.get(&key).cloned()
     }
 
-    pub(crate) fn insert(&self, key: (i64, u64), body: Bytes) {
+    pub(crate) fn insert(&self, key: (i64, u64), body: CachedChunk) {
         let mut guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if guard.1 + body.len() > self.max_bytes {
             // Only the newest release is served, so dropping everything at once costs one

@@ -17,8 +17,8 @@ mod caches;
 mod seen;
 mod windows;
 
-pub(crate) use auth_limits::AuthFailures;
-pub(crate) use caches::{ChunkCache, HotCache, MAX_CACHED_BLOB};
+pub(crate) use auth_limits::{AuthFailures, RequestFailures};
+pub(crate) use caches::{CachedChunk, ChunkCache, HotCache, MAX_CACHED_BLOB};
 pub use seen::SeenBatcher;
 pub(crate) use windows::LegacyWindows;
 
@@ -58,6 +58,8 @@ struct Inner {
     seen: SeenBatcher,
     legacy_windows: LegacyWindows,
     auth_failures: AuthFailures,
+    legacy_failures: RequestFailures,
+    upload_permits: Arc<tokio::sync::Semaphore>,
     chunk_cache: ChunkCache,
     hot: HotCache,
     metrics: PrometheusHandle,
@@ -112,6 +114,12 @@ impl AppState {
             seen: SeenBatcher::default(),
             legacy_windows: LegacyWindows::default(),
             auth_failures: AuthFailures::default(),
+            legacy_failures: RequestFailures::default(),
+            upload_permits: Arc::new(tokio::sync::Semaphore::new(
+                usize::try_from(config.limits.concurrent_uploads)
+                    .unwrap_or(usize::MAX)
+                    .min(tokio::sync::Semaphore::MAX_PERMITS),
+            )),
             chunk_cache: ChunkCache::new(64 * 1024 * 1024),
             hot: HotCache::default(),
             metrics: crate::metrics::handle(),
@@ -166,6 +174,16 @@ impl AppState {
     /// Failed authentications, for the brute-force limit.
     pub(crate) fn auth_failures(&self) -> &AuthFailures {
         &self.0.auth_failures
+    }
+
+    /// Refused legacy device requests, for the legacy limit.
+    pub(crate) fn legacy_failures(&self) -> &RequestFailures {
+        &self.0.legacy_failures
+    }
+
+    /// One permit per upload being received (`limits.concurrent_uploads`).
+    pub(crate) fn upload_permits(&self) -> &Arc<tokio::sync::Semaphore> {
+        &self.0.upload_permits
     }
 
     /// Built legacy chunk answers.

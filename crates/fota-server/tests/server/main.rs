@@ -9,6 +9,8 @@
 mod common;
 mod e2e;
 mod legacy;
+mod legacy_keys;
+mod limits;
 mod metrics;
 mod openapi;
 mod operator;

@@ -20,6 +20,7 @@
 //! [limits]
 //! max_release_bytes = 16777216   # image + hash list + manifest of one upload
 //! max_json_bytes = 65536         # any JSON body except the legacy upload
+//! concurrent_uploads = 4         # uploads (v2 releases and legacy) at once; more: 503 uploads_busy
 //!
 //! [timeouts]
 //! header = "10s"                 # to receive a request's headers
@@ -52,6 +53,8 @@
 //! [legacy]
 //! max_devices = 10000            # legacy devices recorded at most (unknown ids beyond: answered, not recorded)
 //! new_devices_per_minute = 60    # new legacy devices one client address may make a minute
+//! per_device_keys = false        # MAC each answer with HKDF(PSK, device_id), not the PSK itself
+//! failures_per_minute = 30       # refused legacy device requests per client address before 429
 //! ```
 
 use std::net::SocketAddr;
@@ -176,6 +179,8 @@ pub struct FileTls {
 pub struct FileLegacy {
     pub max_devices: Option<u64>,
     pub new_devices_per_minute: Option<u32>,
+    pub per_device_keys: Option<bool>,
+    pub failures_per_minute: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -187,6 +192,7 @@ pub struct FileLegacy {
 pub struct FileLimits {
     pub max_release_bytes: Option<u64>,
     pub max_json_bytes: Option<u64>,
+    pub concurrent_uploads: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -304,6 +310,8 @@ pub struct Overrides {
     /// `--insecure-http` (only ever turns it on).
     pub insecure_http: bool,
     pub legacy_http_listen: Option<String>,
+    /// `--legacy-per-device-keys`: `legacy.per_device_keys` (only ever turns it on).
+    pub legacy_per_device_keys: bool,
 }
 
 /// Where the legacy PSK comes from. `Debug` shows a key given as a value as `[redacted]`.
@@ -336,6 +344,10 @@ pub struct Limits {
     pub max_release_bytes: u64,
     /// Largest JSON body on other routes.
     pub max_json_bytes: u64,
+    /// Uploads (v2 releases and legacy uploads together) handled at once; one more is
+    /// answered 503 `uploads_busy`. Each holds a temporary file and a body stream, so this
+    /// bounds the disk and memory that uploads can take together.
+    pub concurrent_uploads: u32,
 }
 
 /// Connection and request timeouts.
@@ -369,6 +381,14 @@ pub struct LegacyLimits {
     pub max_devices: u64,
     /// New legacy devices one client address may make per minute.
     pub new_devices_per_minute: u32,
+    /// Each answer's MAC is made with the key of the device it names,
+    /// `fota_protocol::legacy::DeviceKey` (HKDF of the PSK and the device id), instead of the
+    /// PSK itself; every request must then name its `device_id`.
+    pub per_device_keys: bool,
+    /// Refused legacy device requests (malformed, or naming a v2 device) a client address
+    /// may make per minute; past that, all its legacy device requests are answered 429
+    /// until the minute ends.
+    pub failures_per_minute: u32,
 }
 
 /// The resolved settings.
@@ -435,6 +455,7 @@ impl Config {
             limits: Limits {
                 max_release_bytes: 16 * 1024 * 1024,
                 max_json_bytes: 64 * 1024,
+                concurrent_uploads: 4,
             },
             timeouts: Timeouts {
                 header: Duration::from_secs(10),
@@ -455,6 +476,8 @@ impl Config {
             legacy: LegacyLimits {
                 max_devices: 10_000,
                 new_devices_per_minute: 60,
+                per_device_keys: false,
+                failures_per_minute: 30,
             },
             metrics_token: None,
             auth_failures_per_minute: 20,
@@ -529,6 +552,7 @@ impl Config {
         let l = file.limits;
         c.limits.max_release_bytes = l.max_release_bytes.unwrap_or(c.limits.max_release_bytes);
         c.limits.max_json_bytes = l.max_json_bytes.unwrap_or(c.limits.max_json_bytes);
+        c.limits.concurrent_uploads = l.concurrent_uploads.unwrap_or(c.limits.concurrent_uploads);
         let t = file.timeouts;
         c.timeouts.header = t.header.map_or(c.timeouts.header, |d| d.0);
         c.timeouts.body = t.body.map_or(c.timeouts.body, |d| d.0);
@@ -549,6 +573,11 @@ impl Config {
         c.legacy.new_devices_per_minute = lg
             .new_devices_per_minute
             .unwrap_or(c.legacy.new_devices_per_minute);
+        c.legacy.per_device_keys =
+            overrides.legacy_per_device_keys || lg.per_device_keys.unwrap_or(false);
+        c.legacy.failures_per_minute = lg
+            .failures_per_minute
+            .unwrap_or(c.legacy.failures_per_minute);
         c.metrics_token = file.metrics.token.map(crate::tokens::Secret::new);
         c.auth_failures_per_minute = file
             .auth
@@ -583,6 +612,23 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "metrics.token must be at least {METRICS_TOKEN_MIN} bytes"
             )));
+        }
+        if self.limits.concurrent_uploads == 0 {
+            return Err(ConfigError::Invalid(
+                "limits.concurrent_uploads must be >= 1".into(),
+            ));
+        }
+        if self.legacy.failures_per_minute == 0 {
+            return Err(ConfigError::Invalid(
+                "legacy.failures_per_minute must be >= 1".into(),
+            ));
+        }
+        if self.legacy.per_device_keys && self.legacy_psk.is_none() {
+            return Err(ConfigError::Invalid(
+                "legacy.per_device_keys derives device keys from the legacy PSK, which is not \
+                 configured (--legacy-psk-file or FOTA_LEGACY_PSK)"
+                    .into(),
+            ));
         }
         if self.auth_failures_per_minute == 0 {
             return Err(ConfigError::Invalid(
@@ -639,220 +685,4 @@ impl Config {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn precedence_flag_over_file_over_default() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join(CONFIG_FILE_NAME),
-            "listen = \"127.0.0.1:9\"\nroot = \"k/root.bin\"\n[poll]\ninterval = \"30s\"\n\
-             [retention]\nevents = \"7d\"\n",
-        )
-        .unwrap();
-        let c = Config::resolve(Overrides {
-            data: Some(dir.path().to_owned()),
-            ..Overrides::default()
-        })
-        .unwrap();
-        assert_eq!(c.listen, "127.0.0.1:9");
-        assert_eq!(c.root, Some(dir.path().join("k/root.bin")));
-        assert_eq!(c.poll_interval, Duration::from_secs(30));
-        assert_eq!(c.retention.events, Duration::from_secs(7 * DAY));
-        let c = Config::resolve(Overrides {
-            data: Some(dir.path().to_owned()),
-            listen: Some("127.0.0.1:0".into()),
-            ..Overrides::default()
-        })
-        .unwrap();
-        assert_eq!(c.listen, "127.0.0.1:0");
-    }
-
-    #[test]
-    fn unknown_keys_and_bad_values_are_rejected() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.toml");
-        std::fs::write(&path, "lisen = \"x\"").unwrap();
-        assert!(matches!(
-            Config::resolve(Overrides {
-                config: Some(path.clone()),
-                ..Overrides::default()
-            }),
-            Err(ConfigError::Parse { .. })
-        ));
-        std::fs::write(&path, "[poll]\njitter = 0.9").unwrap();
-        assert!(matches!(
-            Config::resolve(Overrides {
-                config: Some(path),
-                ..Overrides::default()
-            }),
-            Err(ConfigError::Invalid(_))
-        ));
-    }
-
-    #[test]
-    fn a_metrics_token_comes_from_the_file_is_long_enough_and_never_printed() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.toml");
-        let resolve = || {
-            Config::resolve(Overrides {
-                data: Some(dir.path().to_owned()),
-                config: Some(path.clone()),
-                ..Overrides::default()
-            })
-        };
-        std::fs::write(&path, "[metrics]\ntoken = \"scrape-0123456789abcdef\"\n").unwrap();
-        let c = resolve().unwrap();
-        assert_eq!(
-            c.metrics_token.as_ref().map(|t| t.expose()),
-            Some("scrape-0123456789abcdef")
-        );
-        assert!(!format!("{c:?}").contains("0123456789abcdef"));
-        let file = FileConfig::load(&path).unwrap();
-        assert!(!format!("{file:?}").contains("0123456789abcdef"));
-        std::fs::write(&path, "[metrics]\ntoken = \"short\"\n").unwrap();
-        assert!(matches!(resolve(), Err(ConfigError::Invalid(m)) if m.contains("metrics.token")));
-    }
-
-    #[test]
-    fn debug_of_the_settings_hides_a_psk_given_as_a_value() {
-        let value = Some(PskSource::Value("fleet-psk-do-not-print".into()));
-        let overrides = Overrides {
-            legacy_psk: value.clone(),
-            ..Overrides::default()
-        };
-        let mut config = Config::with_data("/srv/fota");
-        config.legacy_psk = value;
-        for debug in [format!("{overrides:?}"), format!("{config:?}")] {
-            assert!(debug.contains("Value([redacted])"), "{debug}");
-            assert!(!debug.contains("do-not-print"), "{debug}");
-        }
-        // A file's path is no secret: it says where to look.
-        let file = format!("{:?}", PskSource::File("/etc/fota/psk".into()));
-        assert_eq!(file, "File(\"/etc/fota/psk\")");
-    }
-
-    #[test]
-    fn a_psk_from_the_flag_or_the_environment_beats_the_config_file() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join(CONFIG_FILE_NAME),
-            "legacy_psk_file = \"psk.txt\"\n",
-        )
-        .unwrap();
-        let with = |legacy_psk| {
-            Config::resolve(Overrides {
-                data: Some(dir.path().to_owned()),
-                legacy_psk,
-                ..Overrides::default()
-            })
-            .unwrap()
-            .legacy_psk
-        };
-        assert_eq!(
-            with(None),
-            Some(PskSource::File(dir.path().join("psk.txt"))),
-            "relative to the config file"
-        );
-        let value = PskSource::Value("secret".into());
-        assert_eq!(with(Some(value.clone())), Some(value));
-    }
-
-    #[test]
-    fn plain_http_only_on_loopback_unless_insecure() {
-        let resolve = |o: Overrides| {
-            Config::resolve(Overrides {
-                data: Some("/nonexistent".into()),
-                ..o
-            })
-        };
-        for listen in ["0.0.0.0:8080", "192.0.2.7:80", "[::]:8080"] {
-            let err = resolve(Overrides {
-                listen: Some(listen.into()),
-                ..Overrides::default()
-            })
-            .unwrap_err();
-            assert!(
-                matches!(err, ConfigError::PlainHttpNotLoopback(_)),
-                "{listen}: {err}"
-            );
-            assert!(err.to_string().contains("--insecure-http"), "{err}");
-            resolve(Overrides {
-                listen: Some(listen.into()),
-                insecure_http: true,
-                ..Overrides::default()
-            })
-            .unwrap();
-            let c = resolve(Overrides {
-                listen: Some(listen.into()),
-                tls_cert: Some("c.pem".into()),
-                tls_key: Some("k.pem".into()),
-                ..Overrides::default()
-            })
-            .unwrap();
-            assert_eq!(
-                c.tls,
-                Some(TlsFiles {
-                    cert: "c.pem".into(),
-                    key: "k.pem".into()
-                })
-            );
-        }
-        for listen in ["127.0.0.1:0", "[::1]:8080", "127.0.0.2:9"] {
-            resolve(Overrides {
-                listen: Some(listen.into()),
-                ..Overrides::default()
-            })
-            .unwrap();
-        }
-    }
-
-    #[test]
-    fn tls_keys_from_the_file_and_half_a_pair_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.toml");
-        std::fs::write(
-            &path,
-            "listen = \"0.0.0.0:8443\"\n[tls]\ncert = \"tls/cert.pem\"\nkey = \"tls/key.pem\"\n",
-        )
-        .unwrap();
-        let c = Config::resolve(Overrides {
-            config: Some(path.clone()),
-            ..Overrides::default()
-        })
-        .unwrap();
-        let tls = c.tls.unwrap();
-        assert_eq!(tls.cert, dir.path().join("tls/cert.pem"));
-        assert_eq!(tls.key, dir.path().join("tls/key.pem"));
-        std::fs::write(&path, "[tls]\ncert = \"tls/cert.pem\"\n").unwrap();
-        let err = Config::resolve(Overrides {
-            config: Some(path),
-            ..Overrides::default()
-        })
-        .unwrap_err();
-        assert!(err.to_string().contains("both"), "{err}");
-    }
-
-    #[test]
-    fn legacy_http_listener_needs_the_legacy_api() {
-        let err = Config::resolve(Overrides {
-            data: Some("/nonexistent".into()),
-            legacy_http_listen: Some("0.0.0.0:8080".into()),
-            ..Overrides::default()
-        })
-        .unwrap_err();
-        assert!(err.to_string().contains("legacy PSK"), "{err}");
-        let c = Config::resolve(Overrides {
-            data: Some("/nonexistent".into()),
-            legacy_http_listen: Some("0.0.0.0:8080".into()),
-            legacy_psk: Some(PskSource::Value("k".into())),
-            ..Overrides::default()
-        })
-        .unwrap();
-        assert_eq!(
-            c.legacy_http_addr().unwrap(),
-            Some("0.0.0.0:8080".parse().unwrap())
-        );
-    }
-}
+mod tests;
