@@ -198,7 +198,7 @@ fn a_device_and_server_kept_by_an_earlier_demo_boot_and_update() {
     // to the emulator. They ride along the batched last-seen write (1 s here), so the view
     // is read until they are in.
     emulate_with("idle", &["--attr", "site=A-7", "--attr", "power_w=1234"]);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let deadline = std::time::Instant::now() + core::time::Duration::from_secs(20);
     let telemetry = loop {
         let device: Value =
             serde_json::from_str(&run(&["devices", "show", "EcoWatt001", "--json"])).unwrap();
@@ -206,7 +206,7 @@ fn a_device_and_server_kept_by_an_earlier_demo_boot_and_update() {
         if t["attributes"]["site"] == "A-7" || std::time::Instant::now() > deadline {
             break t;
         }
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        std::thread::sleep(core::time::Duration::from_millis(200));
     };
     assert_eq!(telemetry["attributes"]["power_w"], "1234", "{telemetry}");
     assert_eq!(telemetry["agent_format"], 2, "{telemetry}");
