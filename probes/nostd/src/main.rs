@@ -168,6 +168,11 @@ impl Platform for Plat {
     fn self_test(&mut self) -> bool {
         true
     }
+    // Exercises the attribute section without a heap, as firmware fills it.
+    fn telemetry(&mut self, telemetry: &mut fota_protocol::v2::checkin::Telemetry) {
+        telemetry.reset_reason = 1;
+        let _ = telemetry.attributes.push("probe", "nostd");
+    }
 }
 
 /// A busy-polling executor for futures that never wait on anything external.
