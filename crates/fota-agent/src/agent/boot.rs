@@ -62,6 +62,8 @@ impl<'a, F: NorFlash, T: Transport, P: Platform> Agent<'a, F, T, P> {
                     event_seq: 0,
                     persisted_floor,
                     seen_time: 0,
+                    checkins: 0,
+                    counter_time: 0,
                     last_refused: None,
                 })
             }

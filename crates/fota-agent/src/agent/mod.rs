@@ -167,6 +167,11 @@ pub struct Agent<'a, F, T, P> {
     /// commit, or by itself once a poll ends well); part of the status floor, so a rotation
     /// of the status key resets it too.
     seen_time: u64,
+    /// Check-ins sent this boot: the low bits of the check-in counter.
+    checkins: u32,
+    /// Newest server time of a statement that verified this boot: the high bits of the
+    /// check-in counter (reset with the status floor when a rotation replaces the status key).
+    counter_time: u64,
     /// The release whose refusal was reported last (reported once, not at every poll).
     last_refused: Option<[u8; 32]>,
 }

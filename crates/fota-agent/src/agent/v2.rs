@@ -38,6 +38,7 @@ fn offset_in(outer: &[u8], inner: &[u8]) -> Option<Range<usize>> {
 
 fn manifest_reason(e: &V2Error) -> ReasonCode {
     match e {
+        V2Error::UnknownKey { .. } => ReasonCode::UnknownOrRevokedKey,
         V2Error::ThresholdNotMet { .. }
         | V2Error::InvalidKey { .. }
         | V2Error::WeakKey { .. }
@@ -83,6 +84,7 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
         let mut telemetry = Telemetry::new(self.config.chip_id);
         telemetry.uptime_s = u32::try_from(self.platform.now_ms() / 1000).unwrap_or(u32::MAX);
         self.platform.telemetry(&mut telemetry);
+        telemetry.counter = self.checkin_counter();
         // Built and encoded in a block, so the record (with its attribute section) is not
         // kept in the poll future across the request below.
         let len = {
@@ -140,6 +142,22 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
         self.v2_verify(n, &nonce)
     }
 
+    /// The check-in counter: grows with every check-in, so the server can skip a report older
+    /// than one it applied (a delayed or replayed request). The newest server time a verified
+    /// statement gave this boot (whatever became of the rest of the answer), times 2²⁰, plus the check-ins sent this boot — with no flash
+    /// write for it. Until the first statement of a boot it is 0 ("not kept"), which makes the
+    /// server apply the report and restart its watermark: a reset loses the in-RAM part, and
+    /// the device's clock is not to be trusted before a statement arrives.
+    fn checkin_counter(&mut self) -> u64 {
+        self.checkins = self.checkins.wrapping_add(1);
+        if self.counter_time == 0 {
+            return 0;
+        }
+        self.counter_time
+            .saturating_mul(1 << 20)
+            .saturating_add(u64::from(self.checkins & 0xF_FFFF))
+    }
+
     fn v2_verify(&mut self, n: usize, nonce: &[u8; 16]) -> Result<Checked, Stop> {
         let mut root = Self::trusted_root(
             &mut self.storage,
@@ -155,15 +173,38 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
         let answer =
             CheckInAnswer::decode(whole).map_err(|_| Stop::Refused(ReasonCode::StatusInvalid))?;
         // Root rotation: each newer record must be signed by the trusted and its own root
-        // thresholds, version + 1 each time.
-        let mut rotated: Option<Range<usize>> = None;
-        let mut status_key_replaced = false;
+        // thresholds, version + 1 each time. The root keys alone vouch for a rotation, so each
+        // step is kept before anything the online key signed is looked at: whatever that key
+        // did, the rotation that replaces it takes effect (TUF §5.3.10-11). A device several
+        // versions behind persists every step, so a reset half-way resumes from the last.
+        let persist = matches!(
+            self.journal.state().state,
+            UpdateState::Idle | UpdateState::Downloading(_) | UpdateState::Trial { .. }
+        );
         for record in answer.roots.as_slice() {
             match RootRecord::verify_update(&root, record) {
                 Ok(next) => {
-                    status_key_replaced |= next.keys(Role::Status) != root.keys(Role::Status);
+                    let status_key_replaced = next.keys(Role::Status) != root.keys(Role::Status);
                     root = next;
-                    rotated = offset_in(whole, record);
+                    if !persist || root.version() <= self.root_version {
+                        continue;
+                    }
+                    let mut next = self.journal.state().clone();
+                    next.offline_floor = next.offline_floor.max(root.body().issued_at);
+                    if status_key_replaced {
+                        // What the old status key said about time no longer counts: a leaked
+                        // key that pushed the floor into the future would otherwise make every
+                        // honest statement look expired for good.
+                        next.status_floor = 0;
+                        self.seen_time = 0;
+                        self.counter_time = 0;
+                    } else {
+                        next.status_floor = next.status_floor.max(self.seen_time);
+                    }
+                    self.journal
+                        .commit(&mut self.storage, &next, Blob::Keep, Blob::New(record))?;
+                    self.root_version = root.version();
+                    self.persisted_floor = next.status_floor;
                 }
                 Err(V2Error::RootVersion { found, expected }) if found < expected => {}
                 Err(_) => {
@@ -172,33 +213,17 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
                 }
             }
         }
-        // The root keys alone vouch for a rotation, so it is kept before anything the online
-        // key signed is looked at: whatever that key did, the rotation that replaces it takes
-        // effect (TUF §5.3.10-11).
-        let root_version = root.version();
-        if let Some(range) = rotated
-            && root_version > self.root_version
-            && matches!(
-                self.journal.state().state,
-                UpdateState::Idle | UpdateState::Downloading(_) | UpdateState::Trial { .. }
-            )
-        {
-            let mut next = self.journal.state().clone();
-            next.offline_floor = next.offline_floor.max(root.body().issued_at);
-            if status_key_replaced {
-                // What the old status key said about time no longer counts: a leaked key
-                // that pushed the floor into the future would otherwise make every honest
-                // statement look expired for good.
-                next.status_floor = 0;
-                self.seen_time = 0;
-            } else {
-                next.status_floor = next.status_floor.max(self.seen_time);
-            }
-            let bytes = whole.get(range).unwrap_or(&[]);
-            self.journal
-                .commit(&mut self.storage, &next, Blob::Keep, Blob::New(bytes))?;
-            self.root_version = root_version;
-            self.persisted_floor = next.status_floor;
+        // Expiry is checked on the newest root only, after every rotation was applied, and
+        // against time that offline keys vouched for (root and manifest issue times): the
+        // online status key cannot expire a root to freeze the device (TUF §5.3.10).
+        let offline_now = self
+            .journal
+            .state()
+            .offline_floor
+            .max(root.body().issued_at);
+        if root.is_expired(offline_now) {
+            self.counters.last_reason = Some(ReasonCode::RootExpired);
+            return Err(Stop::Refused(ReasonCode::RootExpired));
         }
         let statement = match StatusStatement::verify_for_device(
             &root,
@@ -216,6 +241,7 @@ impl<F: NorFlash, T: Transport, P: Platform> Agent<'_, F, T, P> {
         if body.expires_at <= status_floor.max(offline_floor) {
             return Err(self.bad_statement(ReasonCode::Expired));
         }
+        self.counter_time = self.counter_time.max(body.server_time);
         if self.journal.state().bad_statements != 0 {
             self.journal
                 .append(&mut self.storage, Entry::BadStatements(0))?;

@@ -13,4 +13,5 @@ mod legacy;
 mod powercut;
 mod ram;
 mod robustness;
+mod rotation;
 mod v2;

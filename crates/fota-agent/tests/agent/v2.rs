@@ -86,12 +86,29 @@ fn refused_before_flash(edit: impl FnOnce(&mut Net), expect: ReasonCode) {
 }
 
 #[test]
-fn wrong_signature_is_refused_before_flash() {
+fn a_manifest_signed_by_an_unknown_key_is_refused_before_flash() {
     refused_before_flash(
         |net| {
             net.with(|s| {
                 let img = s.v2.releases[1].image.clone();
                 s.v2.releases[1] = release_with("1.0.6", img, 2, 4096, |_| {}, &[99]);
+                s.v2.assign = Assign::Install(1);
+            })
+        },
+        ReasonCode::UnknownOrRevokedKey,
+    );
+}
+
+#[test]
+fn a_bad_signature_by_the_trusted_key_is_refused_before_flash() {
+    refused_before_flash(
+        |net| {
+            net.with(|s| {
+                // The entry still names release key 10; its signature no longer verifies.
+                let r = &mut s.v2.releases[1];
+                let last = r.manifest.len() - 1;
+                r.manifest[last] ^= 0x01;
+                r.digest = fota_protocol::v2::manifest_digest(&r.manifest);
                 s.v2.assign = Assign::Install(1);
             })
         },

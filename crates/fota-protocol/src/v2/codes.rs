@@ -139,6 +139,12 @@ code_enum! {
         /// The manifest names another chip than the device's (format-3 manifests name one;
         /// a format-2 manifest is for an ESP32).
         WrongChip = 31 => "wrong_chip",
+        /// No signature of the manifest is by a release key of the device's root record: the
+        /// signer is unknown or was revoked by a root rotation.
+        UnknownOrRevokedKey = 32 => "unknown_or_revoked_key",
+        /// The device's newest root record has expired (against the time floor of
+        /// offline-signed data); nothing is installed until a newer root arrives.
+        RootExpired = 33 => "root_expired",
     }
 }
 

@@ -201,10 +201,21 @@ impl<'a> Envelope<'a> {
 
     /// Verifies the signatures against the threshold of `keys` and returns the authenticated
     /// body.
+    ///
+    /// When no signature even names a key of `keys` the error is [`Error::UnknownKey`]: signed
+    /// by a key the verifier does not (or no longer) trust, which a revocation makes of a key.
     pub fn verify(&self, keys: &KeySet) -> Result<&'a [u8], Error> {
         let verified = self.count_valid(keys);
         if verified >= keys.threshold() {
             Ok(self.body)
+        } else if verified == 0
+            && !self
+                .signatures()
+                .any(|entry| keys.key_ids().contains(&entry.key_id))
+        {
+            Err(Error::UnknownKey {
+                role: self.kind.role,
+            })
         } else {
             Err(Error::ThresholdNotMet {
                 role: self.kind.role,
@@ -384,7 +395,7 @@ mod tests {
             })
         );
 
-        // Unknown keys are skipped, not fatal.
+        // Unknown keys are skipped, not fatal; with nothing but them, the error says so.
         let with_unknown = STATUS
             .sign(b"body", &[&signer(9), &signer(2), &signer(8), &signer(3)])
             .unwrap();
@@ -392,6 +403,14 @@ mod tests {
         let only_unknown = STATUS.sign(b"body", &[&signer(9), &signer(8)]).unwrap();
         assert!(matches!(
             verify(&STATUS, &only_unknown, &two_of_three),
+            Err(Error::UnknownKey { role: Role::Status })
+        ));
+        // A trusted key's entry with a bad signature is a failed threshold, not an unknown key.
+        let mut bad = STATUS.sign(b"body", &[&signer(2)]).unwrap();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert!(matches!(
+            verify(&STATUS, &bad, &two_of_three),
             Err(Error::ThresholdNotMet { verified: 0, .. })
         ));
     }

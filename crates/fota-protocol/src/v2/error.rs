@@ -63,6 +63,16 @@ pub enum Error {
         /// The role's threshold.
         required: u8,
     },
+    /// No signature names a trusted key of the role: the signer is unknown, or was revoked
+    /// by a root rotation (a verifier holds only its current root record, so it cannot tell
+    /// which).
+    #[error(
+        "signed only by keys that are not {role} keys of the trusted root (unknown or revoked)"
+    )]
+    UnknownKey {
+        /// Role whose keys were required.
+        role: Role,
+    },
     /// A public key in a key set is not a valid Ed25519 point.
     #[error("{role} key {index} is not a valid Ed25519 public key")]
     InvalidKey {
