@@ -41,6 +41,7 @@ pub mod multipart;
 pub mod name;
 mod provisioning;
 pub mod release;
+mod root;
 mod token;
 
 pub use audit::{AuditEntry, AuditRecord};
@@ -51,6 +52,7 @@ pub use device::{
 pub use info::{ErrorBody, ErrorDetail, ServerInfo};
 pub use provisioning::{Provisioning, ProvisioningError};
 pub use release::{AssignRequest, AssignResponse, Release};
+pub use root::{RootChainInfo, RootVersion};
 pub use token::{ApiToken, Duty, NewTokenRequest, NewTokenResponse, Role};
 
 /// Unix time in milliseconds, the only timestamp type of the API.

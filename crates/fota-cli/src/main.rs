@@ -53,6 +53,8 @@ enum Command {
     /// Make and manage signing keys.
     #[command(subcommand)]
     Keys(cmd::keys::KeysCommand),
+    /// The root records a server holds; publish a rotated or revoking one.
+    Root(cmd::root::RootArgs),
     /// Provision devices and see what they run and do.
     Devices(cmd::devices::DevicesArgs),
     /// Sign, upload, list and show releases.
@@ -104,6 +106,7 @@ fn main() -> ExitCode {
         Command::Partitions(c) => cmd::partitions::run(c),
         Command::Server(c) => cmd::server::run(c),
         Command::Keys(c) => cmd::keys::run(c),
+        Command::Root(c) => cmd::root::run(c),
         Command::Devices(c) => cmd::devices::run(c),
         Command::Release(c) => cmd::release::run(c),
         Command::Assign(c) => cmd::assign::run(c),

@@ -15,7 +15,7 @@ use ureq::http::Response;
 use crate::api::{
     ApiToken, AssignRequest, AssignResponse, AuditRecord, Device, DeviceEvent, LegacyUploadAnswer,
     NewDeviceRequest, NewTokenRequest, NewTokenResponse, Provisioning, Release, Role,
-    RollbackOrder, RollbackRequest, ServerInfo,
+    RollbackOrder, RollbackRequest, RootChainInfo, ServerInfo,
 };
 
 /// Largest JSON answer read (a device list of a big fleet is a few MiB).
@@ -337,6 +337,22 @@ impl Client {
     pub fn health(&self) -> Result<()> {
         let url = self.url("/healthz");
         self.answer(&url, self.agent.get(&url).call()).map(drop)
+    }
+
+    /// `GET /api/v2/roots` (viewer): the root record versions the server holds.
+    pub fn roots(&self) -> Result<RootChainInfo> {
+        self.get("/api/v2/roots", &[])
+    }
+
+    /// `POST /api/v2/roots` (admin): publishes the next root record version. `true` when the
+    /// server stored it, `false` when it held that record already.
+    pub fn publish_root(&self, record: &[u8]) -> Result<(bool, RootChainInfo)> {
+        let url = self.url("/api/v2/roots");
+        let request = self
+            .authorize(self.agent.post(&url))
+            .header("Content-Type", "application/octet-stream");
+        let (status, answer) = self.answer(&url, request.send(record))?;
+        Ok((status == 201, Self::decode(&url, &answer)?))
     }
 
     /// `GET /api/v2/server`: configuration, vendor, root record, known classes (viewer).

@@ -79,7 +79,8 @@ pub mod api {
     pub use fota_api::{
         ApiToken, AssignRequest, AssignResponse, AuditEntry, AuditRecord, Device, DeviceEvent,
         DeviceState, DeviceTelemetry, Millis, NewDeviceRequest, NewTokenRequest, NewTokenResponse,
-        Protocol, Provisioning, Release, Role, RollbackOrder, RollbackRequest, ServerInfo,
+        Protocol, Provisioning, Release, Role, RollbackOrder, RollbackRequest, RootChainInfo,
+        RootVersion, ServerInfo,
     };
     pub use fota_protocol::legacy::json::UploadAnswer as LegacyUploadAnswer;
 }

@@ -45,8 +45,11 @@ pub enum ReleaseError {
         /// What is wrong.
         detail: String,
     },
-    /// The release key is not one of the root record's release keys.
-    #[error("{path} is not a release key of the root record in the same folder")]
+    /// No release key of the newest root record is in the folder.
+    #[error(
+        "{path}: no release key of the folder's newest root record is in the folder (nor as \
+         release-KEYID.key)"
+    )]
     UntrustedKey {
         /// The release key file.
         path: PathBuf,
@@ -112,25 +115,29 @@ impl core::fmt::Debug for KeyFolder {
 }
 
 impl KeyFolder {
-    /// Opens `dir`: verifies `root.bin` and reads `release.key` (decrypted with `passphrase`
-    /// when it is encrypted), which must be a release key of that root record.
+    /// Opens `dir`: verifies its chain of root records (`root.bin` alone, or `root-v1.bin` …
+    /// up to `root.bin` after a rotation) and reads the release key to sign with — the newest
+    /// root's most recently added release key whose file is in the folder (decrypted with
+    /// `passphrase` when it is encrypted).
     pub fn open(dir: &Path, passphrase: Option<&str>) -> Result<Self, ReleaseError> {
-        let root_path = dir.join(files::ROOT_RECORD);
-        let root_err = |detail: String| ReleaseError::Root {
-            path: root_path.clone(),
-            detail,
-        };
-        let bytes = std::fs::read(&root_path).map_err(|e| root_err(e.to_string()))?;
-        let root = v2::RootRecord::verify_initial(&bytes).map_err(|e| root_err(e.to_string()))?;
-        let key_path = dir.join(files::RELEASE);
-        let release = fota_keys::read_signing_key(&key_path, passphrase)?;
-        let public = release.verifying_key().to_bytes();
-        if !root.keys(Role::Release).keys().contains(&public) {
-            return Err(ReleaseError::UntrustedKey { path: key_path });
-        }
+        let folder = fota_keys::KeyFolder::open(dir).map_err(|e| match e {
+            fota_keys::FolderError::Key(k) => ReleaseError::Key(k),
+            other => ReleaseError::Root {
+                path: dir.join(files::ROOT_RECORD),
+                detail: other.to_string(),
+            },
+        })?;
+        let (_, release) = folder
+            .signing_key(Role::Release, passphrase)
+            .map_err(|e| match e {
+                fota_keys::FolderError::Key(k) => ReleaseError::Key(k),
+                _ => ReleaseError::UntrustedKey {
+                    path: dir.join(files::RELEASE),
+                },
+            })?;
         Ok(Self {
             dir: dir.to_owned(),
-            root,
+            root: folder.newest().clone(),
             release,
         })
     }

@@ -6,6 +6,7 @@ mod legacy_keys;
 mod net_faults;
 mod power_cut;
 mod refusals;
+mod rotation;
 mod seed_guide;
 mod threats;
 mod tls;

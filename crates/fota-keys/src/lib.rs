@@ -19,6 +19,9 @@
 //! make or sign anything would not build: releases and root records are signed offline, by the
 //! operator's tools.
 //!
+//! A key folder lives on: [`KeyFolder`] reads its chain of root records and makes the next
+//! one for a rotation or a revocation (`fota keys rotate-*`, `fota keys revoke`).
+//!
 //! With the `tls` feature, [`tls`] makes a private TLS CA and a server certificate it signs
 //! (`fota server tls self-signed`).
 //!
@@ -40,6 +43,8 @@
 
 mod file;
 #[cfg(feature = "sign")]
+pub mod folder;
+#[cfg(feature = "sign")]
 mod set;
 #[cfg(feature = "tls")]
 pub mod tls;
@@ -47,6 +52,8 @@ pub mod tls;
 #[cfg(feature = "sign")]
 pub use file::write_signing_key;
 pub use file::{KeyError, is_encrypted, read_signing_key};
+#[cfg(feature = "sign")]
+pub use folder::{Change, FolderError, KeyFolder};
 #[cfg(feature = "sign")]
 pub use set::{KeySet, generate_signing_key};
 

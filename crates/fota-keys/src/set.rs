@@ -95,22 +95,13 @@ impl KeySet {
         let path = dir.join(files::ROOT_RECORD);
         write_with(&path, &new_file, &root_record)?;
         written.push(path);
-        let public = |k: &SigningKey| {
-            let pk = k.verifying_key().to_bytes();
-            serde_json::json!({
-                "public_key": hex::encode(pk),
-                "key_id": hex::encode(v2::key_id(&pk)),
-            })
-        };
-        let summary = serde_json::json!({
-            "vendor_id": self.vendor_id.to_string(),
-            "root": { "threshold": ROOT_THRESHOLD, "keys": self.root.iter().map(public).collect::<Vec<_>>() },
-            "release": { "threshold": 1, "keys": [public(&self.release)] },
-            "status": { "threshold": 1, "keys": [public(&self.status)] },
-            "encrypted": passphrase.is_some(),
-        });
+        let record =
+            v2::RootRecord::verify_initial(&root_record).map_err(|e| KeyError::Invalid {
+                path: dir.join(files::ROOT_RECORD),
+                detail: e.to_string(),
+            })?;
+        let text = crate::folder::summary(&record, passphrase.is_some());
         let path = dir.join(files::PUBLIC);
-        let text = serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n";
         write_with(&path, &new_file, text.as_bytes())?;
         written.push(path);
         Ok(written)

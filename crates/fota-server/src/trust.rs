@@ -1,7 +1,9 @@
 //! Key material the server holds: the trusted root record and the status key (v2), and the
 //! legacy PSK. Never a release signing key: releases are signed offline and only verified here.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use ed25519_dalek::SigningKey;
 use fota_protocol::v2::{Role, RootRecord};
@@ -39,14 +41,128 @@ pub enum TrustError {
     Psk(String),
 }
 
-/// The v2 trust anchor and the status key (`Debug` shows it as `[redacted]`).
+/// The verified chain of root records the server serves, newest last.
+///
+/// Contiguous: each record verified against the one before it ([`RootRecord::verify_update`]),
+/// the first by its own root keys. A device whose root is older than the newest gets the
+/// records after its own, up to [`v2::answer::MAX_ROOTS`] a check-in, and walks them.
+#[derive(Debug, Clone)]
+pub struct RootChain {
+    records: Vec<RootRecord>,
+}
+
+impl RootChain {
+    fn single(root: RootRecord) -> Self {
+        Self {
+            records: vec![root],
+        }
+    }
+
+    /// The newest record: what releases and statements are checked against.
+    pub fn newest(&self) -> &RootRecord {
+        self.records
+            .last()
+            .unwrap_or_else(|| unreachable!("a root chain is never empty"))
+    }
+
+    /// Every record, oldest first.
+    pub fn records(&self) -> &[RootRecord] {
+        &self.records
+    }
+
+    /// The records a device holding version `version` walks next: up to `max` of the versions
+    /// after it, oldest first. Empty when the device is up to date, or when its version is
+    /// older than the chain's first (it cannot verify the first step).
+    pub fn after(&self, version: u32, max: usize) -> Vec<&[u8]> {
+        let Some(start) = self
+            .records
+            .iter()
+            .position(|r| r.version() == version.saturating_add(1))
+        else {
+            return Vec::new();
+        };
+        self.records
+            .iter()
+            .skip(start)
+            .take(max)
+            .map(RootRecord::as_bytes)
+            .collect()
+    }
+}
+
+/// Why a root record was not adopted (see [`Trust::adopt`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdoptError {
+    /// The record does not verify as the next version of the newest one.
+    #[error("not the next root record of version {current}: {detail}")]
+    Invalid {
+        /// The newest version held.
+        current: u32,
+        /// Why.
+        detail: String,
+    },
+    /// The version is held already with other bytes.
+    #[error("root version {version} is held already with other contents")]
+    Conflict {
+        /// The version.
+        version: u32,
+    },
+    /// Versions are missing between the newest held and this one.
+    #[error(
+        "root version {version} follows version {current}, which this server does not hold; publish {next} first"
+    )]
+    Gap {
+        /// The version given.
+        version: u32,
+        /// The newest held.
+        current: u32,
+        /// The version to publish first.
+        next: u32,
+    },
+    /// The record has expired.
+    #[error("root version {version} has expired")]
+    Expired {
+        /// The version.
+        version: u32,
+    },
+    /// The server's status key is not one of the record's status keys.
+    #[error(
+        "root version {version} does not list this server's status key {key_id}: restart the \
+         server with a status key it lists first (fota keys rotate-status makes a transitional \
+         root that lists both)"
+    )]
+    StatusKeyNotListed {
+        /// The version.
+        version: u32,
+        /// The server's status key id (hex).
+        key_id: String,
+    },
+}
+
+/// What [`Trust::adopt`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Adopted {
+    /// The record is the new newest version.
+    New,
+    /// The same record was held already.
+    Held,
+}
+
+/// The v2 trust: the chain of root records and the status key (`Debug` shows it as
+/// `[redacted]`).
+///
+/// The chain changes while the server runs (`POST /api/v2/roots`); readers take the current
+/// [`RootChain`] with [`Trust::chain`] and keep it for the request.
 pub struct Trust {
-    /// The verified root record.
-    pub(crate) root: RootRecord,
-    /// The vendor id from the root record.
+    chain: RwLock<Arc<RootChain>>,
+    /// The vendor id from the root record (every version carries the same).
     pub(crate) vendor_id: uuid::Uuid,
     /// Signs status statements.
     pub(crate) status_key: SigningKey,
+    /// Whether a stored release's manifest verifies under the newest root, by manifest
+    /// digest; cleared when the chain changes.
+    offerable: Mutex<HashMap<[u8; 32], bool>>,
 }
 
 // By hand: the status key is the server's one private key.
@@ -54,7 +170,7 @@ impl std::fmt::Debug for Trust {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Trust")
             .field("vendor_id", &self.vendor_id)
-            .field("root_version", &self.root.version())
+            .field("root_version", &self.chain().newest().version())
             .field("status_key", &format_args!("[redacted]"))
             .finish()
     }
@@ -94,9 +210,10 @@ impl Trust {
         let root = verify_root(&root_bytes, &status_key)?;
         let vendor_id = uuid::Uuid::from_bytes(*root.vendor_id());
         Ok(Self {
-            root,
+            chain: RwLock::new(Arc::new(RootChain::single(root))),
             vendor_id,
             status_key,
+            offerable: Mutex::default(),
         })
     }
 
@@ -105,9 +222,162 @@ impl Trust {
         self.vendor_id
     }
 
-    /// The root record bytes.
-    pub fn root_bytes(&self) -> &[u8] {
-        self.root.as_bytes()
+    /// The current chain.
+    pub fn chain(&self) -> Arc<RootChain> {
+        Arc::clone(&self.chain.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The newest root record's bytes (what a new device is provisioned with).
+    pub fn root_bytes(&self) -> Vec<u8> {
+        self.chain().newest().as_bytes().to_vec()
+    }
+
+    /// The id of the status key (hex).
+    pub fn status_key_id(&self) -> String {
+        hex::encode(fota_protocol::v2::key_id(
+            &self.status_key.verifying_key().to_bytes(),
+        ))
+    }
+
+    /// Replaces the chain with `records` (oldest first; each the next version of the one
+    /// before, the first self-signed) — the chain the store holds — after checking it and
+    /// that its newest lists this server's status key.
+    pub fn replace_chain(&self, records: &[Vec<u8>]) -> Result<(), TrustError> {
+        let mut iter = records.iter();
+        let broken = |version: usize, e: String| TrustError::Root {
+            path: PathBuf::from(format!("stored root record #{version}")),
+            message: e,
+        };
+        let first = iter.next().ok_or_else(|| broken(0, "no record".into()))?;
+        let mut chain =
+            vec![RootRecord::verify_initial(first).map_err(|e| broken(1, e.to_string()))?];
+        for (i, bytes) in iter.enumerate() {
+            let trusted = chain.last().unwrap_or_else(|| unreachable!("not empty"));
+            let next = RootRecord::verify_update(trusted, bytes)
+                .map_err(|e| broken(i + 2, e.to_string()))?;
+            chain.push(next);
+        }
+        let newest = chain.last().unwrap_or_else(|| unreachable!("not empty"));
+        if *newest.vendor_id() != *self.vendor_id.as_bytes() {
+            return Err(broken(chain.len(), "another vendor's root record".into()));
+        }
+        if !newest
+            .keys(Role::Status)
+            .contains(&self.status_key.verifying_key().to_bytes())
+        {
+            return Err(TrustError::Root {
+                path: PathBuf::from(format!("stored root record v{}", newest.version())),
+                message: format!(
+                    "does not list this server's status key {}; start the server with a \
+                     status key it lists",
+                    self.status_key_id()
+                ),
+            });
+        }
+        self.set(RootChain { records: chain });
+        Ok(())
+    }
+
+    /// Takes `bytes` as the next root record when it verifies as the next version of the
+    /// newest (signed by the newest's root threshold and its own), has not expired at `now`,
+    /// and lists this server's status key. The caller stores it first.
+    pub fn check_next(&self, bytes: &[u8], now: u64) -> Result<Option<RootRecord>, AdoptError> {
+        let chain = self.chain();
+        let newest = chain.newest();
+        let current = newest.version();
+        let invalid = |detail: String| AdoptError::Invalid { current, detail };
+        let envelope =
+            fota_protocol::v2::Envelope::parse(&fota_protocol::v2::envelope::ROOT, bytes)
+                .map_err(|e| invalid(e.to_string()))?;
+        // The version, to tell a gap or a repeat from a bad record; nothing else of the
+        // unverified body is used.
+        let version = envelope
+            .unverified_body()
+            .first_chunk::<4>()
+            .map(|b| u32::from_le_bytes(*b))
+            .ok_or_else(|| invalid("the body is too short".into()))?;
+        if version <= current {
+            let held = chain.records().iter().find(|r| r.version() == version);
+            return match held {
+                Some(r) if r.as_bytes() == bytes => Ok(None),
+                Some(_) => Err(AdoptError::Conflict { version }),
+                None => Err(invalid(format!(
+                    "version {version} is older than the chain this server holds"
+                ))),
+            };
+        }
+        if version > current.saturating_add(1) {
+            return Err(AdoptError::Gap {
+                version,
+                current,
+                next: current.saturating_add(1),
+            });
+        }
+        let next = RootRecord::verify_update(newest, bytes).map_err(|e| invalid(e.to_string()))?;
+        if next.is_expired(now) {
+            return Err(AdoptError::Expired { version });
+        }
+        if !next
+            .keys(Role::Status)
+            .contains(&self.status_key.verifying_key().to_bytes())
+        {
+            return Err(AdoptError::StatusKeyNotListed {
+                version,
+                key_id: self.status_key_id(),
+            });
+        }
+        Ok(Some(next))
+    }
+
+    /// Appends `next` (from [`Self::check_next`]) to the chain, unless the chain moved on
+    /// meanwhile.
+    pub fn push(&self, next: RootRecord) {
+        let mut guard = self.chain.write().unwrap_or_else(PoisonError::into_inner);
+        if guard.newest().version().checked_add(1) == Some(next.version()) {
+            let mut chain = RootChain::clone(&guard);
+            chain.records.push(next);
+            *guard = Arc::new(chain);
+            drop(guard);
+            self.offerable
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clear();
+        }
+    }
+
+    fn set(&self, chain: RootChain) {
+        *self.chain.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(chain);
+        self.offerable
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    /// Whether a stored release with this signed manifest may be offered: its release
+    /// signatures still verify under the newest root. A release signed only by a key a
+    /// rotation removed is no longer offered (the device would refuse it anyway).
+    pub fn offerable(&self, manifest: &[u8]) -> bool {
+        let digest = fota_protocol::v2::manifest_digest(manifest);
+        if let Some(&known) = self
+            .offerable
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&digest)
+        {
+            return known;
+        }
+        let ok = fota_protocol::v2::Manifest::verify(self.chain().newest(), manifest).is_ok();
+        let mut cache = self
+            .offerable
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Bounded: there are as many entries as releases, and a flood of distinct
+        // manifests cannot reach here (only stored releases are offered).
+        if cache.len() > 100_000 {
+            cache.clear();
+        }
+        cache.insert(digest, ok);
+        ok
     }
 }
 

@@ -64,13 +64,15 @@ pub async fn state_in(
     tweak(&mut cfg);
     let store = SqliteStore::open(&cfg.db_path()).await.expect("store");
     let blobs = LocalBlobStore::open(cfg.blob_dir()).expect("blobs");
-    AppState::from_parts(
+    let state = AppState::from_parts(
         cfg,
         Arc::new(store),
         Arc::new(blobs),
         trust,
         legacy.map(LegacyKey::from_bytes),
-    )
+    );
+    state.load_root_chain().await.expect("root chain");
+    state
 }
 
 /// A server; listening on 127.0.0.1:0 after [`TestServer::listen`].
@@ -195,6 +197,7 @@ impl TestServer {
             Some(trust),
             Some(LegacyKey::from_bytes(PSK)),
         );
+        state.load_root_chain().await.expect("root chain");
         Self {
             app: fota_server::router(state.clone()),
             listening: Some(Listening::start(state.clone()).await),

@@ -13,6 +13,7 @@ pub(crate) mod legacy;
 pub(crate) mod partitions;
 pub(crate) mod release;
 pub(crate) mod rollback;
+pub(crate) mod root;
 pub(crate) mod server;
 pub(crate) mod tokens;
 pub(crate) mod watch;

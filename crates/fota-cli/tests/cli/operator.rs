@@ -1397,3 +1397,85 @@ fn rotating_a_revoked_device_needs_reactivate() {
     // On an active device --reactivate changes nothing else.
     f.ok(&["devices", "rotate", "d1", "--reactivate", "-o", "d1.json"]);
 }
+
+#[test]
+fn keys_are_rotated_revoked_shown_and_published() {
+    let f = Fleet::start(false);
+    let shown = f.json(&["keys", "show", "--json"]);
+    assert_eq!(shown["root_version"], 1, "{shown}");
+    let keys = shown["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 5, "{shown}");
+    assert!(keys.iter().all(|k| k["revoked"] == false), "{shown}");
+    let role_of = |k: &Value| k["role"].as_str().unwrap().to_owned();
+    let mut roles: Vec<String> = keys.iter().map(role_of).collect();
+    roles.dedup();
+    assert_eq!(roles, ["root", "release", "status"], "{shown}");
+    let old_release = keys.iter().find(|k| k["role"] == "release").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The only release key cannot be revoked: nothing could sign releases.
+    let err = f.fails(1, &["keys", "revoke", &old_release, "--no-passphrase"]);
+    assert!(err.contains("rotate-release"), "{err}");
+
+    let out = f.ok(&["keys", "rotate-release", "--no-passphrase"]);
+    assert!(out.contains("root record v2"), "{out}");
+    let out = f.ok(&["keys", "revoke", &old_release, "--no-passphrase"]);
+    assert!(out.contains("root record v3"), "{out}");
+    for file in [
+        "K/root-v1.bin",
+        "K/root-v2.bin",
+        "K/root-v3.bin",
+        "K/release.key",
+    ] {
+        assert!(f.path(file).exists(), "{file}");
+    }
+    let shown = f.json(&["keys", "show", "--json"]);
+    assert_eq!(shown["root_version"], 3, "{shown}");
+    let keys = shown["keys"].as_array().unwrap();
+    let state = |id: &str| keys.iter().find(|k| k["id"] == id).unwrap()["revoked"].clone();
+    assert_eq!(state(&old_release), true, "{shown}");
+    let new_release = keys
+        .iter()
+        .find(|k| k["role"] == "release" && k["id"] != old_release.as_str())
+        .unwrap();
+    assert_eq!(new_release["revoked"], false);
+    assert!(
+        f.path(&format!(
+            "K/release-{}.key",
+            new_release["id"].as_str().unwrap()
+        ))
+        .exists()
+    );
+
+    // One command publishes v2 then v3; the server walks devices through both.
+    let out = f.ok(&["root", "publish", "K/root.bin"]);
+    assert!(
+        out.contains("root v2 published") && out.contains("root v3 published"),
+        "{out}"
+    );
+    let chain = f.json(&["root", "list", "--json"]);
+    assert_eq!(chain["newest"], 3, "{chain}");
+    assert_eq!(
+        chain["versions"][2]["release_keys"],
+        serde_json::json!([new_release["id"]]),
+        "{chain}"
+    );
+    let again = f.ok(&["root", "publish", "K/root.bin"]);
+    assert!(again.contains("holds root v3 already"), "{again}");
+
+    // Releases are signed with the new key now, and the server takes them.
+    let app = f.image("1.0.6");
+    let r = f.json(&[
+        "release",
+        "create",
+        &app,
+        "--version",
+        "1.0.6",
+        "--class",
+        "ecowatt-v1",
+        "--json",
+    ]);
+    assert_eq!(r["sequence"], 1, "{r}");
+}

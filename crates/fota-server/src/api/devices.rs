@@ -44,7 +44,7 @@ fn provisioning(
         token: token.expose().to_owned(),
         vendor_id: vendor,
         class_id: v2::ids::class_id(&vendor, class),
-        root: trust.root_bytes().to_vec(),
+        root: trust.root_bytes(),
         class: Some(class.to_owned()),
         device_uuid: v2::ids::device_uuid(&vendor, device_id),
     })

@@ -37,6 +37,7 @@ mod legacy;
 mod openapi;
 mod releases;
 mod rollbacks;
+mod roots;
 mod tokens;
 mod v2_device;
 
@@ -81,6 +82,7 @@ fn build(state: AppState, area: Area) -> Router {
             .merge(rollbacks::routes())
             .merge(releases::routes())
             .merge(audit::routes())
+            .merge(roots::routes())
             .merge(v2_device::routes())
             .merge(legacy::operator_routes())
             .merge(info::routes())

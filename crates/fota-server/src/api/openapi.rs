@@ -6,7 +6,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use utoipa::OpenApi as _;
 
-use super::{audit, devices, doc, info, legacy, releases, rollbacks, tokens, v2_device};
+use super::{audit, devices, doc, info, legacy, releases, rollbacks, roots, tokens, v2_device};
 use crate::state::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -78,7 +78,8 @@ impl utoipa::Modify for SecurityAddon {
         v2_device::checkin, v2_device::blob, v2_device::events,
         legacy::upload, legacy::manifest, legacy::chunk, legacy::status, legacy::rollback,
         legacy::rollback_status,
-        info::health, info::metrics, info::server_info, openapi,
+        info::health, info::metrics, info::server_info, roots::list_roots,
+        roots::publish_root, openapi,
     ),
     tags(
         (name = "tokens", description = "Operator API tokens (admin)"),

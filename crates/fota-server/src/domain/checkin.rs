@@ -138,6 +138,16 @@ pub(crate) async fn answer(
         view.suppressed_release_id.as_deref() != Some(o.release_id.as_str())
             && report.fw_sha256.as_deref() != Some(o.image_sha256.as_str())
     });
+    // A release signed only by a key a root rotation removed is not offered any more: the
+    // device, holding the new root, would refuse it.
+    let offer = offer.filter(|o| {
+        let ok = trust.offerable(&o.manifest);
+        if !ok {
+            tracing::debug!(release = %o.release_id, device = %view.device_id,
+                "not offered: signed by a key the newest root no longer lists");
+        }
+        ok
+    });
     let (action, manifest, reason, order_id) = match (pending_order, offer) {
         (Some((order, n)), _) => {
             if order.delivered_at.is_none() {
@@ -164,6 +174,7 @@ pub(crate) async fn answer(
         (None, None) => (Action::None, None, "", 0),
     };
     let server_time = unix_s();
+    let chain = trust.chain();
     let statement = StatusBody {
         device_id: ci.device_id,
         nonce: ci.nonce,
@@ -173,7 +184,7 @@ pub(crate) async fn answer(
         expires_at: server_time + 2 * u64::from(poll_s) + 300,
         action,
         poll_interval_s: poll_s,
-        root_version: trust.root.version(),
+        root_version: chain.newest().version(),
         // Generations start at 1, so 0 keeps meaning "not tracked" for unassigned devices.
         assignment_generation: view
             .offer
@@ -184,11 +195,9 @@ pub(crate) async fn answer(
     .map_err(AppError::internal)?;
     let image_url = manifest.map(|o| blob_url(state, &o.image_sha256));
     let hashlist_url = manifest.map(|o| blob_url(state, &o.hashlist_sha256));
-    let newer_root: Vec<&[u8]> = if ci.root_version < trust.root.version() {
-        vec![trust.root.as_bytes()]
-    } else {
-        Vec::new()
-    };
+    // A device several versions behind walks the chain: the versions after its own, a few a
+    // check-in, each verified by the one before.
+    let newer_root = chain.after(ci.root_version, v2::answer::MAX_ROOTS);
     let reason = truncate(reason, v2::answer::MAX_REASON_LEN);
     let answer = CheckInAnswer {
         poll_hint_s: poll_s,

@@ -170,10 +170,19 @@ fn verify(
     hashlist: &[u8],
     image: &[u8],
 ) -> AppResult<VerifiedRelease> {
-    let m = Manifest::verify(&trust.root, manifest)
-        .map_err(|e| reject("invalid_manifest", format!("manifest rejected: {e}")))?;
+    let chain = trust.chain();
+    let m = Manifest::verify(chain.newest(), manifest).map_err(|e| match e {
+        v2::Error::UnknownKey { .. } => reject(
+            "unknown_or_revoked_key",
+            format!(
+                "manifest rejected: {e} (root version {})",
+                chain.newest().version()
+            ),
+        ),
+        e => reject("invalid_manifest", format!("manifest rejected: {e}")),
+    })?;
     let b = m.body();
-    if b.vendor_id != *trust.root.vendor_id() {
+    if b.vendor_id != *chain.newest().vendor_id() {
         return Err(reject(
             "wrong_vendor",
             format!(

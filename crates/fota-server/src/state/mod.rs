@@ -93,13 +93,81 @@ impl AppState {
         let store = SqliteStore::open(&config.db_path()).await?;
         let trust = Trust::load(&config, key_passphrase)?;
         let legacy = LegacyKey::load(&config)?;
-        Ok(Self::from_parts(
-            config,
-            Arc::new(store),
-            Arc::new(blobs),
-            trust,
-            legacy,
-        ))
+        let state = Self::from_parts(config, Arc::new(store), Arc::new(blobs), trust, legacy);
+        state.load_root_chain().await?;
+        Ok(state)
+    }
+
+    /// Joins the root record the server was started with to the chain the store holds (see
+    /// docs/SECURITY.md, "Key ceremony"): the first start stores it; a start with the next
+    /// version of the stored newest appends it; a start with a stored version keeps the newer
+    /// ones published since. Anything else (a gap, a record that does not verify as the next
+    /// version, other bytes under a stored version, a newest root that does not list the
+    /// status key) refuses to start. [`AppState::open`] calls it; so must whoever assembles a
+    /// state with [`AppState::from_parts`] and serves it.
+    pub async fn load_root_chain(&self) -> Result<(), StartError> {
+        let Some(trust) = self.trust() else {
+            return Ok(());
+        };
+        let stored = self.store().root_records().await?;
+        let configured = trust.chain().newest().clone();
+        let version = configured.version();
+        let broken = |message: String| {
+            StartError::Trust(crate::trust::TrustError::Root {
+                path: self.0.config.root.clone().unwrap_or_default(),
+                message,
+            })
+        };
+        let stored_newest = stored.last().map_or(0, |r| r.version);
+        match stored.iter().find(|r| r.version == version) {
+            Some(held) if held.record != configured.as_bytes() => {
+                return Err(broken(format!(
+                    "root version {version} differs from the version {version} this server \
+                     stored before"
+                )));
+            }
+            Some(_) => {}
+            None if stored.is_empty() || version == stored_newest.saturating_add(1) => {
+                if let Some(last) = stored.last() {
+                    let trusted = fota_protocol::v2::RootRecord::verify_initial(&last.record)
+                        .map_err(|e| broken(format!("stored root v{}: {e}", last.version)))?;
+                    fota_protocol::v2::RootRecord::verify_update(&trusted, configured.as_bytes())
+                        .map_err(|e| {
+                        broken(format!(
+                            "root version {version} is not the next version of the stored \
+                                 version {stored_newest}: {e}"
+                        ))
+                    })?;
+                }
+                self.store()
+                    .add_root_record(
+                        &crate::store::StoredRoot {
+                            version,
+                            record: configured.as_bytes().to_vec(),
+                            published_at: crate::clock::now_ms(),
+                            published_by: "server".into(),
+                        },
+                        None,
+                    )
+                    .await?;
+            }
+            None => {
+                return Err(broken(format!(
+                    "root version {version} cannot be joined to the stored chain (versions up to \
+                     {stored_newest}): start with the stored root.bin, or publish the versions \
+                     in between with `fota root publish`"
+                )));
+            }
+        }
+        let records: Vec<Vec<u8>> = self
+            .store()
+            .root_records()
+            .await?
+            .into_iter()
+            .map(|r| r.record)
+            .collect();
+        trust.replace_chain(&records)?;
+        Ok(())
     }
 
     /// Assembles a state from parts (tests, other stores).

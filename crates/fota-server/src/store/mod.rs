@@ -26,6 +26,7 @@
 //! | rollback orders | [`RollbackStore`] | `sqlite/rollbacks.rs` |
 //! | the seed API | [`LegacyStore`] | `sqlite/legacy.rs` |
 //! | the audit log | [`AuditStore`] | `sqlite/audit.rs` |
+//! | the chain of root records | [`RootStore`] | `sqlite/roots.rs` |
 //! | all of them, and what spans them | [`Store`] | `sqlite/mod.rs` |
 
 mod audit;
@@ -36,6 +37,7 @@ mod port;
 mod releases;
 mod reports;
 mod rollbacks;
+mod roots;
 mod rows;
 mod sqlite;
 mod tokens;
@@ -50,5 +52,6 @@ pub use port::{PruneBefore, Pruned, Store};
 pub use releases::ReleaseStore;
 pub use reports::{NewEvent, Progress, Report, ReportStore, Seen, SeenApplied, SeenTelemetry};
 pub use rollbacks::RollbackStore;
+pub use roots::{RootStore, StoredRoot};
 pub use sqlite::SqliteStore;
 pub use tokens::{ApiTokenAuth, TokenStore};

@@ -10,6 +10,7 @@ use super::legacy::LegacyStore;
 use super::releases::ReleaseStore;
 use super::reports::ReportStore;
 use super::rollbacks::RollbackStore;
+use super::roots::RootStore;
 use super::tokens::TokenStore;
 
 /// Retention cut-offs: records older than these are deleted.
@@ -44,6 +45,7 @@ pub trait Store:
     + RollbackStore
     + LegacyStore
     + AuditStore
+    + RootStore
     + Send
     + Sync
     + 'static

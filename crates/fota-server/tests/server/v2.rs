@@ -29,14 +29,14 @@ async fn release_upload_verifies_everything_and_leaves_nothing_on_rejection() {
     upload(&f, &viewer, &good, None)
         .await
         .error(StatusCode::FORBIDDEN);
-    // signed by a key the root does not trust
+    // signed by a key the root does not trust (never did, or no longer does)
     let mut forged = good.clone();
     forged.resign(&[&fota_keys::generate_signing_key()]);
     assert_eq!(
         upload(&f, &op, &forged, None)
             .await
             .error(StatusCode::UNPROCESSABLE_ENTITY),
-        "invalid_manifest"
+        "unknown_or_revoked_key"
     );
     // signed by the status key (a key of the root, but not of the release role)
     forged.resign(&[&k.status]);
@@ -44,7 +44,7 @@ async fn release_upload_verifies_everything_and_leaves_nothing_on_rejection() {
         upload(&f, &op, &forged, None)
             .await
             .error(StatusCode::UNPROCESSABLE_ENTITY),
-        "invalid_manifest"
+        "unknown_or_revoked_key"
     );
     // a byte of the image changed
     let mut bad = good.clone();

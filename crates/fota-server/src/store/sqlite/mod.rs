@@ -23,6 +23,7 @@ mod legacy;
 mod releases;
 mod reports;
 mod rollbacks;
+mod roots;
 mod tokens;
 
 /// Writers take the lock up front: a deferred transaction that reads and then writes can fail
@@ -146,6 +147,11 @@ fn migrator() -> sqlx::migrate::Migrator {
             5,
             "device telemetry",
             include_str!("../../../migrations/sqlite/0005_device_telemetry.sql"),
+        ),
+        m(
+            6,
+            "root records",
+            include_str!("../../../migrations/sqlite/0006_root_records.sql"),
         ),
     ])
 }
